@@ -1,0 +1,348 @@
+/**
+ * A framed, scoped connection that cannot wedge.
+ *
+ * - **One writer fiber** owns the transport's write side. It takes everything
+ *   queued (up to a batch limit), packs the frames into as few buffers as
+ *   possible and hands them to the kernel in one write. Each write gets a fresh
+ *   deadline (`writeTimeout`), armed when that write starts.
+ * - **A stop-gate** guards the bounded send queue: once closed, `send` fails
+ *   with {@link ConnectionClosed} and nothing more is queued.
+ * - **Full shutdown**: `close` closes the gate, lets the writer drain (bounded by
+ *   `drainTimeout`), sends FIN, waits for the peer's EOF (bounded by
+ *   `lingerTimeout`) and destroys the socket. Closing the scope is `close`.
+ *   Every accepted frame is either written or handed back in the
+ *   {@link CloseOutcome}.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type { DisconnectReason } from "./DisconnectReason.js"
+import type * as Framing from "./Framing.js"
+import * as internal from "./internal/connection.js"
+import type * as Transport from "./Transport.js"
+
+/**
+ * A send on a connection whose stop-gate is closed. `reason` is why it closed.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { Connection } from "tether"
+ *
+ * const sendOrLog = (conn: Connection.Connection, frame: Uint8Array) =>
+ *   conn.send(frame).pipe(
+ *     Effect.catchTag("ConnectionClosed", (e) => Effect.logWarning(`not sent: ${e.reason._tag}`))
+ *   )
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConnectionClosed extends Data.TaggedError("ConnectionClosed")<{
+  readonly reason: DisconnectReason
+}> {
+  override get message() {
+    return `connection closed: ${this.reason._tag}`
+  }
+}
+
+/**
+ * Lifecycle states: `Active` → `Draining` (gate closed, writer flushing) →
+ * `Closing` (FIN sent, waiting for the peer's EOF) → `Closed`.
+ *
+ * @example
+ * ```ts
+ * import type { Connection } from "tether"
+ *
+ * const s: Connection.State = "Draining"
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type State = "Active" | "Draining" | "Closing" | "Closed"
+
+/**
+ * How a connection ended, and what became of every accepted frame.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { Connection } from "tether"
+ *
+ * const report = (conn: Connection.Connection) =>
+ *   Effect.map(conn.close("done"), (o) => `${o.delivered} delivered, ${o.undelivered.length} not delivered`)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CloseOutcome {
+  readonly reason: DisconnectReason
+  /** Frames handed to the kernel over the connection's life. */
+  readonly delivered: number
+  /** Accepted frames that were never written (payloads as given to `send`), in send order. */
+  readonly undelivered: ReadonlyArray<Uint8Array>
+  /** Whether the writer flushed everything before the deadline. */
+  readonly drained: boolean
+  /** Whether FIN was sent. */
+  readonly finSent: boolean
+  /** Whether the peer's EOF was seen before the socket was destroyed. */
+  readonly peerEof: boolean
+  /** Whether the linger bound expired while waiting for the peer's EOF. */
+  readonly lingerExpired: boolean
+  /** Inbound frames dropped during the close because nobody was consuming them. */
+  readonly discardedInbound: number
+  /** Milliseconds from the close request to the socket being destroyed. */
+  readonly closeMillis: number
+}
+
+/**
+ * A snapshot of a connection's counters.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { Connection } from "tether"
+ *
+ * const depth = (conn: Connection.Connection) => Effect.sync(() => conn.unsafeStats().queueDepth)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats {
+  readonly id: string
+  readonly state: State
+  readonly framesIn: number
+  readonly framesOut: number
+  readonly bytesIn: number
+  readonly bytesOut: number
+  /** Frames accepted but not yet taken by the writer. */
+  readonly queueDepth: number
+  /** Clock millis of the last inbound bytes (connection start if none). */
+  readonly lastReadAt: number
+  /** Clock millis of the last completed write (connection start if none). */
+  readonly lastWriteAt: number
+  readonly transport: Transport.TransportStats
+}
+
+/**
+ * Options for {@link make}. Every option has a production default.
+ *
+ * @example
+ * ```ts
+ * import { Connection, Framing } from "tether"
+ *
+ * const options: Connection.Options = {
+ *   codec: Framing.newline({ maxFrameBytes: 64 * 1024 }),
+ *   writeTimeout: "10 seconds",
+ *   lingerTimeout: "5 seconds"
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Frame codec (default: 4-byte length prefix, 16 MiB max). */
+  readonly codec?: Framing.Codec | undefined
+  /** Identifier used in logs, registries and metrics (default: `conn-N`). */
+  readonly id?: string | undefined
+  /** Capacity of the send queue, in frames (default 1024). */
+  readonly sendQueueCapacity?: number | undefined
+  /** Most frames the writer packs into one transport write (default 1024). */
+  readonly maxBatchFrames?: number | undefined
+  /** Most bytes the writer packs into one transport write (default 256 KiB; one larger frame is written alone). */
+  readonly maxBatchBytes?: number | undefined
+  /** Deadline for each transport write, armed when the write starts (default 10 s). */
+  readonly writeTimeout?: Duration.DurationInput | undefined
+  /** How long a graceful close lets the writer flush accepted frames (default 5 s). */
+  readonly drainTimeout?: Duration.DurationInput | undefined
+  /** How long a graceful close waits for the peer's EOF after our FIN (default 5 s). */
+  readonly lingerTimeout?: Duration.DurationInput | undefined
+  /** Inbound frames buffered for the consumer before the socket is paused (default 1024). */
+  readonly inboundCapacity?: number | undefined
+}
+
+/**
+ * A pre-encoded frame (see {@link Connection.sendEncoded}): `bytes` go on the wire
+ * as they are; `payload` is what is reported if it is not delivered.
+ *
+ * @example
+ * ```ts
+ * import { Connection, Framing } from "tether"
+ *
+ * const payload = Framing.utf8("tick")
+ * const shared = new Connection.Encoded(Framing.encode(Framing.lengthPrefixed(), payload), payload)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Encoded {
+  constructor(readonly bytes: Uint8Array, readonly payload: Uint8Array) {}
+}
+
+/**
+ * A live connection. Obtain one with {@link make} (or {@link connectTcp}); it
+ * lives until its scope closes.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Connection, Framing } from "tether"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const conn = yield* Connection.connectTcp({ host: "127.0.0.1", port: 7000 })
+ *     yield* conn.send(Framing.utf8("hello"))
+ *     const reply = yield* Stream.runHead(conn.incoming)
+ *     yield* conn.close("bye")
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Connection {
+  readonly id: string
+  readonly transport: Transport.Transport
+  readonly codec: Framing.Codec
+  /**
+   * Queues a frame for the writer: check the gate, wait for capacity, re-check,
+   * commit. Completes when the frame is accepted (not when it is written).
+   */
+  readonly send: (frame: Uint8Array) => Effect.Effect<void, ConnectionClosed | Framing.FrameError>
+  /** Queues frames in order (validated first: all or nothing on a too large frame). */
+  readonly sendAll: (frames: Iterable<Uint8Array>) => Effect.Effect<void, ConnectionClosed | Framing.FrameError>
+  /** Like `send`, but never waits: `"full"` when the queue has no free slot. */
+  readonly trySend: (frame: Uint8Array) => Effect.Effect<"accepted" | "full", ConnectionClosed | Framing.FrameError>
+  /** Queues already encoded bytes (e.g. one shared broadcast buffer). */
+  readonly sendEncoded: (frame: Encoded) => Effect.Effect<void, ConnectionClosed>
+  /** Non-waiting `sendEncoded`. */
+  readonly trySendEncoded: (frame: Encoded) => Effect.Effect<"accepted" | "full", ConnectionClosed>
+  /** Inbound frames, with backpressure; ends when the connection closes. Consume it once. */
+  readonly incoming: Stream.Stream<Uint8Array>
+  readonly state: Effect.Effect<State>
+  readonly stateChanges: Stream.Stream<State>
+  /** Graceful close; completes when the socket is destroyed. Idempotent: later calls get the same outcome. */
+  readonly close: (reason?: string | DisconnectReason) => Effect.Effect<CloseOutcome>
+  /** Immediate close: destroys the socket; queued frames are reported undelivered. */
+  readonly abort: (reason?: string | DisconnectReason) => Effect.Effect<CloseOutcome>
+  /** Asks for a close without waiting for it (for watchdogs and callbacks). */
+  readonly unsafeRequestClose: (reason: DisconnectReason, mode: "graceful" | "abort") => void
+  /** Completes with the reason once the connection is closed. */
+  readonly closed: Effect.Effect<DisconnectReason>
+  /** Completes with the full outcome once the connection is closed. */
+  readonly outcome: Effect.Effect<CloseOutcome>
+  readonly unsafeStats: () => Stats
+  readonly stats: Effect.Effect<Stats>
+}
+
+/**
+ * The current connection, for code that runs inside a session.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Connection, Framing } from "tether"
+ *
+ * const greet = Effect.flatMap(Connection.Connection, (conn) => conn.send(Framing.utf8("hi")))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const Connection: Context.Tag<Connection, Connection> = Context.GenericTag<Connection>("tether/Connection")
+
+/**
+ * Makes a connection over a transport, in the current scope. Closing the scope
+ * closes the connection gracefully (bounded by drain + linger timeouts).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Connection, Transport } from "tether"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const transport = yield* Transport.connectTcp({ port: 7000 })
+ *     const conn = yield* Connection.make(transport, { lingerTimeout: "2 seconds" })
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (
+  transport: Transport.Transport,
+  options?: Options
+) => Effect.Effect<Connection, never, Scope.Scope> = internal.make
+
+/**
+ * Connects over TCP and makes a connection, in the current scope.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Connection, Framing } from "tether"
+ *
+ * const program = Effect.scoped(
+ *   Effect.flatMap(Connection.connectTcp({ port: 7000, connectTimeout: "3 seconds" }), (conn) =>
+ *     conn.send(Framing.utf8("ping")))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const connectTcp: (
+  options: Options & Transport.SocketOptions & {
+    readonly host?: string | undefined
+    readonly port: number
+    readonly connectTimeout?: Duration.DurationInput | undefined
+  }
+) => Effect.Effect<Connection, Transport.TransportError, Scope.Scope> = internal.connectTcp
+
+/**
+ * A layer that provides a TCP {@link Connection} for the lifetime of the layer.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { Connection, Framing } from "tether"
+ *
+ * const ConnLive = Connection.layerTcp({ port: 7000 })
+ * const program = Effect.flatMap(Connection.Connection, (c) => c.send(Framing.utf8("x")))
+ * Effect.provide(program, ConnLive)
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerTcp = (
+  options: Parameters<typeof connectTcp>[0]
+): import("effect/Layer").Layer<Connection, Transport.TransportError> => internal.layerTcp(options, Connection)
+
+/**
+ * Default option values.
+ *
+ * @example
+ * ```ts
+ * import { Connection } from "tether"
+ *
+ * Connection.defaults.lingerTimeout // "5 seconds"
+ * ```
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults = internal.defaults

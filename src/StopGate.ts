@@ -1,0 +1,424 @@
+/**
+ * The stop-gate: a `Deferred` that, once closed, refuses every new message,
+ * and a bounded queue whose producers go through it.
+ *
+ * A send is `check the gate → reserve capacity (waiting if full) → re-check the
+ * gate → commit`. The re-check and the commit happen in one synchronous step,
+ * so no message can slip in after the gate has closed, and a producer that was
+ * waiting for capacity when the gate closed fails instead of enqueuing.
+ * Shutdown is `close` then drain: deterministic, no sleeps.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+
+/**
+ * Returned by a send on a closed gate; carries the reason the gate closed with.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { StopGate } from "tether"
+ *
+ * Effect.gen(function*() {
+ *   const gate = yield* StopGate.make<string>()
+ *   yield* StopGate.close(gate, "shutdown")
+ *   const q = StopGate.unsafeMakeQueue<number, string>(gate, { capacity: 1 })
+ *   const err = yield* Effect.flip(q.offer(1)) // GateClosed { reason: "shutdown" }
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class GateClosed<R> extends Data.TaggedError("GateClosed")<{ readonly reason: R }> {}
+
+/**
+ * A stop-gate. Closing it is one-way and idempotent; the first reason wins.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { StopGate } from "tether"
+ *
+ * Effect.gen(function*() {
+ *   const gate = yield* StopGate.make<string>()
+ *   yield* StopGate.close(gate, "bye")
+ *   yield* StopGate.await(gate) // "bye"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StopGate<R> {
+  /** Completed with the close reason when the gate closes. */
+  readonly deferred: Deferred.Deferred<R>
+  /** Synchronous view of the gate, for the check and re-check steps. */
+  readonly unsafeReason: () => Option.Option<R>
+  /** Closes the gate; returns false if it was already closed. */
+  readonly unsafeClose: (reason: R) => boolean
+  /** Registers a callback run once when the gate closes; returns an unregister function. */
+  readonly unsafeOnClose: (f: (reason: R) => void) => () => void
+}
+
+/**
+ * Makes an open stop-gate without an effect (for building other primitives).
+ *
+ * @example
+ * ```ts
+ * import { StopGate } from "tether"
+ *
+ * const gate = StopGate.unsafeMake<string>()
+ * gate.unsafeClose("done") // true
+ * gate.unsafeClose("again") // false: the first reason wins
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const unsafeMake = <R>(): StopGate<R> => {
+  const deferred = Deferred.unsafeMake<R>(undefined as never)
+  let reason: Option.Option<R> = Option.none()
+  const listeners = new Set<(reason: R) => void>()
+  return {
+    deferred,
+    unsafeReason: () => reason,
+    unsafeClose: (r) => {
+      if (Option.isSome(reason)) return false
+      reason = Option.some(r)
+      Deferred.unsafeDone(deferred, Effect.succeed(r))
+      const fs = Array.from(listeners)
+      listeners.clear()
+      for (const f of fs) f(r)
+      return true
+    },
+    unsafeOnClose: (f) => {
+      if (Option.isSome(reason)) {
+        f(reason.value)
+        return () => {}
+      }
+      listeners.add(f)
+      return () => listeners.delete(f)
+    }
+  }
+}
+
+/**
+ * Makes an open stop-gate.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { StopGate } from "tether"
+ *
+ * const program = StopGate.make<string>().pipe(Effect.flatMap(StopGate.isClosed)) // false
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <R>(): Effect.Effect<StopGate<R>> => Effect.sync(() => unsafeMake<R>())
+
+/**
+ * Closes the gate with a reason. Returns `true` if this call closed it.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { StopGate } from "tether"
+ *
+ * const program = Effect.flatMap(StopGate.make<string>(), (gate) => StopGate.close(gate, "stop"))
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const close = <R>(gate: StopGate<R>, reason: R): Effect.Effect<boolean> =>
+  Effect.sync(() => gate.unsafeClose(reason))
+
+/**
+ * Whether the gate is closed.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { StopGate } from "tether"
+ *
+ * const program = Effect.flatMap(StopGate.make<string>(), StopGate.isClosed)
+ * ```
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const isClosed = <R>(gate: StopGate<R>): Effect.Effect<boolean> =>
+  Effect.sync(() => Option.isSome(gate.unsafeReason()))
+
+/**
+ * Waits until the gate closes and returns its reason.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { StopGate } from "tether"
+ *
+ * const program = Effect.gen(function*() {
+ *   const gate = yield* StopGate.make<string>()
+ *   yield* Effect.fork(StopGate.close(gate, "x"))
+ *   return yield* StopGate.await(gate) // "x"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+const await_ = <R>(gate: StopGate<R>): Effect.Effect<R> => Deferred.await(gate.deferred)
+export {
+  /**
+   * @since 0.1.0
+   * @category getters
+   */
+  await_ as await
+}
+
+/**
+ * Outcome of a non-waiting offer.
+ *
+ * @example
+ * ```ts
+ * import { StopGate } from "tether"
+ *
+ * const r: StopGate.TryOffer = "full"
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TryOffer = "accepted" | "full"
+
+/**
+ * A bounded queue behind a stop-gate. Single consumer, many producers; the
+ * producers are served in arrival order once the queue is full.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { StopGate } from "tether"
+ *
+ * Effect.gen(function*() {
+ *   const gate = yield* StopGate.make<string>()
+ *   const q = StopGate.unsafeMakeQueue<string, string>(gate, { capacity: 16 })
+ *   yield* q.offer("a")
+ *   const batch = q.unsafeTakeUpTo(10) // ["a"]
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface GatedQueue<A, R> {
+  readonly gate: StopGate<R>
+  readonly capacity: number
+  /** check → reserve (wait while full) → re-check → commit. Fails once the gate is closed. */
+  readonly offer: (a: A) => Effect.Effect<void, GateClosed<R>>
+  /** Like `offer` but never waits: "full" when there is no free slot. */
+  readonly tryOffer: (a: A) => Effect.Effect<TryOffer, GateClosed<R>>
+  /** Synchronous `tryOffer`, for callbacks; returns the reason if the gate is closed. */
+  readonly unsafeTryOffer: (a: A) => TryOffer | GateClosed<R>
+  /** Items waiting to be consumed. */
+  readonly size: () => number
+  /** Removes and returns up to `max` items (and at most `maxWeight` total weight, at least one item). */
+  readonly unsafeTakeUpTo: (max: number, maxWeight?: number) => Array<A>
+  /** Removes and returns everything queued (for reporting undelivered items). */
+  readonly unsafeTakeAll: () => Array<A>
+  /**
+   * Waits until there is at least one item, or the gate is closed and the
+   * queue is empty (then returns `false`: nothing more will ever arrive).
+   */
+  readonly awaitItems: Effect.Effect<boolean>
+  /** Producers currently waiting for capacity. */
+  readonly waiting: () => number
+}
+
+/**
+ * Makes a {@link GatedQueue} behind `gate`.
+ *
+ * `weight` (default: 1 per item) lets the consumer cap a batch by bytes.
+ *
+ * @example
+ * ```ts
+ * import { StopGate } from "tether"
+ *
+ * const gate = StopGate.unsafeMake<string>()
+ * const q = StopGate.unsafeMakeQueue<Uint8Array, string>(gate, { capacity: 1024, weight: (b) => b.length })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const unsafeMakeQueue = <A, R>(
+  gate: StopGate<R>,
+  options: { readonly capacity: number; readonly weight?: ((a: A) => number) | undefined }
+): GatedQueue<A, R> => {
+  const capacity = Math.max(1, Math.floor(options.capacity))
+  const weight = options.weight
+  // ring buffer, grown on demand up to `capacity`
+  let items: Array<A | undefined> = new Array(Math.min(capacity, 1024))
+  let head = 0
+  let count = 0
+  // slots granted to woken producers that have not committed yet
+  let reserved = 0
+  // producers waiting for a slot, in arrival order
+  const line: Array<Waiter> = []
+  let takeWaiter: (() => void) | undefined
+
+  const wakeTaker = () => {
+    if (takeWaiter !== undefined) {
+      const w = takeWaiter
+      takeWaiter = undefined
+      w()
+    }
+  }
+  const push = (a: A) => {
+    if (count === items.length) {
+      const grown: Array<A | undefined> = new Array(Math.min(capacity, items.length * 2))
+      for (let i = 0; i < count; i++) grown[i] = items[(head + i) % items.length]
+      items = grown
+      head = 0
+    }
+    items[(head + count) % items.length] = a
+    count++
+    wakeTaker()
+  }
+  const shift = (): A => {
+    const a = items[head] as A
+    items[head] = undefined
+    head = (head + 1) % items.length
+    count--
+    return a
+  }
+  // hand free slots to the producers in line, oldest first
+  const grant = () => {
+    while (line.length > 0 && count + reserved < capacity) {
+      const w = line.shift()!
+      reserved++
+      w.granted = true
+      w.wake()
+    }
+  }
+  const closedError = (): GateClosed<R> | undefined => {
+    const r = gate.unsafeReason()
+    return Option.isSome(r) ? new GateClosed({ reason: r.value }) : undefined
+  }
+  // on close: every producer in line wakes without a slot (and fails its re-check); the consumer wakes
+  gate.unsafeOnClose(() => {
+    for (const w of line.splice(0)) w.wake()
+    wakeTaker()
+  })
+
+  // reserve: wait in line; resumes with `true` when holding a granted slot
+  const reserve = Effect.async<boolean>((resume) => {
+    const w: Waiter = { granted: false, wake: () => resume(Effect.sync(() => w.granted)) }
+    line.push(w)
+    return Effect.sync(() => {
+      // interrupted while waiting: leave the line, or give back the slot granted meanwhile
+      const i = line.indexOf(w)
+      if (i >= 0) line.splice(i, 1)
+      if (w.granted) {
+        reserved--
+        grant()
+      }
+    })
+  })
+
+  const offer = (a: A): Effect.Effect<void, GateClosed<R>> =>
+    Effect.suspend(() => {
+      // check
+      const closed = closedError()
+      if (closed) return Effect.fail(closed)
+      if (line.length === 0 && count + reserved < capacity) {
+        push(a) // nobody waiting and room left: commit at once
+        return Effect.void
+      }
+      return Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(restore(reserve), (holdsSlot) => {
+          if (holdsSlot) reserved--
+          // re-check, then commit, in one synchronous step
+          const closedNow = closedError()
+          if (closedNow) {
+            grant()
+            return Effect.fail(closedNow)
+          }
+          push(a)
+          return Effect.void
+        })
+      )
+    })
+
+  const unsafeTryOffer = (a: A): TryOffer | GateClosed<R> => {
+    const closed = closedError()
+    if (closed) return closed
+    if (line.length === 0 && count + reserved < capacity) {
+      push(a)
+      return "accepted"
+    }
+    return "full"
+  }
+
+  const awaitTaker = Effect.async<void>((resume) => {
+    const w = () => resume(Effect.void)
+    takeWaiter = w
+    return Effect.sync(() => {
+      if (takeWaiter === w) takeWaiter = undefined
+    })
+  })
+  const awaitItems: Effect.Effect<boolean> = Effect.suspend(() => {
+    if (count > 0) return Effect.succeed(true)
+    // once closed, nothing can be committed any more (every re-check fails)
+    if (Option.isSome(gate.unsafeReason())) return Effect.succeed(false)
+    return Effect.zipRight(awaitTaker, awaitItems)
+  })
+
+  return {
+    gate,
+    capacity,
+    offer,
+    tryOffer: (a) =>
+      Effect.suspend(() => {
+        const r = unsafeTryOffer(a)
+        return typeof r === "string" ? Effect.succeed(r) : Effect.fail(r)
+      }),
+    unsafeTryOffer,
+    size: () => count,
+    waiting: () => line.length,
+    unsafeTakeUpTo: (max, maxWeight) => {
+      const out: Array<A> = []
+      let total = 0
+      while (count > 0 && out.length < max) {
+        if (weight !== undefined && maxWeight !== undefined) {
+          const next = weight(items[head] as A)
+          if (out.length > 0 && total + next > maxWeight) break
+          total += next
+        }
+        out.push(shift())
+      }
+      if (out.length > 0) grant()
+      return out
+    },
+    unsafeTakeAll: () => {
+      const out: Array<A> = []
+      while (count > 0) out.push(shift())
+      if (out.length > 0) grant()
+      return out
+    },
+    awaitItems
+  }
+}
+
+interface Waiter {
+  granted: boolean
+  readonly wake: () => void
+}

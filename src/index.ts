@@ -1,0 +1,40 @@
+/**
+ * tether: Effect-based network connections that cannot wedge.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * Scoped, framed connections: one writer fiber, a stop-gate, full shutdown.
+ *
+ * @since 0.1.0
+ */
+export * as Connection from "./Connection.js"
+
+/**
+ * Why a connection ended.
+ *
+ * @since 0.1.0
+ */
+export * as DisconnectReason from "./DisconnectReason.js"
+
+/**
+ * Incremental frame codecs.
+ *
+ * @since 0.1.0
+ */
+export * as Framing from "./Framing.js"
+
+/**
+ * The stop-gate and its gated bounded queue.
+ *
+ * @since 0.1.0
+ */
+export * as StopGate from "./StopGate.js"
+
+/**
+ * Byte-duplex transports: TCP, TLS, in-memory.
+ *
+ * @since 0.1.0
+ */
+export * as Transport from "./Transport.js"

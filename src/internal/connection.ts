@@ -1,0 +1,420 @@
+/**
+ * The scoped connection: gated send queue, one writer fiber, a reader with
+ * backpressure, and a supervisor fiber that runs the close procedure.
+ * @internal
+ */
+import * as Clock from "effect/Clock"
+import type * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Mailbox from "effect/Mailbox"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import type * as Connection from "../Connection.js"
+import { ConnectionClosed, Encoded } from "../Connection.js"
+import * as DR from "../DisconnectReason.js"
+import type { DisconnectReason } from "../DisconnectReason.js"
+import * as Framing from "../Framing.js"
+import * as StopGate from "../StopGate.js"
+import * as Transport from "../Transport.js"
+
+/** @internal */
+export const defaults = {
+  sendQueueCapacity: 1024,
+  maxBatchFrames: 1024,
+  maxBatchBytes: 256 * 1024,
+  writeTimeout: "10 seconds",
+  drainTimeout: "5 seconds",
+  lingerTimeout: "5 seconds",
+  inboundCapacity: 1024,
+  maxFrameBytes: Framing.DEFAULT_MAX_FRAME_BYTES
+} as const
+
+/** Frames at least this large are written from their own buffer instead of being copied into a pack. */
+const PACK_LIMIT = 64 * 1024
+
+type Outbound = Uint8Array | Encoded
+
+let nextId = 0
+
+class WriteTimeoutError {
+  readonly _tag = "WriteTimeoutError"
+}
+
+const toReason = (reason: string | DisconnectReason | undefined, fallback: (m: string) => DisconnectReason) =>
+  reason === undefined ? fallback("requested") : typeof reason === "string" ? fallback(reason) : reason
+
+const ioReason = (e: Transport.TransportError): DisconnectReason =>
+  DR.IoError({ message: e.message, code: e.code })
+
+/** @internal */
+export const make = (
+  transport: Transport.Transport,
+  options?: Connection.Options
+): Effect.Effect<Connection.Connection, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const id = options?.id ?? `conn-${++nextId}`
+    const codec = options?.codec ?? Framing.lengthPrefixed()
+    const maxBatchFrames = options?.maxBatchFrames ?? defaults.maxBatchFrames
+    const maxBatchBytes = options?.maxBatchBytes ?? defaults.maxBatchBytes
+    const writeTimeout = Duration.decode(options?.writeTimeout ?? defaults.writeTimeout)
+    const drainTimeout = Duration.decode(options?.drainTimeout ?? defaults.drainTimeout)
+    const lingerTimeout = Duration.decode(options?.lingerTimeout ?? defaults.lingerTimeout)
+
+    const gate = StopGate.unsafeMake<DisconnectReason>()
+    const weight = (o: Outbound) => (o instanceof Encoded ? o.bytes.length : codec.encodedLength(o))
+    const queue = StopGate.unsafeMakeQueue<Outbound, DisconnectReason>(gate, {
+      capacity: options?.sendQueueCapacity ?? defaults.sendQueueCapacity,
+      weight
+    })
+    const inbound = yield* Mailbox.make<Uint8Array>({ capacity: options?.inboundCapacity ?? defaults.inboundCapacity })
+    const stateRef = yield* SubscriptionRef.make<Connection.State>("Active")
+    let currentState: Connection.State = "Active"
+    const setState = (s: Connection.State) =>
+      Effect.suspend(() => {
+        currentState = s
+        return SubscriptionRef.set(stateRef, s)
+      })
+
+    const startedAt = yield* Clock.currentTimeMillis
+    let framesIn = 0
+    let framesOut = 0
+    let bytesOut = 0
+    let lastReadAt = startedAt
+    let lastWriteAt = startedAt
+    let discardedInbound = 0
+    let inFlight: Array<Outbound> = []
+
+    // close requests: the first reason wins; an abort request can cut a graceful close short
+    const closeRequest = Deferred.unsafeMake<{ reason: DisconnectReason; mode: "graceful" | "abort" }>(
+      undefined as never
+    )
+    const abortRequest = Deferred.unsafeMake<void>(undefined as never)
+    const peerEof = Deferred.unsafeMake<void>(undefined as never)
+    const outcomeDeferred = Deferred.unsafeMake<Connection.CloseOutcome>(undefined as never)
+
+    let aborted = false
+    let eofSeen = false
+    const unsafeRequestClose = (reason: DisconnectReason, mode: "graceful" | "abort") => {
+      Deferred.unsafeDone(closeRequest, Effect.succeed({ reason, mode }))
+      if (mode === "abort") {
+        aborted = true
+        Deferred.unsafeDone(abortRequest, Effect.void)
+      }
+    }
+    const signalEof = () => {
+      eofSeen = true
+      Deferred.unsafeDone(peerEof, Effect.void)
+    }
+    const annotate = Effect.annotateLogs({ connection: id, remote: transport.remoteAddress ?? "?" })
+
+    // ---- writer: the only code that writes to the transport ----
+    const encodeBatch = (batch: ReadonlyArray<Outbound>): Array<Uint8Array> => {
+      const chunks: Array<Uint8Array> = []
+      let runStart = 0
+      let runBytes = 0
+      const flushRun = (end: number) => {
+        if (end === runStart) return
+        if (end - runStart === 1) {
+          const o = batch[runStart]!
+          if (o instanceof Encoded) chunks.push(o.bytes)
+          else {
+            const buf = Buffer.allocUnsafe(runBytes)
+            codec.encodeInto(o, buf, 0)
+            chunks.push(buf)
+          }
+        } else {
+          const buf = Buffer.allocUnsafe(runBytes)
+          let off = 0
+          for (let i = runStart; i < end; i++) {
+            const o = batch[i]!
+            if (o instanceof Encoded) {
+              buf.set(o.bytes, off)
+              off += o.bytes.length
+            } else off = codec.encodeInto(o, buf, off)
+          }
+          chunks.push(buf)
+        }
+      }
+      for (let i = 0; i < batch.length; i++) {
+        const o = batch[i]!
+        const w = weight(o)
+        if (w >= PACK_LIMIT) {
+          flushRun(i)
+          if (o instanceof Encoded) chunks.push(o.bytes)
+          else for (const c of codec.encodeChunks(o)) chunks.push(c)
+          runStart = i + 1
+          runBytes = 0
+        } else runBytes += w
+      }
+      flushRun(batch.length)
+      return chunks
+    }
+
+    const writeBatch = (batch: Array<Outbound>) => {
+      inFlight = batch
+      const chunks = encodeBatch(batch)
+      return transport.write(chunks).pipe(
+        Effect.timeoutFail({ duration: writeTimeout, onTimeout: () => new WriteTimeoutError() }),
+        Effect.zipRight(Clock.currentTimeMillis),
+        Effect.map((now) => {
+          inFlight = []
+          framesOut += batch.length
+          for (const c of chunks) bytesOut += c.length
+          lastWriteAt = now
+        })
+      )
+    }
+    const writerLoop: Effect.Effect<void, Transport.TransportError | WriteTimeoutError> = Effect.flatMap(
+      queue.awaitItems,
+      (more) =>
+        more
+          ? Effect.zipRight(writeBatch(queue.unsafeTakeUpTo(maxBatchFrames, maxBatchBytes)), writerLoop)
+          : Effect.void
+    )
+    const writer = writerLoop.pipe(
+      Effect.catchAll((e) =>
+        Effect.sync(() => {
+          const reason = e._tag === "WriteTimeoutError"
+            ? DR.WriteTimeout({ timeout: writeTimeout, queuedBytes: transport.stats().queuedBytes })
+            : ioReason(e)
+          unsafeRequestClose(reason, "abort")
+        })
+      )
+    )
+
+    // ---- reader: decode, deliver with backpressure, watch for EOF ----
+    const decoder = codec.makeDecoder()
+    let decoding = true
+    const deliver = (frames: Array<Uint8Array>): Effect.Effect<void> => {
+      for (let i = 0; i < frames.length; i++) {
+        const f = frames[i]!
+        if (inbound.unsafeOffer(f)) {
+          framesIn++
+          continue
+        }
+        if (Option.isSome(gate.unsafeReason())) {
+          // closing: nobody may be consuming any more; never block the EOF wait
+          discardedInbound++
+          continue
+        }
+        // consumer is slow: wait for room (the socket stays paused meanwhile), unless the gate closes
+        const rest = frames.slice(i)
+        return Effect.raceFirst(
+          Effect.map(inbound.offer(f), () => true),
+          Effect.as(StopGate.await(gate), false)
+        ).pipe(Effect.flatMap((offered) => {
+          if (offered) framesIn++
+          else discardedInbound++
+          return deliver(rest.slice(1))
+        }))
+      }
+      return Effect.void
+    }
+    const readerLoop: Effect.Effect<void, Transport.TransportError> = Effect.flatMap(
+      transport.read,
+      (chunks): Effect.Effect<void, Transport.TransportError> => {
+        if (chunks.length === 0) {
+          signalEof()
+          unsafeRequestClose(DR.PeerClosed(), "graceful")
+          return Effect.void
+        }
+        if (!decoding) return readerLoop // a framing error ended delivery: discard until EOF
+        const frames: Array<Uint8Array> = []
+        for (const c of chunks) {
+          const err = decoder.decode(c, frames)
+          if (err) {
+            decoding = false
+            unsafeRequestClose(
+              err.reason === "FrameTooLarge"
+                ? DR.FrameTooLarge({ size: err.size ?? 0, max: err.max ?? codec.maxFrameBytes })
+                : DR.MalformedFrame({ message: err.message }),
+              "graceful"
+            )
+            break
+          }
+        }
+        return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          lastReadAt = now
+          return Effect.zipRight(deliver(frames), readerLoop)
+        })
+      }
+    )
+    const reader = readerLoop.pipe(
+      Effect.catchAll((e) =>
+        Effect.sync(() => {
+          signalEof()
+          unsafeRequestClose(ioReason(e), "abort")
+        })
+      )
+    )
+
+    const writerFiber = yield* Effect.forkScoped(annotate(writer))
+    const readerFiber = yield* Effect.forkScoped(annotate(reader))
+
+    // ---- supervisor: the close procedure, run once ----
+    // Runs uninterruptibly once a close is requested; only the bounded waits inside are interruptible
+    // (a race or timeout must be able to cancel its loser).
+    const closeProcedure = Effect.uninterruptibleMask((restore) => Effect.gen(function*() {
+      const { mode, reason } = yield* restore(Deferred.await(closeRequest))
+      const requestedAt = yield* Clock.currentTimeMillis
+      gate.unsafeClose(reason) // refuse new sends; waiting senders fail
+      yield* Effect.logDebug(`closing (${mode}): ${DR.describe(reason)}`)
+      let drained = false
+      let finSent = false
+      let lingerExpired = false
+
+      const graceful = Effect.gen(function*() {
+        yield* setState("Draining")
+        const writerDone = yield* Fiber.await(writerFiber).pipe(Effect.timeout(drainTimeout), Effect.option)
+        if (Option.isNone(writerDone)) {
+          yield* Effect.logWarning(`drain timeout after ${Duration.format(drainTimeout)}`)
+          return
+        }
+        // the writer failed (write error or deadline): no point in a FIN
+        if (aborted) return
+        drained = queue.size() === 0 && inFlight.length === 0
+        yield* setState("Closing")
+        const fin = transport.shutdownWrite.pipe(
+          Effect.tap(() => {
+            finSent = true
+          }),
+          Effect.matchEffect({
+            onFailure: () => Effect.void, // socket already gone: nothing to wait for
+            onSuccess: () => Deferred.await(peerEof)
+          })
+        )
+        const lingered = yield* Effect.timeout(fin, lingerTimeout).pipe(Effect.option)
+        if (Option.isNone(lingered)) {
+          lingerExpired = true
+          yield* Effect.logDebug(`linger expired after ${Duration.format(lingerTimeout)}: destroying`)
+        }
+      })
+      if (mode === "graceful") {
+        yield* restore(Effect.raceFirst(graceful, Deferred.await(abortRequest)))
+      }
+      // destroy: nothing below can block
+      yield* Fiber.interrupt(writerFiber)
+      yield* transport.destroy
+      yield* Fiber.interrupt(readerFiber)
+      const undelivered: Array<Uint8Array> = []
+      for (const o of inFlight) undelivered.push(o instanceof Encoded ? o.payload : o)
+      inFlight = []
+      for (const o of queue.unsafeTakeAll()) undelivered.push(o instanceof Encoded ? o.payload : o)
+      yield* inbound.end
+      yield* setState("Closed")
+      const now = yield* Clock.currentTimeMillis
+      const outcome: Connection.CloseOutcome = {
+        reason,
+        delivered: framesOut,
+        undelivered,
+        drained: drained && undelivered.length === 0,
+        finSent,
+        peerEof: eofSeen,
+        lingerExpired,
+        discardedInbound,
+        closeMillis: now - requestedAt
+      }
+      yield* (DR.isClean(reason) ? Effect.logDebug : Effect.logInfo)(
+        `closed: ${DR.describe(reason)}; ${framesOut} frames delivered, ${undelivered.length} undelivered`
+      )
+      yield* Deferred.succeed(outcomeDeferred, outcome)
+    }))
+    yield* Effect.forkScoped(annotate(closeProcedure))
+
+    // closing the scope is a graceful close (added last, so it runs before the fibers are interrupted)
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        unsafeRequestClose(DR.LocalClose({ message: "scope closed" }), "graceful")
+        return Deferred.await(outcomeDeferred)
+      })
+    )
+
+    const closedError = (r: StopGate.GateClosed<DisconnectReason>) => new ConnectionClosed({ reason: r.reason })
+    const send = (frame: Uint8Array): Effect.Effect<void, ConnectionClosed | Framing.FrameError> =>
+      Effect.suspend((): Effect.Effect<void, ConnectionClosed | Framing.FrameError> => {
+        const err = codec.check(frame)
+        if (err) return Effect.fail(err)
+        return Effect.mapError(queue.offer(frame), closedError)
+      })
+    const trySend = (frame: Outbound) =>
+      Effect.suspend((): Effect.Effect<"accepted" | "full", ConnectionClosed | Framing.FrameError> => {
+        if (!(frame instanceof Encoded)) {
+          const err = codec.check(frame)
+          if (err) return Effect.fail(err)
+        }
+        const r = queue.unsafeTryOffer(frame)
+        return typeof r === "string" ? Effect.succeed(r) : Effect.fail(closedError(r))
+      })
+    const closeWith = (mode: "graceful" | "abort", fallback: (m: string) => DisconnectReason) =>
+    (reason?: string | DisconnectReason) =>
+      Effect.suspend(() => {
+        unsafeRequestClose(toReason(reason, fallback), mode)
+        return Deferred.await(outcomeDeferred)
+      })
+
+    const unsafeStats = (): Connection.Stats => ({
+      id,
+      state: currentState,
+      framesIn,
+      framesOut,
+      bytesIn: transport.stats().bytesRead,
+      bytesOut,
+      queueDepth: queue.size(),
+      lastReadAt,
+      lastWriteAt,
+      transport: transport.stats()
+    })
+
+    const conn: Connection.Connection = {
+      id,
+      transport,
+      codec,
+      send,
+      sendAll: (frames) =>
+        Effect.suspend((): Effect.Effect<void, ConnectionClosed | Framing.FrameError> => {
+          const list = Array.from(frames)
+          for (const f of list) {
+            const err = codec.check(f)
+            if (err) return Effect.fail(err)
+          }
+          return Effect.mapError(Effect.forEach(list, queue.offer, { discard: true }), closedError)
+        }),
+      trySend: (frame) => trySend(frame),
+      sendEncoded: (frame) => Effect.mapError(queue.offer(frame), closedError),
+      trySendEncoded: (frame) => trySend(frame) as Effect.Effect<"accepted" | "full", ConnectionClosed>,
+      incoming: Mailbox.toStream(inbound),
+      state: SubscriptionRef.get(stateRef),
+      stateChanges: stateRef.changes,
+      close: closeWith("graceful", (message) => DR.LocalClose({ message })),
+      abort: closeWith("abort", (message) => DR.Aborted({ message })),
+      unsafeRequestClose,
+      closed: Effect.map(Deferred.await(outcomeDeferred), (o) => o.reason),
+      outcome: Deferred.await(outcomeDeferred),
+      unsafeStats,
+      stats: Effect.sync(unsafeStats)
+    }
+    yield* Effect.logDebug("connection open").pipe(annotate)
+    return conn
+  })
+
+/** @internal */
+export const connectTcp = (
+  options: Connection.Options & Transport.SocketOptions & {
+    readonly host?: string | undefined
+    readonly port: number
+    readonly connectTimeout?: Duration.DurationInput | undefined
+  }
+): Effect.Effect<Connection.Connection, Transport.TransportError, Scope.Scope> =>
+  Effect.flatMap(Transport.connectTcp(options), (t) => make(t, options))
+
+/** @internal */
+export const layerTcp = (
+  options: Parameters<typeof connectTcp>[0],
+  tag: Context.Tag<Connection.Connection, Connection.Connection>
+): Layer.Layer<Connection.Connection, Transport.TransportError> => Layer.scoped(tag, connectTcp(options))
+

@@ -1,0 +1,285 @@
+/**
+ * Transports on node:net and node:tls sockets.
+ * @internal
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import * as Net from "node:net"
+import * as Tls from "node:tls"
+import type { SocketOptions, Transport, TransportState, TransportStats } from "../Transport.js"
+import { TransportError } from "../Transport.js"
+
+const DEFAULT_READ_HWM = 256 * 1024
+const DEFAULT_KEEPALIVE = Duration.seconds(30)
+
+const errorCode = (cause: unknown): string | undefined =>
+  typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string"
+    ? cause.code
+    : undefined
+const errorMessage = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+
+/** @internal */
+export const toTransportError = (reason: TransportError["reason"], cause: unknown): TransportError =>
+  new TransportError({ reason, message: errorMessage(cause), code: errorCode(cause), cause })
+
+const applySocketOptions = (socket: Net.Socket, options: SocketOptions | undefined) => {
+  socket.setNoDelay(options?.noDelay ?? true)
+  const ka = options?.keepAlive
+  if (ka === false) socket.setKeepAlive(false)
+  else socket.setKeepAlive(true, Duration.toMillis(ka === undefined ? DEFAULT_KEEPALIVE : Duration.decode(ka)))
+}
+
+const address = (host: string | undefined, port: number | undefined) =>
+  host === undefined ? undefined : `${host.includes(":") ? `[${host}]` : host}:${port}`
+
+/**
+ * Wraps a connected socket. Reads are pulled: chunks are buffered until `read`
+ * takes them, and the socket is paused while more than the high-water mark is
+ * buffered, so a slow consumer pushes back on the peer through TCP.
+ * @internal
+ */
+export const makeSocketTransport = (
+  socket: Net.Socket,
+  kind: "tcp" | "tls",
+  options?: SocketOptions
+): Transport => {
+  const hwm = options?.readHighWaterMark ?? DEFAULT_READ_HWM
+  let chunks: Array<Uint8Array> = []
+  let buffered = 0
+  let paused = false
+  let ended = false
+  let closed = false
+  let failure: TransportError | undefined
+  let bytesRead = 0
+  let readWaiter: (() => void) | undefined
+
+  const wake = () => {
+    if (readWaiter !== undefined) {
+      const w = readWaiter
+      readWaiter = undefined
+      w()
+    }
+  }
+  socket.on("data", (chunk: Buffer) => {
+    chunks.push(chunk)
+    buffered += chunk.length
+    bytesRead += chunk.length
+    if (buffered >= hwm && !paused) {
+      paused = true
+      socket.pause()
+    }
+    wake()
+  })
+  socket.on("end", () => {
+    ended = true
+    wake()
+  })
+  socket.on("error", (cause) => {
+    if (failure === undefined) failure = toTransportError("Read", cause)
+    wake()
+  })
+  socket.on("close", () => {
+    closed = true
+    wake()
+  })
+
+  const read: Effect.Effect<ReadonlyArray<Uint8Array>, TransportError> = Effect.suspend(() => {
+    if (chunks.length > 0) {
+      const out = chunks
+      chunks = []
+      buffered = 0
+      if (paused) {
+        paused = false
+        if (!socket.destroyed) socket.resume()
+      }
+      return Effect.succeed(out)
+    }
+    if (failure !== undefined) return Effect.fail(failure)
+    if (ended) return Effect.succeed([])
+    if (closed || socket.destroyed) {
+      return Effect.fail(new TransportError({ reason: "Closed", message: "socket destroyed" }))
+    }
+    return Effect.zipRight(
+      Effect.async<void>((resume) => {
+        const w = () => resume(Effect.void)
+        readWaiter = w
+        return Effect.sync(() => {
+          if (readWaiter === w) readWaiter = undefined
+        })
+      }),
+      read
+    )
+  })
+
+  const write = (batch: ReadonlyArray<Uint8Array>): Effect.Effect<void, TransportError> =>
+    Effect.async<void, TransportError>((resume) => {
+      if (socket.destroyed || socket.writableEnded) {
+        resume(Effect.fail(new TransportError({ reason: "Closed", message: "socket is closed for writing" })))
+        return
+      }
+      const done = (err?: Error | null) =>
+        resume(err ? Effect.fail(toTransportError("Write", err)) : Effect.void)
+      const n = batch.length
+      if (n === 0) return resume(Effect.void)
+      if (n === 1) {
+        socket.write(batch[0]!, done)
+        return
+      }
+      // one writev for the whole batch
+      socket.cork()
+      for (let i = 0; i < n - 1; i++) socket.write(batch[i]!)
+      socket.write(batch[n - 1]!, done)
+      socket.uncork()
+    })
+
+  const shutdownWrite: Effect.Effect<void, TransportError> = Effect.async<void, TransportError>((resume) => {
+    if (socket.writableFinished) return resume(Effect.void)
+    if (socket.destroyed) {
+      return resume(Effect.fail(new TransportError({ reason: "Closed", message: "socket destroyed before FIN" })))
+    }
+    const onFinish = () => {
+      cleanup()
+      resume(Effect.void)
+    }
+    const onClose = () => {
+      cleanup()
+      resume(
+        socket.writableFinished
+          ? Effect.void
+          : Effect.fail(new TransportError({ reason: "Shutdown", message: "socket closed before FIN was sent" }))
+      )
+    }
+    const cleanup = () => {
+      socket.off("finish", onFinish)
+      socket.off("close", onClose)
+    }
+    socket.once("finish", onFinish)
+    socket.once("close", onClose)
+    if (!socket.writableEnded) socket.end()
+    return Effect.sync(cleanup)
+  })
+
+  const destroy = Effect.sync(() => {
+    if (!socket.destroyed) socket.destroy()
+  })
+
+  const state = (): TransportState =>
+    socket.destroyed || closed
+      ? "closed"
+      : socket.writableEnded
+      ? "half-closed-local"
+      : ended
+      ? "half-closed-remote"
+      : "open"
+
+  const stats = (): TransportStats => {
+    const queued = socket.writableLength
+    return {
+      queuedBytes: queued,
+      bytesHandedToKernel: Math.max(0, socket.bytesWritten - queued),
+      bytesRead,
+      state: state(),
+      socket
+    }
+  }
+
+  return {
+    kind,
+    remoteAddress: address(socket.remoteAddress, socket.remotePort),
+    localAddress: address(socket.localAddress, socket.localPort),
+    read,
+    write,
+    shutdownWrite,
+    destroy,
+    stats
+  }
+}
+
+const connectWith = <S extends Net.Socket>(
+  open: () => S,
+  connectEvent: "connect" | "secureConnect",
+  kind: "tcp" | "tls",
+  options: { readonly connectTimeout?: Duration.DurationInput | undefined } & SocketOptions
+): Effect.Effect<Transport, TransportError, Scope.Scope> => {
+  const connect = Effect.async<S, TransportError>((resume) => {
+    const socket = open()
+    const onConnect = () => {
+      socket.off("error", onError)
+      resume(Effect.succeed(socket))
+    }
+    const onError = (cause: Error) => {
+      socket.off(connectEvent, onConnect)
+      socket.destroy()
+      resume(Effect.fail(toTransportError("Connect", cause)))
+    }
+    socket.once(connectEvent, onConnect)
+    socket.once("error", onError)
+    // interrupted (timeout, scope closed) while connecting: nothing may outlive us
+    return Effect.sync(() => socket.destroy())
+  })
+  const bounded = options.connectTimeout === undefined ? connect : connect.pipe(
+    Effect.timeoutFail({
+      duration: options.connectTimeout,
+      onTimeout: () =>
+        new TransportError({
+          reason: "ConnectTimeout",
+          message: `connect timed out after ${Duration.format(Duration.decode(options.connectTimeout!))}`
+        })
+    })
+  )
+  return Effect.acquireRelease(
+    Effect.map(bounded, (socket) => {
+      applySocketOptions(socket, options)
+      return makeSocketTransport(socket, kind, options)
+    }),
+    (t) => t.destroy
+  )
+}
+
+/** @internal */
+export const connectTcp = (
+  options: {
+    readonly host?: string | undefined
+    readonly port: number
+    readonly connectTimeout?: Duration.DurationInput | undefined
+  } & SocketOptions
+): Effect.Effect<Transport, TransportError, Scope.Scope> =>
+  connectWith(
+    () => Net.connect({ host: options.host ?? "127.0.0.1", port: options.port, allowHalfOpen: true }),
+    "connect",
+    "tcp",
+    options
+  )
+
+/** @internal */
+export const connectTls = (
+  options: Tls.ConnectionOptions & {
+    readonly host?: string | undefined
+    readonly port: number
+    readonly connectTimeout?: Duration.DurationInput | undefined
+  } & SocketOptions
+): Effect.Effect<Transport, TransportError, Scope.Scope> => {
+  const { connectTimeout: _ct, keepAlive: _ka, noDelay: _nd, readHighWaterMark: _hwm, ...tlsOptions } = options
+  return connectWith(
+    () =>
+      // allowHalfOpen is honoured by tls.connect (passed on to the TLSSocket) though not in its typings
+      Tls.connect({ ...tlsOptions, host: options.host ?? "127.0.0.1", port: options.port, allowHalfOpen: true } as Tls.ConnectionOptions),
+    "secureConnect",
+    "tls",
+    options
+  )
+}
+
+/** @internal */
+export const fromSocket = (
+  socket: Net.Socket,
+  options?: SocketOptions & { readonly kind?: "tcp" | "tls" | undefined }
+): Effect.Effect<Transport, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      applySocketOptions(socket, options)
+      return makeSocketTransport(socket, options?.kind ?? (socket instanceof Tls.TLSSocket ? "tls" : "tcp"), options)
+    }),
+    (t) => t.destroy
+  )
