@@ -168,7 +168,33 @@ export interface Options {
   readonly lingerTimeout?: Duration.DurationInput | undefined
   /** Inbound frames buffered for the consumer before the socket is paused (default 1024). */
   readonly inboundCapacity?: number | undefined
+  /**
+   * Watchdogs (and other attachments) started in the connection's scope when it
+   * opens. They outlive the graceful close that closing the scope performs, so a
+   * liveness watchdog can still act on a close that does not finish.
+   */
+  readonly watchdogs?: ReadonlyArray<Attachment> | undefined
 }
+
+/**
+ * Something started with a connection, in its scope: typically a watchdog that
+ * forks a fiber with `Effect.forkScoped`.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schedule } from "effect"
+ * import type { Connection } from "tether"
+ *
+ * const logDepth: Connection.Attachment = (conn) =>
+ *   Effect.forkScoped(
+ *     Effect.repeat(Effect.logDebug(`queue ${conn.unsafeStats().queueDepth}`), Schedule.spaced("1 second"))
+ *   ).pipe(Effect.asVoid)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Attachment = (connection: Connection) => Effect.Effect<void, never, Scope.Scope>
 
 /**
  * A pre-encoded frame (see {@link Connection.sendEncoded}): `bytes` go on the wire

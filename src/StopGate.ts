@@ -241,6 +241,8 @@ export interface GatedQueue<A, R> {
   readonly awaitItems: Effect.Effect<boolean>
   /** Producers currently waiting for capacity. */
   readonly waiting: () => number
+  /** Wakes the consumer waiting in `awaitItems` (it returns `true` even if the queue is empty). */
+  readonly unsafeNotify: () => void
 }
 
 /**
@@ -375,7 +377,12 @@ export const unsafeMakeQueue = <A, R>(
       if (takeWaiter === w) takeWaiter = undefined
     })
   })
+  let notified = false
   const awaitItems: Effect.Effect<boolean> = Effect.suspend(() => {
+    if (notified) {
+      notified = false
+      return Effect.succeed(true)
+    }
     if (count > 0) return Effect.succeed(true)
     // once closed, nothing can be committed any more (every re-check fails)
     if (Option.isSome(gate.unsafeReason())) return Effect.succeed(false)
@@ -394,6 +401,10 @@ export const unsafeMakeQueue = <A, R>(
     unsafeTryOffer,
     size: () => count,
     waiting: () => line.length,
+    unsafeNotify: () => {
+      notified = true
+      wakeTaker()
+    },
     unsafeTakeUpTo: (max, maxWeight) => {
       const out: Array<A> = []
       let total = 0

@@ -133,6 +133,34 @@ export interface Transport {
   readonly destroy: Effect.Effect<void>
   /** Synchronous snapshot of the counters. */
   readonly stats: () => TransportStats
+  /**
+   * Optional control lane: writes the transport itself needs made (e.g. a
+   * WebSocket PONG). They are run by the connection's writer fiber, ahead of
+   * queued data, so the socket still has exactly one writer.
+   */
+  readonly control?: ControlLane | undefined
+}
+
+/**
+ * Control writes a transport asks its connection's writer fiber to perform.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { Transport } from "tether"
+ *
+ * // inside a transport: on a ping, queue the pong for the writer fiber
+ * const onPing = (lane: Transport.ControlLane, pong: Effect.Effect<void, Transport.TransportError>) => lane
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ControlLane {
+  /** Takes every pending control write (empty when there is none). */
+  readonly unsafeTake: () => ReadonlyArray<Effect.Effect<void, TransportError>>
+  /** Registers the writer's wake-up, called whenever a control write is queued. */
+  readonly unsafeOnPending: (wake: () => void) => void
 }
 
 /**

@@ -169,12 +169,26 @@ export const make = (
         })
       )
     }
+    // control writes of the transport (e.g. WebSocket PONGs) go first, each with its own deadline
+    const control = transport.control
+    control?.unsafeOnPending(() => queue.unsafeNotify())
+    const writeControl = (): Effect.Effect<void, Transport.TransportError | WriteTimeoutError> => {
+      const pending = control?.unsafeTake()
+      if (pending === undefined || pending.length === 0) return Effect.void
+      return Effect.forEach(
+        pending,
+        (w) => Effect.timeoutFail(w, { duration: writeTimeout, onTimeout: () => new WriteTimeoutError() }),
+        { discard: true }
+      )
+    }
     const writerLoop: Effect.Effect<void, Transport.TransportError | WriteTimeoutError> = Effect.flatMap(
       queue.awaitItems,
-      (more) =>
-        more
-          ? Effect.zipRight(writeBatch(queue.unsafeTakeUpTo(maxBatchFrames, maxBatchBytes)), writerLoop)
-          : Effect.void
+      (more) => {
+        if (!more) return Effect.void
+        const batch = queue.unsafeTakeUpTo(maxBatchFrames, maxBatchBytes)
+        const data = batch.length === 0 ? writerLoop : Effect.zipRight(writeBatch(batch), writerLoop)
+        return control === undefined ? data : Effect.zipRight(writeControl(), data)
+      }
     )
     const writer = writerLoop.pipe(
       Effect.catchAll((e) =>
@@ -326,14 +340,6 @@ export const make = (
     }))
     yield* Effect.forkScoped(annotate(closeProcedure))
 
-    // closing the scope is a graceful close (added last, so it runs before the fibers are interrupted)
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
-        unsafeRequestClose(DR.LocalClose({ message: "scope closed" }), "graceful")
-        return Deferred.await(outcomeDeferred)
-      })
-    )
-
     const closedError = (r: StopGate.GateClosed<DisconnectReason>) => new ConnectionClosed({ reason: r.reason })
     const send = (frame: Uint8Array): Effect.Effect<void, ConnectionClosed | Framing.FrameError> =>
       Effect.suspend((): Effect.Effect<void, ConnectionClosed | Framing.FrameError> => {
@@ -370,6 +376,7 @@ export const make = (
       transport: transport.stats()
     })
 
+    // attachments (watchdogs) start now; their fibers are interrupted only after the close below has run
     const conn: Connection.Connection = {
       id,
       transport,
@@ -398,6 +405,16 @@ export const make = (
       unsafeStats,
       stats: Effect.sync(unsafeStats)
     }
+    for (const attach of options?.watchdogs ?? []) yield* attach(conn)
+
+    // closing the scope is a graceful close (added last, so it runs before the fibers are interrupted)
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        unsafeRequestClose(DR.LocalClose({ message: "scope closed" }), "graceful")
+        return Deferred.await(outcomeDeferred)
+      })
+    )
+
     yield* Effect.logDebug("connection open").pipe(annotate)
     return conn
   })
