@@ -339,6 +339,31 @@ export const connectTcp: (
 ) => Effect.Effect<Connection, Transport.TransportError, Scope.Scope> = internal.connectTcp
 
 /**
+ * Connects over TLS (completing the handshake) and makes a connection, in the current scope.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Connection, Framing } from "tether"
+ *
+ * const program = Effect.scoped(
+ *   Effect.flatMap(Connection.connectTls({ host: "localhost", port: 7443, servername: "localhost" }), (conn) =>
+ *     conn.send(Framing.utf8("ping")))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const connectTls: (
+  options: Options & Transport.SocketOptions & import("node:tls").ConnectionOptions & {
+    readonly host?: string | undefined
+    readonly port: number
+    readonly connectTimeout?: Duration.DurationInput | undefined
+  }
+) => Effect.Effect<Connection, Transport.TransportError, Scope.Scope> = internal.connectTls
+
+/**
  * A layer that provides a TCP {@link Connection} for the lifetime of the layer.
  *
  * @example

@@ -13,6 +13,7 @@ import * as Layer from "effect/Layer"
 import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import type * as Tls from "node:tls"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type * as Connection from "../Connection.js"
 import { ConnectionClosed, Encoded } from "../Connection.js"
@@ -428,6 +429,30 @@ export const connectTcp = (
   }
 ): Effect.Effect<Connection.Connection, Transport.TransportError, Scope.Scope> =>
   Effect.flatMap(Transport.connectTcp(options), (t) => make(t, options))
+
+/** @internal */
+export const connectTls = (
+  options: Connection.Options & Transport.SocketOptions & Tls.ConnectionOptions & {
+    readonly host?: string | undefined
+    readonly port: number
+    readonly connectTimeout?: Duration.DurationInput | undefined
+  }
+): Effect.Effect<Connection.Connection, Transport.TransportError, Scope.Scope> => {
+  const {
+    codec: _c,
+    drainTimeout: _d,
+    id: _i,
+    inboundCapacity: _ic,
+    lingerTimeout: _l,
+    maxBatchBytes: _mb,
+    maxBatchFrames: _mf,
+    sendQueueCapacity: _sq,
+    watchdogs: _w,
+    writeTimeout: _wt,
+    ...tlsOptions
+  } = options
+  return Effect.flatMap(Transport.connectTls(tlsOptions), (t) => make(t, options))
+}
 
 /** @internal */
 export const layerTcp = (

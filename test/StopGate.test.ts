@@ -1,0 +1,128 @@
+/**
+ * The stop-gate: nothing is queued once it is closed, and a producer waiting for
+ * capacity when it closes fails instead of slipping in.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, FastCheck as fc } from "effect"
+import { StopGate } from "tether"
+
+describe("StopGate", () => {
+  it.effect("a gate closed beforehand refuses the send and the queue stays empty", () =>
+    Effect.gen(function*() {
+      const gate = yield* StopGate.make<string>()
+      const q = StopGate.unsafeMakeQueue<number, string>(gate, { capacity: 4 })
+      yield* StopGate.close(gate, "shutdown")
+      const err = yield* Effect.flip(q.offer(1))
+      expect(err).toEqual(new StopGate.GateClosed({ reason: "shutdown" }))
+      expect(yield* Effect.flip(q.tryOffer(2))).toEqual(new StopGate.GateClosed({ reason: "shutdown" }))
+      expect(q.size()).toBe(0)
+      expect(yield* q.awaitItems).toBe(false)
+    }))
+
+  it.effect("capacity 1, full, a second send waiting; the gate closes and the first drains: the waiter fails", () =>
+    Effect.gen(function*() {
+      const gate = yield* StopGate.make<string>()
+      const q = StopGate.unsafeMakeQueue<string, string>(gate, { capacity: 1 })
+      yield* q.offer("first")
+      const waiting = yield* Effect.fork(q.offer("second"))
+      yield* Effect.yieldNow()
+      expect(q.waiting()).toBe(1)
+      yield* StopGate.close(gate, "stop")
+      // drain what was accepted before the close
+      expect(yield* q.awaitItems).toBe(true)
+      expect(q.unsafeTakeUpTo(10)).toEqual(["first"])
+      const exit = yield* Fiber.await(waiting)
+      expect(exit).toEqual(Exit.fail(new StopGate.GateClosed({ reason: "stop" })))
+      expect(q.size()).toBe(0)
+      expect(yield* q.awaitItems).toBe(false)
+    }))
+
+  it.effect("the drain happening before the waiter runs still cannot let it in after the close", () =>
+    Effect.gen(function*() {
+      const gate = yield* StopGate.make<string>()
+      const q = StopGate.unsafeMakeQueue<string, string>(gate, { capacity: 1 })
+      yield* q.offer("first")
+      const waiting = yield* Effect.fork(q.offer("second"))
+      yield* Effect.yieldNow()
+      // the slot is granted to the waiter (take), then the gate closes before the waiter resumes
+      expect(q.unsafeTakeUpTo(1)).toEqual(["first"])
+      gate.unsafeClose("stop")
+      const exit = yield* Fiber.await(waiting)
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(q.size()).toBe(0)
+    }))
+
+  it.effect("waiting producers are served in arrival order", () =>
+    Effect.gen(function*() {
+      const gate = yield* StopGate.make<string>()
+      const q = StopGate.unsafeMakeQueue<number, string>(gate, { capacity: 1 })
+      yield* q.offer(0)
+      const fibers = []
+      for (let i = 1; i <= 5; i++) {
+        fibers.push(yield* Effect.fork(q.offer(i)))
+        yield* Effect.yieldNow()
+      }
+      const got: Array<number> = []
+      while (got.length < 6) {
+        yield* q.awaitItems
+        got.push(...q.unsafeTakeUpTo(1))
+        yield* Effect.yieldNow()
+      }
+      expect(got).toEqual([0, 1, 2, 3, 4, 5])
+      for (const f of fibers) yield* Fiber.join(f)
+    }))
+
+  it.effect("an interrupted waiter gives its granted slot to the next one", () =>
+    Effect.gen(function*() {
+      const gate = yield* StopGate.make<string>()
+      const q = StopGate.unsafeMakeQueue<string, string>(gate, { capacity: 1 })
+      yield* q.offer("a")
+      const w1 = yield* Effect.fork(q.offer("b"))
+      yield* Effect.yieldNow()
+      const w2 = yield* Effect.fork(q.offer("c"))
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(w1)
+      expect(q.unsafeTakeUpTo(1)).toEqual(["a"])
+      yield* Fiber.join(w2)
+      expect(q.unsafeTakeUpTo(1)).toEqual(["c"])
+    }))
+
+  it.effect("property: every offer is either committed (and taken exactly once) or refused with the reason", () =>
+    Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 1, max: 4 }),
+          fc.array(fc.constantFrom("offer", "take", "yield"), { maxLength: 40 }),
+          fc.integer({ min: 0, max: 40 }),
+          (capacity, ops, closeAt) =>
+            Effect.runPromise(Effect.gen(function*() {
+              const gate = yield* StopGate.make<string>()
+              const q = StopGate.unsafeMakeQueue<number, string>(gate, { capacity })
+              const producers: Array<Fiber.RuntimeFiber<void, StopGate.GateClosed<string>>> = []
+              const taken: Array<number> = []
+              let next = 0
+              for (let i = 0; i < ops.length; i++) {
+                if (i === closeAt) gate.unsafeClose("closed")
+                const op = ops[i]!
+                if (op === "offer") producers.push(yield* Effect.fork(q.offer(next++)))
+                else if (op === "take") taken.push(...q.unsafeTakeUpTo(2))
+                else yield* Effect.yieldNow()
+              }
+              gate.unsafeClose("closed")
+              let accepted = 0
+              for (const p of producers) {
+                const exit = yield* Fiber.await(p)
+                if (Exit.isSuccess(exit)) accepted++
+              }
+              taken.push(...q.unsafeTakeAll())
+              // committed = taken, each once, in order; nothing left behind
+              expect(new Set(taken).size).toBe(taken.length)
+              expect(taken.length).toBe(accepted)
+              expect([...taken].sort((a, b) => a - b)).toEqual(taken)
+              expect(q.size()).toBe(0)
+            }))
+        ),
+        { numRuns: 200 }
+      )
+    ))
+})
