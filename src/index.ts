@@ -38,3 +38,10 @@ export * as StopGate from "./StopGate.js"
  * @since 0.1.0
  */
 export * as Transport from "./Transport.js"
+
+/**
+ * Watchdogs: idle and heartbeat timeouts, liveness outside Active, send-stall and peer-gone reaping.
+ *
+ * @since 0.1.0
+ */
+export * as Watchdog from "./Watchdog.js"
