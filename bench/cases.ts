@@ -1,0 +1,286 @@
+/**
+ * The bench cases: for each, the variants (receiver + sender process
+ * parameters, and how to turn their reports into metrics) and the ratios
+ * with their targets.
+ */
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import type { Message } from "./lib/child.js"
+
+export type Size = "full" | "quick"
+
+export interface Variant {
+  readonly id: string
+  readonly label: string
+  readonly recv: Message
+  readonly send: Message
+  readonly limitMs: number
+  readonly senderNodeArgs?: ReadonlyArray<string>
+  /** Metrics of one run; throws when the run's integrity checks fail. */
+  readonly metrics: (r: { send: Message; recv: Message }) => Record<string, number>
+}
+
+export interface Ratio {
+  readonly label: string
+  readonly num: readonly [string, string]
+  readonly den: readonly [string, string]
+  readonly better: "higher" | "lower"
+  readonly target?: number | undefined
+  readonly note?: string | undefined
+}
+
+export interface Case {
+  readonly id: string
+  readonly title: string
+  readonly notes: ReadonlyArray<string>
+  readonly units: Record<string, string>
+  readonly unavailable?: () => string | undefined
+  readonly variants: (size: Size) => ReadonlyArray<Variant>
+  readonly ratios: ReadonlyArray<Ratio>
+}
+
+const n = (m: Message, key: string): number => {
+  const v = m[key]
+  if (typeof v !== "number") throw new Error(`report lacks numeric ${key}: ${JSON.stringify(m).slice(0, 300)}`)
+  return v
+}
+
+/** Receiver must have verified every frame (count, order, checksum). */
+const checkFrames = (recv: Message) => {
+  if (recv.error !== null && recv.error !== undefined) throw new Error(`integrity: ${String(recv.error)}`)
+}
+
+/** A tether sender must report every frame delivered. */
+const checkTether = (send: Message, frames: number) => {
+  if (send.delivered !== undefined && (send.delivered !== frames || send.undelivered !== 0)) {
+    throw new Error(`tether reported ${String(send.delivered)} delivered, ${String(send.undelivered)} undelivered of ${frames}`)
+  }
+}
+
+const throughput = (frames: number) => (r: { send: Message; recv: Message }) => {
+  checkFrames(r.recv)
+  checkTether(r.send, frames)
+  const seconds = (n(r.recv, "lastFrameAt") - n(r.send, "startAt")) / 1e9
+  return { rate: frames / seconds }
+}
+
+const bandwidth = (frames: number, payload: number) => (r: { send: Message; recv: Message }) => {
+  checkFrames(r.recv)
+  checkTether(r.send, frames)
+  const seconds = (n(r.recv, "lastFrameAt") - n(r.send, "startAt")) / 1e9
+  return { bandwidth: (frames * (payload + 4)) / seconds / 1e6 }
+}
+
+const streamVariant = (
+  id: string,
+  label: string,
+  sender: string,
+  frames: number,
+  payload: number,
+  extra: Message = {},
+  receiver = "frames"
+): Variant => ({
+  id,
+  label,
+  recv: { variant: receiver, frames, payload },
+  send: { variant: sender, frames, payload, ...extra },
+  limitMs: 120_000,
+  metrics: payload >= 1024 ? bandwidth(frames, payload) : throughput(frames)
+})
+
+const pick = (size: Size, full: number, quick: number) => (size === "full" ? full : quick)
+
+const small: Case = {
+  id: "small",
+  title: "Small frames: 64-byte frames (4-byte length + 60 bytes), one sender",
+  notes: [
+    "Receiver: a raw node:net process that verifies every frame (count, order, checksum of sequence numbers), so the receiver is the same for every sender. `tether → tether` uses a tether Connection on the receiving side too.",
+    "Rate = frames / (receiver's last frame − sender's first send), both on the system-wide monotonic clock.",
+    "Raw senders allocate one Buffer per write; tether allocates one 60-byte payload per `send`. All sockets are no-delay."
+  ],
+  units: { rate: "msg/s" },
+  variants: (size) => [
+    streamVariant("raw-write", "raw node:net, one write per frame (drain)", "raw-write", pick(size, 3_000_000, 300_000), 60),
+    streamVariant("raw-packed", "raw node:net, 256 frames packed per write", "raw-packed", pick(size, 20_000_000, 2_000_000), 60),
+    streamVariant("platform", "@effect/platform Socket writer, one frame per call", "platform", pick(size, 1_000_000, 150_000), 60),
+    streamVariant("tether-send", "tether `send` per frame", "tether-send", pick(size, 10_000_000, 1_000_000), 60),
+    streamVariant(
+      "tether-e2e",
+      "tether `send` → tether `incoming`",
+      "tether-send",
+      pick(size, 5_000_000, 500_000),
+      60,
+      {},
+      "tether-frames"
+    )
+  ],
+  ratios: [
+    { label: "tether send ÷ raw one-write-per-frame", num: ["tether-send", "rate"], den: ["raw-write", "rate"], better: "higher", target: 2.0 },
+    { label: "tether send ÷ @effect/platform Socket", num: ["tether-send", "rate"], den: ["platform", "rate"], better: "higher" },
+    { label: "tether send ÷ raw hand-packed", num: ["tether-send", "rate"], den: ["raw-packed", "rate"], better: "higher" },
+    { label: "tether → tether ÷ raw one-write-per-frame", num: ["tether-e2e", "rate"], den: ["raw-write", "rate"], better: "higher" }
+  ]
+}
+
+const batch: Case = {
+  id: "batch",
+  title: "Batch API: `sendAll` of 256 frames per call vs raw hand-packed (256 frames per write)",
+  notes: ["Same receiver and payloads as the small-frame case; tether builds one 60-byte payload per frame, raw writes them straight into the packed buffer."],
+  units: { rate: "msg/s" },
+  variants: (size) => [
+    streamVariant("raw-packed", "raw node:net, 256 frames packed per write", "raw-packed", pick(size, 20_000_000, 2_000_000), 60),
+    streamVariant("tether-sendAll", "tether `sendAll`, 256 frames per call", "tether-sendAll", pick(size, 20_000_000, 2_000_000), 60, { batch: 256 })
+  ],
+  ratios: [
+    { label: "tether sendAll ÷ raw hand-packed", num: ["tether-sendAll", "rate"], den: ["raw-packed", "rate"], better: "higher", target: 0.8 }
+  ]
+}
+
+const bulk: Case = {
+  id: "bulk",
+  title: "Bulk: 64 KiB frames",
+  notes: ["Raw: one `write` per 64 KiB frame, waiting for 'drain' (Node's default 16 KiB writable high-water mark). Tether: `send` per frame; the writer passes frames ≥ 64 KiB through without copying."],
+  units: { bandwidth: "MB/s" },
+  variants: (size) => [
+    streamVariant("raw-bulk", "raw node:net, one write per 64 KiB frame", "raw-packed", pick(size, 32_768, 4_096), 65_536, { perWrite: 1 }),
+    streamVariant("tether-bulk", "tether `send`, 64 KiB frames", "tether-send", pick(size, 32_768, 4_096), 65_536)
+  ],
+  ratios: [
+    { label: "tether bulk ÷ raw", num: ["tether-bulk", "bandwidth"], den: ["raw-bulk", "bandwidth"], better: "higher", target: 0.9 }
+  ]
+}
+
+const wsModule = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "src", "WebSocket.ts")
+
+const websocket: Case = {
+  id: "ws",
+  title: "WebSocket: 64-byte binary messages",
+  notes: ["Receiver: a raw `ws` server verifying every message (count, order, checksum) for both senders."],
+  units: { rate: "msg/s" },
+  unavailable: () => {
+    if (!Fs.existsSync(wsModule)) return "src/WebSocket.ts does not exist yet"
+    const src = Fs.readFileSync(wsModule, "utf8")
+    if (!/export const connect\b/.test(src)) return "src/WebSocket.ts has no `connect` export"
+    return undefined
+  },
+  variants: (size) => [
+    {
+      ...streamVariant("ws-raw", "raw `ws`, one send per message", "ws-raw", pick(size, 1_000_000, 100_000), 60, {}, "ws-frames")
+    },
+    {
+      ...streamVariant("ws-tether", "tether WebSocket `send` per message", "ws-tether", pick(size, 1_000_000, 100_000), 60, {}, "ws-frames")
+    }
+  ],
+  ratios: [
+    { label: "tether WebSocket ÷ raw ws", num: ["ws-tether", "rate"], den: ["ws-raw", "rate"], better: "higher", target: 2.0 }
+  ]
+}
+
+const rttMetrics = (r: { send: Message; recv: Message }) => ({
+  p50: n(r.send, "p50"),
+  p99: n(r.send, "p99"),
+  p999: n(r.send, "p999")
+})
+
+const rtt: Case = {
+  id: "rtt",
+  title: "Round trip: 64-byte ping-pong, one outstanding ping",
+  notes: [
+    "Raw: node:net client and echo server, both no-delay. Tether: tether client (`send`, then pull one frame from `incoming`) and tether echo server (`incoming` → `send`).",
+    "Percentiles over the measured pings after a warm-up."
+  ],
+  units: { p50: "µs", p99: "µs", p999: "µs" },
+  variants: (size) => {
+    const warmup = pick(size, 5_000, 1_000)
+    const count = pick(size, 30_000, 5_000)
+    return [
+      { id: "rtt-raw", label: "raw node:net, no-delay", recv: { variant: "echo" }, send: { variant: "rtt-raw", warmup, count }, limitMs: 60_000, metrics: rttMetrics },
+      { id: "rtt-tether", label: "tether ↔ tether", recv: { variant: "tether-echo" }, send: { variant: "rtt-tether", warmup, count }, limitMs: 60_000, metrics: rttMetrics }
+    ]
+  },
+  ratios: [
+    { label: "RTT p50 tether ÷ raw", num: ["rtt-tether", "p50"], den: ["rtt-raw", "p50"], better: "lower", target: 1.1 },
+    { label: "RTT p99 tether ÷ raw", num: ["rtt-tether", "p99"], den: ["rtt-raw", "p99"], better: "lower", target: 1.5 },
+    { label: "RTT p99.9 tether ÷ raw", num: ["rtt-tether", "p999"], den: ["rtt-raw", "p999"], better: "lower" }
+  ]
+}
+
+const BROADCAST_ROUNDS = 4
+
+const broadcastMetrics = (r: { send: Message; recv: Message }) => {
+  checkFrames(r.recv)
+  const conns = n(r.send, "conns")
+  const before = r.send.before as Message
+  const idle = r.send.idle as Message
+  return {
+    broadcast: (n(r.recv, "doneAt") - n(r.send, "startAt")) / 1e6 / BROADCAST_ROUNDS,
+    fanout: (n(r.send, "fanoutAt") - n(r.send, "startAt")) / 1e6 / BROADCAST_ROUNDS,
+    rssPerConn: (n(idle, "rss") - n(before, "rss")) / conns,
+    heapPerConn: (n(idle, "heapUsed") + n(idle, "external") - n(before, "heapUsed") - n(before, "external")) / conns
+  }
+}
+
+const broadcastVariant = (id: string, label: string, sender: string, conns: number): Variant => ({
+  id,
+  label,
+  recv: { variant: "sink-many", conns, rounds: BROADCAST_ROUNDS, payload: 1024 },
+  send: { variant: sender, conns, rounds: BROADCAST_ROUNDS, payload: 1024 },
+  limitMs: 120_000,
+  metrics: broadcastMetrics
+})
+
+const broadcast: Case = {
+  id: "broadcast",
+  title: `Broadcast: one 1 KiB frame to N connections (${BROADCAST_ROUNDS} rounds, time per round), and idle memory per connection`,
+  notes: [
+    "Raw: a loop writing one shared Buffer to every socket. Tether: one `Framing.encode`d buffer shared through `sendEncoded` on every connection.",
+    "Time per round = (receiver has every frame on every connection − first write) ÷ rounds; the receiver verifies every connection.",
+    "Idle memory: sender process RSS and heap+external growth after a full GC, divided by the connection count (raw sockets have a 'data' listener, i.e. are read like tether's)."
+  ],
+  units: { broadcast: "ms", fanout: "ms", rssPerConn: "B", heapPerConn: "B" },
+  variants: (size) => {
+    const big = pick(size, 10_000, 2_000)
+    return [
+      broadcastVariant("raw-1k", "raw loop, 1,000 connections", "bcast-raw", 1_000),
+      broadcastVariant("tether-1k", "tether sendEncoded, 1,000 connections", "bcast-tether", 1_000),
+      broadcastVariant("raw-many", `raw loop, ${big.toLocaleString("en")} connections`, "bcast-raw", big),
+      broadcastVariant("tether-many", `tether sendEncoded, ${big.toLocaleString("en")} connections`, "bcast-tether", big)
+    ]
+  },
+  ratios: [
+    { label: "broadcast to 1,000: tether ÷ raw loop", num: ["tether-1k", "broadcast"], den: ["raw-1k", "broadcast"], better: "lower", target: 1.5 },
+    { label: "broadcast to 10,000 (2,000 with --quick): tether ÷ raw loop", num: ["tether-many", "broadcast"], den: ["raw-many", "broadcast"], better: "lower", target: 1.5 },
+    { label: "idle memory per connection (RSS) at 10,000 (2,000 with --quick): tether ÷ raw", num: ["tether-many", "rssPerConn"], den: ["raw-many", "rssPerConn"], better: "lower", target: 2.0 },
+    { label: "idle heap+external per connection at 10,000 (2,000 with --quick): tether ÷ raw", num: ["tether-many", "heapPerConn"], den: ["raw-many", "heapPerConn"], better: "lower" }
+  ]
+}
+
+const closeMetrics = (frames: number) => (r: { send: Message; recv: Message }) => {
+  checkFrames(r.recv)
+  checkTether(r.send, frames)
+  return {
+    fromClose: (n(r.recv, "eofAt") - n(r.send, "closeAt")) / 1e6,
+    fromFirstQueue: (n(r.recv, "eofAt") - n(r.send, "queueAt")) / 1e6
+  }
+}
+
+const close: Case = {
+  id: "close",
+  title: "Close and drain: 100,000 queued 64-byte frames, then a graceful close",
+  notes: [
+    "Tether: `sendAll` of 100,000 frames (sendQueueCapacity 100,000), then `close`. Raw: 100,000 `write`s into the socket's buffer, then `end()`.",
+    "Measured until the peer has every frame and the EOF (the receiver verifies all frames)."
+  ],
+  units: { fromClose: "ms", fromFirstQueue: "ms" },
+  variants: () => [
+    { id: "close-raw", label: "raw node:net write × 100k, end()", recv: { variant: "frames", frames: 100_000, payload: 60 }, send: { variant: "close-raw", frames: 100_000, payload: 60 }, limitMs: 60_000, metrics: closeMetrics(100_000) },
+    { id: "close-tether", label: "tether sendAll × 100k, close()", recv: { variant: "frames", frames: 100_000, payload: 60 }, send: { variant: "close-tether", frames: 100_000, payload: 60 }, limitMs: 60_000, metrics: closeMetrics(100_000) }
+  ],
+  ratios: [
+    { label: "close with 100k queued (from close): tether ÷ raw", num: ["close-tether", "fromClose"], den: ["close-raw", "fromClose"], better: "lower" },
+    { label: "close with 100k queued (from first enqueue): tether ÷ raw", num: ["close-tether", "fromFirstQueue"], den: ["close-raw", "fromFirstQueue"], better: "lower" }
+  ]
+}
+
+export const cases: ReadonlyArray<Case> = [small, batch, bulk, rtt, broadcast, close, websocket]

@@ -1,0 +1,317 @@
+/**
+ * Bench sender process: connects to the receiver on 127.0.0.1:`port`, runs
+ * one variant and prints one `{"result":…}` line. Times are monotonic
+ * nanoseconds (comparable with the receiver's, see `nowNs`).
+ *
+ * Senders that must keep their sockets open until the receiver has counted
+ * everything (broadcast) report and then wait to be killed by the orchestrator.
+ */
+import { once } from "node:events"
+import * as Net from "node:net"
+import { emit, fail, finish, FrameVerifier, guardChild, memorySnapshot, nowNs, num, payload, readParams, writeFrame } from "../lib/common.js"
+
+const params = readParams()
+guardChild(num(params, "limitMs", 120_000))
+const port = num(params, "port")
+const host = "127.0.0.1"
+
+/** Tether Connection options passed through from the orchestrator (tuning runs). */
+const tetherOptions = (params.tether ?? {}) as Record<string, number>
+
+const connectRaw = (): Promise<Net.Socket> =>
+  new Promise((resolve, reject) => {
+    const socket = Net.connect({ host, port, noDelay: true })
+    socket.once("connect", () => {
+      socket.off("error", reject)
+      resolve(socket)
+    })
+    socket.once("error", reject)
+  })
+
+/** Waits until everything written is flushed and the peer closed its side. */
+const endRaw = async (socket: Net.Socket) => {
+  const closed = once(socket, "close")
+  socket.end()
+  socket.resume()
+  await closed
+}
+
+/** Sends `frames` frames of `size` bytes, `perWrite` frames packed per write, waiting for 'drain'. */
+const rawStream = async (frames: number, size: number, perWrite: number) => {
+  const socket = await connectRaw()
+  const frameBytes = size + 4
+  let i = 0
+  const startAt = nowNs()
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject)
+    const pump = () => {
+      while (i < frames) {
+        const k = Math.min(perWrite, frames - i)
+        const buf = Buffer.allocUnsafe(k * frameBytes)
+        let off = 0
+        for (let j = 0; j < k; j++) off = writeFrame(buf, off, i++, size)
+        if (!socket.write(buf)) {
+          socket.once("drain", pump)
+          return
+        }
+      }
+      resolve()
+    }
+    pump()
+  })
+  const sentAt = nowNs()
+  await endRaw(socket)
+  finish({ startAt, sentAt, frames })
+}
+
+const platformStream = async (frames: number, size: number) => {
+  const { Deferred, Effect, Fiber } = await import("effect")
+  const NodeSocket = await import("@effect/platform-node/NodeSocket")
+  const program = Effect.scoped(Effect.gen(function*() {
+    const socket = yield* NodeSocket.makeNet({ host, port, noDelay: true })
+    const opened = yield* Deferred.make<void>()
+    const reader = yield* Effect.fork(socket.runRaw(() => {}, { onOpen: Deferred.succeed(opened, undefined) }))
+    yield* Deferred.await(opened)
+    const startAt = nowNs()
+    // the writer's scope ends the socket (FIN) when it closes
+    yield* Effect.scoped(Effect.gen(function*() {
+      const write = yield* socket.writer
+      for (let i = 0; i < frames; i++) {
+        const frame = Buffer.allocUnsafe(size + 4)
+        writeFrame(frame, 0, i, size)
+        yield* write(frame)
+      }
+    }))
+    const sentAt = nowNs()
+    yield* Fiber.await(reader) // the peer's EOF
+    return { startAt, sentAt, frames }
+  }))
+  finish(await Effect.runPromise(program))
+}
+
+const tetherStream = async (frames: number, size: number, batch: number) => {
+  const { Effect } = await import("effect")
+  const { Connection } = await import("../../src/index.js")
+  const program = Effect.scoped(Effect.gen(function*() {
+    const conn = yield* Connection.connectTcp({ port, host, ...tetherOptions })
+    const startAt = nowNs()
+    if (batch <= 1) {
+      for (let i = 0; i < frames; i++) yield* conn.send(payload(i, size))
+    } else {
+      for (let i = 0; i < frames;) {
+        const k = Math.min(batch, frames - i)
+        const list: Array<Uint8Array> = new Array(k)
+        for (let j = 0; j < k; j++) list[j] = payload(i++, size)
+        yield* conn.sendAll(list)
+      }
+    }
+    const sentAt = nowNs()
+    const outcome = yield* conn.close("done")
+    return {
+      startAt,
+      sentAt,
+      frames,
+      delivered: outcome.delivered,
+      undelivered: outcome.undelivered.length,
+      drained: outcome.drained
+    }
+  }))
+  finish(await Effect.runPromise(program))
+}
+
+// ---- round trip ----
+
+const percentiles = (samples: Float64Array) => {
+  const sorted = Float64Array.from(samples).sort()
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! / 1000
+  let sum = 0
+  for (const s of sorted) sum += s
+  return { p50: at(0.5), p99: at(0.99), p999: at(0.999), mean: sum / sorted.length / 1000, n: sorted.length }
+}
+
+const rttRaw = async (warmup: number, count: number) => {
+  const socket = await connectRaw()
+  const samples = new Float64Array(count)
+  let i = 0
+  let sentAt = 0
+  const ping = () => {
+    const f = Buffer.allocUnsafe(64)
+    writeFrame(f, 0, i, 60)
+    sentAt = nowNs()
+    socket.write(f)
+  }
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject)
+    const v = new FrameVerifier(60, () => {
+      const rtt = nowNs() - sentAt
+      if (i >= warmup) samples[i - warmup] = rtt
+      i++
+      if (i < warmup + count) ping()
+      else resolve()
+    })
+    socket.on("data", (c: Buffer) => v.push(c))
+    ping()
+  })
+  await endRaw(socket)
+  finish({ ...percentiles(samples), unit: "us" })
+}
+
+const rttTether = async (warmup: number, count: number) => {
+  const { Effect, Stream } = await import("effect")
+  const { Connection } = await import("../../src/index.js")
+  const program = Effect.scoped(Effect.gen(function*() {
+    const conn = yield* Connection.connectTcp({ port, host, ...tetherOptions })
+    const pull = yield* Stream.toPull(conn.incoming)
+    const samples = new Float64Array(count)
+    for (let i = 0; i < warmup + count; i++) {
+      const t = nowNs()
+      yield* conn.send(payload(i, 60))
+      let got = 0
+      while (got === 0) {
+        const chunk = yield* Effect.orDie(pull)
+        for (const f of chunk) {
+          const seq = Buffer.from(f.buffer, f.byteOffset, f.byteLength).readUInt32BE(0)
+          if (seq !== i || f.length !== 60) return yield* Effect.die(new Error(`echo ${seq} for ping ${i}`))
+          got++
+        }
+      }
+      if (i >= warmup) samples[i - warmup] = nowNs() - t
+    }
+    yield* conn.close("done")
+    return samples
+  }))
+  finish({ ...percentiles(await Effect.runPromise(program)), unit: "us" })
+}
+
+// ---- broadcast and idle memory ----
+
+const connectMany = async <A>(n: number, concurrency: number, open: () => Promise<A>): Promise<Array<A>> => {
+  const out: Array<A> = []
+  for (let i = 0; i < n; i += concurrency) {
+    const k = Math.min(concurrency, n - i)
+    out.push(...await Promise.all(Array.from({ length: k }, open)))
+  }
+  return out
+}
+
+const broadcastRaw = async (conns: number, rounds: number, size: number) => {
+  const before = memorySnapshot()
+  const sockets = await connectMany(conns, 250, async () => {
+    const s = await connectRaw()
+    s.on("data", () => {})
+    s.on("error", () => {})
+    return s
+  })
+  const idle = memorySnapshot()
+  const startAt = nowNs()
+  for (let r = 0; r < rounds; r++) {
+    const shared = Buffer.allocUnsafe(size + 4)
+    writeFrame(shared, 0, r, size)
+    for (const s of sockets) s.write(shared)
+  }
+  const fanoutAt = nowNs()
+  emit({ result: { startAt, fanoutAt, conns: sockets.length, before, idle } })
+}
+
+const broadcastTether = async (conns: number, rounds: number, size: number) => {
+  const { Effect } = await import("effect")
+  const { Connection, Framing } = await import("../../src/index.js")
+  const codec = Framing.lengthPrefixed()
+  const before = memorySnapshot()
+  const program = Effect.scoped(Effect.gen(function*() {
+    const list = yield* Effect.forEach(
+      Array.from({ length: conns }),
+      () => Connection.connectTcp({ port, host, codec, ...tetherOptions }),
+      { concurrency: 250 }
+    )
+    const idle = memorySnapshot()
+    const startAt = nowNs()
+    for (let r = 0; r < rounds; r++) {
+      const p = payload(r, size)
+      const shared = new Connection.Encoded(Framing.encode(codec, p), p)
+      yield* Effect.forEach(list, (c) => c.sendEncoded(shared), { discard: true })
+    }
+    const fanoutAt = nowNs()
+    emit({ result: { startAt, fanoutAt, conns: list.length, before, idle } })
+    return yield* Effect.never
+  }))
+  await Effect.runPromise(program)
+}
+
+// ---- close and drain ----
+
+const closeRaw = async (frames: number, size: number) => {
+  const socket = await connectRaw()
+  const queueAt = nowNs()
+  for (let i = 0; i < frames; i++) {
+    const f = Buffer.allocUnsafe(size + 4)
+    writeFrame(f, 0, i, size)
+    socket.write(f)
+  }
+  const closeAt = nowNs()
+  await endRaw(socket)
+  finish({ queueAt, closeAt, closedAt: nowNs() })
+}
+
+const closeTether = async (frames: number, size: number) => {
+  const { Effect } = await import("effect")
+  const { Connection } = await import("../../src/index.js")
+  const program = Effect.scoped(Effect.gen(function*() {
+    const conn = yield* Connection.connectTcp({
+      port,
+      host,
+      sendQueueCapacity: frames,
+      drainTimeout: "30 seconds",
+      ...tetherOptions
+    })
+    const list: Array<Uint8Array> = new Array(frames)
+    for (let i = 0; i < frames; i++) list[i] = payload(i, size)
+    const queueAt = nowNs()
+    yield* conn.sendAll(list)
+    const closeAt = nowNs()
+    const outcome = yield* conn.close("done")
+    return {
+      queueAt,
+      closeAt,
+      closedAt: nowNs(),
+      delivered: outcome.delivered,
+      undelivered: outcome.undelivered.length,
+      drained: outcome.drained,
+      peerEof: outcome.peerEof
+    }
+  }))
+  finish(await Effect.runPromise(program))
+}
+
+const main = async () => {
+  const frames = num(params, "frames", 0)
+  const size = num(params, "payload", 60)
+  switch (params.variant) {
+    case "raw-write":
+      return rawStream(frames, size, 1)
+    case "raw-packed":
+      return rawStream(frames, size, num(params, "perWrite", 256))
+    case "platform":
+      return platformStream(frames, size)
+    case "tether-send":
+      return tetherStream(frames, size, 1)
+    case "tether-sendAll":
+      return tetherStream(frames, size, num(params, "batch", 256))
+    case "rtt-raw":
+      return rttRaw(num(params, "warmup"), num(params, "count"))
+    case "rtt-tether":
+      return rttTether(num(params, "warmup"), num(params, "count"))
+    case "bcast-raw":
+      return broadcastRaw(num(params, "conns"), num(params, "rounds"), size)
+    case "bcast-tether":
+      return broadcastTether(num(params, "conns"), num(params, "rounds"), size)
+    case "close-raw":
+      return closeRaw(frames, size)
+    case "close-tether":
+      return closeTether(frames, size)
+    default:
+      throw new Error(`unknown sender variant ${params.variant}`)
+  }
+}
+
+main().catch(fail)
