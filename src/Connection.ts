@@ -15,6 +15,7 @@
  *
  * @since 0.1.0
  */
+import type * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
@@ -23,6 +24,7 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { DisconnectReason } from "./DisconnectReason.js"
 import type * as Framing from "./Framing.js"
+import type * as Metrics from "./Metrics.js"
 import * as internal from "./internal/connection.js"
 import type * as Transport from "./Transport.js"
 
@@ -152,8 +154,10 @@ export interface Stats {
 export interface Options {
   /** Frame codec (default: 4-byte length prefix, 16 MiB max). */
   readonly codec?: Framing.Codec | undefined
-  /** Identifier used in logs, registries and metrics (default: `conn-N`). */
+  /** Identifier used in logs and registries (default: `conn-N`). */
   readonly id?: string | undefined
+  /** Metric labels: `role` (default "client") and `endpoint` (default "default"). */
+  readonly labels?: Metrics.Labels | undefined
   /** Capacity of the send queue, in frames (default 1024). */
   readonly sendQueueCapacity?: number | undefined
   /** Most frames the writer packs into one transport write (default 1024). */
@@ -382,6 +386,32 @@ export const connectTls: (
 export const layerTcp = (
   options: Parameters<typeof connectTcp>[0]
 ): import("effect/Layer").Layer<Connection, Transport.TransportError> => internal.layerTcp(options, Connection)
+
+/**
+ * Connection options read from Effect `Config` (environment variables by
+ * default): `TETHER_SEND_QUEUE_CAPACITY`, `TETHER_MAX_BATCH_FRAMES`,
+ * `TETHER_MAX_BATCH_BYTES`, `TETHER_WRITE_TIMEOUT`, `TETHER_DRAIN_TIMEOUT`,
+ * `TETHER_LINGER_TIMEOUT`, `TETHER_INBOUND_CAPACITY`, `TETHER_FRAMING`
+ * (`length-prefixed` | `newline` | `raw`) and `TETHER_MAX_FRAME_BYTES`.
+ * Unset keys keep their defaults; a bad value fails with a `ConfigError` that
+ * names the key and the value.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Connection } from "tether"
+ *
+ * // TETHER_LINGER_TIMEOUT="2 seconds" TETHER_MAX_FRAME_BYTES="1 MiB" node app.js
+ * const program = Effect.gen(function*() {
+ *   const options = yield* Connection.config
+ *   const conn = yield* Connection.connectTcp({ ...options, port: 7000 })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = internal.config
 
 /**
  * Default option values.

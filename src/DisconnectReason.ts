@@ -160,3 +160,36 @@ export const isClean = (reason: DisconnectReason): boolean =>
   reason._tag === "Shutdown"
 
 const fmt = (d: Duration.Duration): string => Duration.format(d)
+
+/**
+ * The log level a disconnect deserves: `debug` for an orderly end, `info` for an
+ * application abort, `warning` for timeouts, reaps and I/O errors, `error` for
+ * fatal protocol errors (malformed or oversized frames).
+ *
+ * @example
+ * ```ts
+ * import { DisconnectReason } from "tether"
+ *
+ * DisconnectReason.severity(DisconnectReason.PeerClosed()) // "debug"
+ * DisconnectReason.severity(DisconnectReason.MalformedFrame({ message: "bad checksum" })) // "error"
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const severity = (reason: DisconnectReason): "debug" | "info" | "warning" | "error" => {
+  switch (reason._tag) {
+    case "LocalClose":
+    case "PeerClosed":
+    case "ScheduleEnd":
+    case "Shutdown":
+      return "debug"
+    case "Aborted":
+      return "info"
+    case "FrameTooLarge":
+    case "MalformedFrame":
+      return "error"
+    default:
+      return "warning"
+  }
+}

@@ -26,6 +26,13 @@ export * as DisconnectReason from "./DisconnectReason.js"
 export * as Framing from "./Framing.js"
 
 /**
+ * Metrics of connections, watchdogs, dialers and backlogs.
+ *
+ * @since 0.1.0
+ */
+export * as Metrics from "./Metrics.js"
+
+/**
  * The stop-gate and its gated bounded queue.
  *
  * @since 0.1.0

@@ -4,6 +4,7 @@
  * @internal
  */
 import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
 import type * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -20,7 +21,10 @@ import { ConnectionClosed, Encoded } from "../Connection.js"
 import * as DR from "../DisconnectReason.js"
 import type { DisconnectReason } from "../DisconnectReason.js"
 import * as Framing from "../Framing.js"
+import * as Metrics from "../Metrics.js"
+import * as MetricLabel from "effect/MetricLabel"
 import * as StopGate from "../StopGate.js"
+import * as cfg from "./config.js"
 import * as Transport from "../Transport.js"
 
 /** @internal */
@@ -45,6 +49,15 @@ let nextId = 0
 class WriteTimeoutError {
   readonly _tag = "WriteTimeoutError"
 }
+
+const logAt = (severity: "debug" | "info" | "warning" | "error") =>
+  severity === "debug"
+    ? Effect.logDebug
+    : severity === "info"
+    ? Effect.logInfo
+    : severity === "warning"
+    ? Effect.logWarning
+    : Effect.logError
 
 const toReason = (reason: string | DisconnectReason | undefined, fallback: (m: string) => DisconnectReason) =>
   reason === undefined ? fallback("requested") : typeof reason === "string" ? fallback(reason) : reason
@@ -73,13 +86,34 @@ export const make = (
       weight
     })
     const inbound = yield* Mailbox.make<Uint8Array>({ capacity: options?.inboundCapacity ?? defaults.inboundCapacity })
+    // metric label arrays are built once per connection (Effect caches metric hooks per label array)
+    const tags = Metrics.labelsOf(options?.labels)
+    const stateTags: Record<Connection.State, ReadonlyArray<MetricLabel.MetricLabel>> = {
+      Active: [...tags, MetricLabel.make("state", "Active")],
+      Draining: [...tags, MetricLabel.make("state", "Draining")],
+      Closing: [...tags, MetricLabel.make("state", "Closing")],
+      Closed: [...tags, MetricLabel.make("state", "Closed")]
+    }
     const stateRef = yield* SubscriptionRef.make<Connection.State>("Active")
     let currentState: Connection.State = "Active"
+    Metrics.connects.unsafeUpdate(1, tags)
+    Metrics.connections.unsafeModify(1, stateTags.Active)
     const setState = (s: Connection.State) =>
       Effect.suspend(() => {
+        if (currentState !== "Closed") Metrics.connections.unsafeModify(-1, stateTags[currentState])
+        if (s !== "Closed") Metrics.connections.unsafeModify(1, stateTags[s])
         currentState = s
         return SubscriptionRef.set(stateRef, s)
       })
+    // the send-queue gauge moves by deltas, once per write batch
+    let reportedDepth = 0
+    const reportDepth = () => {
+      const depth = queue.size()
+      if (depth !== reportedDepth) {
+        Metrics.sendQueueDepth.unsafeModify(depth - reportedDepth, tags)
+        reportedDepth = depth
+      }
+    }
 
     const startedAt = yield* Clock.currentTimeMillis
     let framesIn = 0
@@ -156,20 +190,27 @@ export const make = (
       return chunks
     }
 
-    const writeBatch = (batch: Array<Outbound>) => {
-      inFlight = batch
-      const chunks = encodeBatch(batch)
-      return transport.write(chunks).pipe(
-        Effect.timeoutFail({ duration: writeTimeout, onTimeout: () => new WriteTimeoutError() }),
-        Effect.zipRight(Clock.currentTimeMillis),
-        Effect.map((now) => {
-          inFlight = []
-          framesOut += batch.length
-          for (const c of chunks) bytesOut += c.length
-          lastWriteAt = now
-        })
-      )
-    }
+    const writeBatch = (batch: Array<Outbound>) =>
+      Effect.flatMap(Clock.currentTimeNanos, (startedNanos) => {
+        inFlight = batch
+        reportDepth()
+        const chunks = encodeBatch(batch)
+        return transport.write(chunks).pipe(
+          Effect.timeoutFail({ duration: writeTimeout, onTimeout: () => new WriteTimeoutError() }),
+          Effect.zipRight(Clock.currentTimeNanos),
+          Effect.map((nowNanos) => {
+            inFlight = []
+            let bytes = 0
+            for (const c of chunks) bytes += c.length
+            framesOut += batch.length
+            bytesOut += bytes
+            lastWriteAt = Number(nowNanos / 1_000_000n)
+            Metrics.framesOut.unsafeUpdate(batch.length, tags)
+            Metrics.bytesOut.unsafeUpdate(bytes, tags)
+            Metrics.writeLatency.unsafeUpdate(Number(nowNanos - startedNanos) / 1e9, tags)
+          })
+        )
+      })
     // control writes of the transport (e.g. WebSocket PONGs) go first, each with its own deadline
     const control = transport.control
     control?.unsafeOnPending(() => queue.unsafeNotify())
@@ -238,6 +279,9 @@ export const make = (
           unsafeRequestClose(DR.PeerClosed(), "graceful")
           return Effect.void
         }
+        let bytes = 0
+        for (const c of chunks) bytes += c.length
+        Metrics.bytesIn.unsafeUpdate(bytes, tags)
         if (!decoding) return readerLoop // a framing error ended delivery: discard until EOF
         const frames: Array<Uint8Array> = []
         for (const c of chunks) {
@@ -255,6 +299,7 @@ export const make = (
         }
         return Effect.flatMap(Clock.currentTimeMillis, (now) => {
           lastReadAt = now
+          if (frames.length > 0) Metrics.framesIn.unsafeUpdate(frames.length, tags)
           return Effect.zipRight(deliver(frames), readerLoop)
         })
       }
@@ -285,9 +330,13 @@ export const make = (
 
       const graceful = Effect.gen(function*() {
         yield* setState("Draining")
+        const drainStart = yield* Clock.currentTimeMillis
         const writerDone = yield* Fiber.await(writerFiber).pipe(Effect.timeout(drainTimeout), Effect.option)
+        Metrics.drainDuration.unsafeUpdate(((yield* Clock.currentTimeMillis) - drainStart) / 1000, tags)
         if (Option.isNone(writerDone)) {
-          yield* Effect.logWarning(`drain timeout after ${Duration.format(drainTimeout)}`)
+          yield* Effect.logWarning(
+            `drain timeout after ${Duration.format(drainTimeout)}: ${queue.size() + inFlight.length} frames not written`
+          )
           return
         }
         // the writer failed (write error or deadline): no point in a FIN
@@ -306,11 +355,13 @@ export const make = (
         const lingered = yield* Effect.timeout(fin, lingerTimeout).pipe(Effect.option)
         if (Option.isNone(lingered)) {
           lingerExpired = true
-          yield* Effect.logDebug(`linger expired after ${Duration.format(lingerTimeout)}: destroying`)
+          yield* Effect.logWarning(`linger expired after ${Duration.format(lingerTimeout)}: peer never sent EOF`)
         }
       })
       if (mode === "graceful") {
-        yield* restore(Effect.raceFirst(graceful, Deferred.await(abortRequest)))
+        yield* restore(Effect.raceFirst(graceful, Deferred.await(abortRequest))).pipe(
+          Effect.withSpan("tether.close.graceful", { attributes: { "tether.connection": id } })
+        )
       }
       // destroy: nothing below can block
       yield* Fiber.interrupt(writerFiber)
@@ -334,9 +385,13 @@ export const make = (
         discardedInbound,
         closeMillis: now - requestedAt
       }
-      yield* (DR.isClean(reason) ? Effect.logDebug : Effect.logInfo)(
+      if (reportedDepth !== 0) Metrics.sendQueueDepth.unsafeModify(-reportedDepth, tags)
+      reportedDepth = 0
+      Metrics.disconnects.unsafeUpdate(1, [...tags, MetricLabel.make("reason", reason._tag)])
+      Metrics.closeDuration.unsafeUpdate(outcome.closeMillis / 1000, tags)
+      yield* logAt(DR.severity(reason))(
         `closed: ${DR.describe(reason)}; ${framesOut} frames delivered, ${undelivered.length} undelivered`
-      )
+      ).pipe(Effect.annotateLogs("reason", reason._tag))
       yield* Deferred.succeed(outcomeDeferred, outcome)
     }))
     yield* Effect.forkScoped(annotate(closeProcedure))
@@ -421,6 +476,29 @@ export const make = (
   })
 
 /** @internal */
+export const config: Config.Config<Connection.Options> = Config.all({
+  sendQueueCapacity: cfg.optional(cfg.positiveInt("SEND_QUEUE_CAPACITY")),
+  maxBatchFrames: cfg.optional(cfg.positiveInt("MAX_BATCH_FRAMES")),
+  maxBatchBytes: cfg.optional(cfg.bytes("MAX_BATCH_BYTES")),
+  writeTimeout: cfg.optional(cfg.duration("WRITE_TIMEOUT")),
+  drainTimeout: cfg.optional(cfg.duration("DRAIN_TIMEOUT")),
+  lingerTimeout: cfg.optional(cfg.duration("LINGER_TIMEOUT")),
+  inboundCapacity: cfg.optional(cfg.positiveInt("INBOUND_CAPACITY")),
+  framing: Config.literal("length-prefixed", "newline", "raw")("FRAMING").pipe(Config.withDefault("length-prefixed")),
+  maxFrameBytes: cfg.bytes("MAX_FRAME_BYTES").pipe(Config.withDefault(defaults.maxFrameBytes))
+}).pipe(
+  Config.map(({ framing, maxFrameBytes, ...rest }): Connection.Options => ({
+    ...rest,
+    codec: framing === "newline"
+      ? Framing.newline({ maxFrameBytes })
+      : framing === "raw"
+      ? Framing.raw({ maxFrameBytes })
+      : Framing.lengthPrefixed({ maxFrameBytes })
+  })),
+  Config.nested("TETHER")
+)
+
+/** @internal */
 export const connectTcp = (
   options: Connection.Options & Transport.SocketOptions & {
     readonly host?: string | undefined
@@ -428,7 +506,11 @@ export const connectTcp = (
     readonly connectTimeout?: Duration.DurationInput | undefined
   }
 ): Effect.Effect<Connection.Connection, Transport.TransportError, Scope.Scope> =>
-  Effect.flatMap(Transport.connectTcp(options), (t) => make(t, options))
+  Effect.flatMap(Transport.connectTcp(options), (t) => make(t, options)).pipe(
+    Effect.withSpan("tether.connect", {
+      attributes: { "tether.transport": "tcp", "net.peer.name": options.host ?? "127.0.0.1", "net.peer.port": options.port }
+    })
+  )
 
 /** @internal */
 export const connectTls = (
@@ -451,7 +533,11 @@ export const connectTls = (
     writeTimeout: _wt,
     ...tlsOptions
   } = options
-  return Effect.flatMap(Transport.connectTls(tlsOptions), (t) => make(t, options))
+  return Effect.flatMap(Transport.connectTls(tlsOptions), (t) => make(t, options)).pipe(
+    Effect.withSpan("tether.connect", {
+      attributes: { "tether.transport": "tls", "net.peer.name": options.host ?? "127.0.0.1", "net.peer.port": options.port }
+    })
+  )
 }
 
 /** @internal */

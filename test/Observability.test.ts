@@ -1,0 +1,117 @@
+/**
+ * Metrics move with the connection's life; logs come once per event with the
+ * connection's annotations; options load from Config with errors that name the key.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Duration, Effect, Either, HashMap, Logger, LogLevel, Metric, MetricLabel, TestClock } from "effect"
+import { Connection, Framing, Metrics, Transport } from "tether"
+
+const counter = (metric: Metric.Metric.Counter<number>, tags: ReadonlyArray<MetricLabel.MetricLabel>) =>
+  Effect.map(Metric.value(Metric.taggedWithLabels(metric, tags)), (s) => s.count)
+const gauge = (metric: Metric.Metric.Gauge<number>, tags: ReadonlyArray<MetricLabel.MetricLabel>) =>
+  Effect.map(Metric.value(Metric.taggedWithLabels(metric, tags)), (s) => s.value)
+
+interface Entry {
+  readonly level: string
+  readonly message: string
+  readonly annotations: Record<string, unknown>
+}
+const captureLogs = () => {
+  const entries: Array<Entry> = []
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
+    entries.push({
+      level: logLevel.label,
+      message: String(Array.isArray(message) ? message.join(" ") : message),
+      annotations: Object.fromEntries(HashMap.toEntries(annotations))
+    })
+  })
+  return { entries, layer: Logger.replace(Logger.defaultLogger, logger) }
+}
+
+describe("Observability", () => {
+  it.scoped("metrics move on connect, send and close", () =>
+    Effect.gen(function*() {
+      const labels = { role: "client", endpoint: "metrics-test-1" }
+      const tags = Metrics.labelsOf(labels)
+      const [t, peer] = yield* Transport.memoryPair()
+      const conn = yield* Connection.make(t, { labels })
+      expect(yield* counter(Metrics.connects, tags)).toBe(1)
+      expect(yield* gauge(Metrics.connections, [...tags, MetricLabel.make("state", "Active")])).toBe(1)
+      yield* conn.sendAll([Framing.utf8("a"), Framing.utf8("bc")])
+      yield* peer.write(Framing.encode(conn.codec, Framing.utf8("in")))
+      while (conn.unsafeStats().framesOut < 2 || conn.unsafeStats().framesIn < 1) yield* Effect.yieldNow()
+      expect(yield* counter(Metrics.framesOut, tags)).toBe(2)
+      expect(yield* counter(Metrics.bytesOut, tags)).toBe(4 + 1 + 4 + 2)
+      expect(yield* counter(Metrics.framesIn, tags)).toBe(1)
+      expect(yield* counter(Metrics.bytesIn, tags)).toBe(6)
+      const latency = yield* Metric.value(Metric.taggedWithLabels(Metrics.writeLatency, tags))
+      expect(latency.count).toBeGreaterThanOrEqual(1)
+      yield* conn.close()
+      expect(yield* counter(Metrics.disconnects, [...tags, MetricLabel.make("reason", "LocalClose")])).toBe(1)
+      expect(yield* gauge(Metrics.connections, [...tags, MetricLabel.make("state", "Active")])).toBe(0)
+      expect(yield* gauge(Metrics.connections, [...tags, MetricLabel.make("state", "Closing")])).toBe(0)
+      const closes = yield* Metric.value(Metric.taggedWithLabels(Metrics.closeDuration, tags))
+      expect(closes.count).toBe(1)
+      expect(yield* gauge(Metrics.sendQueueDepth, tags)).toBe(0)
+    }))
+
+  it.scoped("a write timeout is logged once, at warning, with the connection's annotations", () => {
+    const { entries, layer } = captureLogs()
+    return Effect.gen(function*() {
+      const [t, peer] = yield* Transport.memoryPair({ kernelBufferBytes: 1 })
+      peer.setReading(false)
+      const conn = yield* Connection.make(t, { id: "log-test", writeTimeout: "1 second", labels: { endpoint: "log" } })
+      yield* conn.send(new Uint8Array(64))
+      yield* TestClock.adjust("1 second")
+      expect((yield* conn.closed)._tag).toBe("WriteTimeout")
+      const closed = entries.filter((e) => e.message.startsWith("closed:"))
+      expect(closed).toHaveLength(1)
+      expect(closed[0]).toMatchObject({
+        level: "WARN",
+        annotations: { connection: "log-test", remote: "memory:peer", reason: "WriteTimeout" }
+      })
+      expect(closed[0]!.message).toContain("write timeout after 1s")
+    }).pipe(Effect.provide(layer), Logger.withMinimumLogLevel(LogLevel.Debug))
+  })
+
+  it.effect("options load from Config (environment variables by default)", () =>
+    Effect.gen(function*() {
+      const options = yield* Connection.config.pipe(
+        Effect.withConfigProvider(
+          ConfigProvider.fromMap(
+            new Map([
+              ["TETHER_LINGER_TIMEOUT", "2 seconds"],
+              ["TETHER_MAX_BATCH_BYTES", "64 KiB"],
+              ["TETHER_SEND_QUEUE_CAPACITY", "4096"],
+              ["TETHER_FRAMING", "newline"],
+              ["TETHER_MAX_FRAME_BYTES", "1 MiB"]
+            ]),
+            { pathDelim: "_" }
+          )
+        )
+      )
+      expect(Duration.toMillis(options.lingerTimeout as Duration.Duration)).toBe(2000)
+      expect(options.maxBatchBytes).toBe(64 * 1024)
+      expect(options.sendQueueCapacity).toBe(4096)
+      expect(options.codec?.name).toBe("newline")
+      expect(options.codec?.maxFrameBytes).toBe(1024 * 1024)
+      expect(options.writeTimeout).toBeUndefined() // unset: the default applies
+    }))
+
+  it.effect("a bad config value fails with an error naming the key and the value", () =>
+    Effect.gen(function*() {
+      const load = (entries: Array<[string, string]>) =>
+        Effect.either(
+          Connection.config.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries), { pathDelim: "_" })))
+        )
+      const badDuration = yield* load([["TETHER_WRITE_TIMEOUT", "soon"]])
+      expect(Either.isLeft(badDuration) && String(badDuration.left)).toContain("TETHER.WRITE_TIMEOUT")
+      expect(Either.isLeft(badDuration) && String(badDuration.left)).toContain('"soon"')
+      const badInt = yield* load([["TETHER_SEND_QUEUE_CAPACITY", "-3"]])
+      expect(Either.isLeft(badInt) && String(badInt.left)).toMatch(/TETHER\.SEND_QUEUE_CAPACITY.*"-3"/)
+      const badBytes = yield* load([["TETHER_MAX_FRAME_BYTES", "lots"]])
+      expect(Either.isLeft(badBytes) && String(badBytes.left)).toMatch(/TETHER\.MAX_FRAME_BYTES.*"lots"/)
+      const badFraming = yield* load([["TETHER_FRAMING", "xml"]])
+      expect(Either.isLeft(badFraming) && String(badFraming.left)).toContain("TETHER.FRAMING")
+    }))
+})
