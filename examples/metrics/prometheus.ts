@@ -36,7 +36,10 @@ export const serveMetrics = (options: { readonly port: number; readonly host?: s
         server.listen(options.port, options.host ?? "127.0.0.1", () =>
           resume(Effect.succeed((server.address() as Net.AddressInfo).port)))
       }),
-      () => Effect.async<void>((resume) => server.close(() => resume(Effect.void)))
+      () =>
+        Effect.async<void>((resume) => {
+          server.close(() => resume(Effect.void))
+        })
     )
   })
 
@@ -52,7 +55,10 @@ const echoPeer = Effect.acquireRelease(
     })
     server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ server, port: (server.address() as Net.AddressInfo).port })))
   }),
-  ({ server }) => Effect.async<void>((resume) => server.close(() => resume(Effect.void)))
+  ({ server }) =>
+    Effect.async<void>((resume) => {
+      server.close(() => resume(Effect.void))
+    })
 )
 
 /** A small workload: `n` connections, ten echoed frames each, closed gracefully. */
