@@ -1,0 +1,210 @@
+/**
+ * The hub: a registry of keyed peers (dialers it owns, inbound connections it
+ * watches), addressed one by one or all at once with one shared buffer.
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as FiberMap from "effect/FiberMap"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Connection from "../Connection.js"
+import * as Dialer from "../Dialer.js"
+import * as DR from "../DisconnectReason.js"
+import * as Framing from "../Framing.js"
+import type * as Hub from "../Hub.js"
+import { DuplicatePeer, Event, UnknownPeer } from "../Hub.js"
+
+/** @internal */
+export const defaults = {
+  eventsCapacity: 1024
+} as const
+
+type Peer =
+  | { readonly kind: "outbound"; readonly dialer: Dialer.Dialer; readonly scope: Scope.CloseableScope }
+  | { readonly kind: "inbound"; readonly conn: Connection.Connection }
+
+const sameWire = (a: Framing.Codec, b: Framing.Codec) =>
+  a === b || (a.name === b.name && a.maxFrameBytes === b.maxFrameBytes)
+
+/** @internal */
+export const make = (options?: Hub.Options): Effect.Effect<Hub.Hub, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const codec = options?.codec ?? Framing.lengthPrefixed()
+    const pubsub = yield* PubSub.sliding<Hub.Event>(options?.eventsCapacity ?? defaults.eventsCapacity)
+    const userOnEvent = options?.onEvent
+    const emit = (event: Hub.Event): Effect.Effect<void> =>
+      Effect.zipRight(PubSub.publish(pubsub, event), userOnEvent === undefined ? Effect.void : userOnEvent(event))
+    const peers = new Map<string, Peer>()
+    const watchers = yield* FiberMap.make<string>()
+    let closing = false
+
+    const lookup = (key: string) =>
+      Effect.suspend(() => {
+        const p = peers.get(key)
+        return p === undefined ? Effect.fail(new UnknownPeer({ key })) : Effect.succeed(p)
+      })
+
+    const addDialer = <E, R>(key: string, dialerOptions: Dialer.Options<E, R>) =>
+      Effect.gen(function*() {
+        if (closing || peers.has(key)) return yield* Effect.fail(new DuplicatePeer({ key }))
+        const scope = yield* Scope.make(ExecutionStrategy.sequential)
+        let dialerRef: Dialer.Dialer | undefined
+        const userDialerOnEvent = dialerOptions.onEvent
+        const onEvent = (e: Dialer.Event): Effect.Effect<void> => {
+          const mapped: Option.Option<Hub.Event> = Dialer.Event.$match(e, {
+            Connected: (c) =>
+              Option.some(
+                c.reconnected
+                  ? Event.Reconnected({ key, connectionId: c.connectionId })
+                  : Event.Connected({ key, kind: "outbound", connectionId: c.connectionId })
+              ),
+            Disconnected: (d) =>
+              Option.some(Event.Disconnected({ key, kind: "outbound", reason: d.reason, undelivered: [], requeued: d.requeued })),
+            BacklogOverflow: (o) =>
+              Option.some(Event.BacklogOverflow({ key, policy: o.policy, reason: o.reason, frames: o.frames })),
+            Expired: (x) => Option.some(Event.Expired({ key, frames: x.frames })),
+            Discarded: (x) => Option.some(Event.Discarded({ key, frames: x.frames, reason: x.reason })),
+            Stopped: (s) => {
+              const p = peers.get(key)
+              if (p !== undefined && p.kind === "outbound" && p.dialer === dialerRef) peers.delete(key)
+              return Option.some(Event.Removed({ key, kind: "outbound", reason: s.reason, undelivered: s.undelivered }))
+            },
+            WaitingForWindow: () => Option.none(),
+            NewPeriod: () => Option.none(),
+            Connecting: () => Option.none(),
+            ConnectFailed: () => Option.none()
+          })
+          const own = Option.isSome(mapped) ? emit(mapped.value) : Effect.void
+          return userDialerOnEvent === undefined ? own : Effect.zipRight(own, userDialerOnEvent(e))
+        }
+        const dialer = yield* Dialer.make({ id: key, ...dialerOptions, onEvent }).pipe(Scope.extend(scope))
+        dialerRef = dialer
+        // the dialer may already have stopped (e.g. an exhausted backoff): then it is not registered
+        if (dialer.unsafeStats().status !== "Stopped") peers.set(key, { kind: "outbound", dialer, scope })
+        else yield* Scope.close(scope, Exit.void)
+        return dialer
+      })
+
+    const addInbound = (key: string, conn: Connection.Connection) =>
+      Effect.gen(function*() {
+        if (closing || peers.has(key)) return yield* Effect.fail(new DuplicatePeer({ key }))
+        const peer: Peer = { kind: "inbound", conn }
+        peers.set(key, peer)
+        yield* emit(Event.Connected({ key, kind: "inbound", connectionId: conn.id }))
+        // when it closes: unregister and report what it had queued
+        yield* FiberMap.run(
+          watchers,
+          key,
+          Effect.flatMap(conn.outcome, (o) =>
+            Effect.suspend(() => {
+              if (peers.get(key) !== peer) return Effect.void
+              peers.delete(key)
+              return emit(Event.Disconnected({
+                key,
+                kind: "inbound",
+                reason: o.reason,
+                undelivered: o.undelivered,
+                requeued: 0
+              }))
+            }))
+        )
+      })
+
+    const remove = (key: string) =>
+      Effect.flatMap(lookup(key), (p): Effect.Effect<ReadonlyArray<Uint8Array>> => {
+        peers.delete(key)
+        if (p.kind === "outbound") {
+          return p.dialer.stop(`removed from hub`).pipe(
+            Effect.zipLeft(Scope.close(p.scope, Exit.void)),
+            Effect.map((o) => o.undelivered)
+          )
+        }
+        return p.conn.close(DR.LocalClose({ message: "removed from hub" })).pipe(
+          Effect.tap((o) =>
+            emit(Event.Removed({ key, kind: "inbound", reason: "removed from hub", undelivered: o.undelivered }))
+          ),
+          Effect.map((o) => o.undelivered)
+        )
+      })
+
+    const send = (key: string, frame: Uint8Array): Effect.Effect<void, Hub.SendError> =>
+      Effect.flatMap(
+        lookup(key),
+        (p): Effect.Effect<void, Hub.SendError> => p.kind === "outbound" ? p.dialer.send(frame) : p.conn.send(frame)
+      )
+
+    const broadcast = (frame: Uint8Array): Effect.Effect<Hub.BroadcastResult, Framing.FrameError> =>
+      Effect.suspend(() => {
+        const err = codec.check(frame)
+        if (err) return Effect.fail(err)
+        // encoded once: every peer on the same wire format gets this one buffer
+        const shared = new Connection.Encoded(Framing.encode(codec, frame), frame)
+        const targets = Array.from(peers.entries())
+        const sendTo = ([, p]: [string, Peer]): Effect.Effect<void, Hub.SendError> => {
+          if (p.kind === "outbound") {
+            return sameWire(p.dialer.codec, codec) ? p.dialer.sendEncoded(shared) : p.dialer.send(frame)
+          }
+          return sameWire(p.conn.codec, codec) ? p.conn.sendEncoded(shared) : p.conn.send(frame)
+        }
+        return Effect.forEach(targets, (t) => Effect.either(sendTo(t)), { concurrency: "unbounded" }).pipe(
+          Effect.map((results) => {
+            const accepted: Array<string> = []
+            const failed: Array<{ readonly key: string; readonly error: Hub.SendError }> = []
+            results.forEach((r, i) => {
+              const key = targets[i]![0]
+              if (r._tag === "Right") accepted.push(key)
+              else failed.push({ key, error: r.left })
+            })
+            return { accepted, failed }
+          })
+        )
+      })
+
+    // closing the hub stops its dialers (their undelivered frames are reported as Removed events);
+    // inbound connections belong to whoever accepted them and are only unregistered
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        closing = true
+        const all = Array.from(peers.entries())
+        peers.clear()
+        return Effect.forEach(all, ([, p]) =>
+          p.kind === "outbound"
+            ? Effect.zipRight(p.dialer.stop("hub closed"), Scope.close(p.scope, Exit.void))
+            : Effect.void, { concurrency: "unbounded", discard: true })
+      })
+    )
+
+    const hub: Hub.Hub = {
+      codec,
+      addDialer,
+      addInbound,
+      remove,
+      send,
+      broadcast,
+      keys: Effect.sync(() => Array.from(peers.keys())),
+      peer: (key) =>
+        Effect.sync(() => {
+          const p = peers.get(key)
+          if (p === undefined) return Option.none()
+          return Option.some<Hub.PeerInfo>(
+            p.kind === "outbound"
+              ? { key, kind: "outbound", dialer: Option.some(p.dialer), connection: Option.none() }
+              : { key, kind: "inbound", dialer: Option.none(), connection: Option.some(p.conn) }
+          )
+        }),
+      events: Stream.fromPubSub(pubsub),
+      subscribe: PubSub.subscribe(pubsub)
+    }
+    return hub
+  })
+
+/** @internal */
+export const layer = (
+  tag: import("effect/Context").Tag<Hub.Tag, Hub.Hub>,
+  options?: Hub.Options
+): Layer.Layer<Hub.Tag> => Layer.scoped(tag, make(options))
