@@ -17,7 +17,8 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { cases, type Case, type Size } from "./cases.js"
-import { type Message, runPair } from "./lib/child.js"
+import { buildTether } from "./lib/build.js"
+import { type Message, runPair, setTetherEntry } from "./lib/child.js"
 import { fmt, median, summarize, type Summary } from "./lib/stats.js"
 import { renderMarkdown, renderSvg } from "./lib/report.js"
 
@@ -143,6 +144,8 @@ const runCase = async (c: Case): Promise<CaseResult> => {
 const main = async () => {
   const selected = cases.filter((c) => only === undefined || only.includes(c.id))
   if (selected.length === 0) throw new Error(`no case matches --only ${only?.join(",")}; cases: ${cases.map((c) => c.id).join(", ")}`)
+  // tether runs as compiled JavaScript, like the precompiled baselines (see lib/build.ts)
+  setTetherEntry(buildTether())
   const startedAt = new Date()
   log(`tether bench: ${size}, ${reps} repetition(s), cases: ${selected.map((c) => c.id).join(", ")}`)
   const results: Array<CaseResult> = []

@@ -12,6 +12,12 @@ const rootDir = Path.resolve(benchDir, "..")
 
 const live = new Set<ChildProcess>()
 
+/** Compiled tether entry handed to every child (set once by the orchestrator). */
+let tetherEntry: string | undefined
+export const setTetherEntry = (entry: string): void => {
+  tetherEntry = entry
+}
+
 const killAll = () => {
   for (const c of live) {
     try {
@@ -56,7 +62,7 @@ export const spawnChild = (
       "--expose-gc",
       ...extraNodeArgs,
       Path.join(benchDir, "proc", `${script}.ts`),
-      JSON.stringify({ ...params, limitMs: limitMs + 5_000 })
+      JSON.stringify({ ...params, limitMs: limitMs + 5_000, tetherEntry })
     ],
     { cwd: rootDir, stdio: ["pipe", "pipe", "pipe"] }
   )

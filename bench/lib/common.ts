@@ -1,3 +1,5 @@
+import { pathToFileURL } from "node:url"
+
 /**
  * Shared by the bench orchestrator and its child processes: the wire format of
  * the test frames, the child-process protocol (one JSON object per stdout
@@ -27,6 +29,15 @@ export const num = (p: Params, key: string, fallback?: number): number => {
   if (fallback !== undefined) return fallback
   throw new Error(`missing numeric param ${key}`)
 }
+
+/**
+ * Loads tether: the compiled build the orchestrator made (param `tetherEntry`,
+ * see lib/build.ts), or the TypeScript sources when run by hand.
+ */
+export const loadTether = (p: Params): Promise<typeof import("../../src/index.js")> =>
+  typeof p.tetherEntry === "string"
+    ? import(pathToFileURL(p.tetherEntry).href) as Promise<typeof import("../../src/index.js")>
+    : import("../../src/index.js")
 
 /** Writes one protocol line to stdout. */
 export const emit = (msg: Record<string, unknown>): void => {

@@ -9,10 +9,9 @@
  * - `tether-echo`   tether echo server (`incoming` → `send`)
  * - `sink-many`     accepts `conns` connections, verifies `rounds` frames on each
  * - `ws-frames`     raw `ws` server, verifies binary messages
- * - `tether-ws-frames` tether WebSocket server, verifies binary messages
  */
 import * as Net from "node:net"
-import { emit, fail, finish, FrameVerifier, guardChild, nowNs, num, readParams } from "../lib/common.js"
+import { emit, fail, loadTether, finish, FrameVerifier, guardChild, nowNs, num, readParams } from "../lib/common.js"
 
 const params = readParams()
 guardChild(num(params, "limitMs", 120_000))
@@ -53,7 +52,7 @@ const rawFrames = async () => {
 
 const tetherFrames = async () => {
   const { Effect, Stream } = await import("effect")
-  const { Connection, Transport } = await import("../../src/index.js")
+  const { Connection, Transport } = await loadTether(params)
   const expected = num(params, "frames")
   const v = new FrameVerifier(num(params, "payload"))
   let accepted = false
@@ -86,7 +85,7 @@ const rawEcho = async () => {
 
 const tetherEcho = async () => {
   const { Effect, Stream } = await import("effect")
-  const { Connection, Transport } = await import("../../src/index.js")
+  const { Connection, Transport } = await loadTether(params)
   const server = Net.createServer({ allowHalfOpen: true }, (socket) => {
     const program = Effect.scoped(Effect.gen(function*() {
       const transport = yield* Transport.fromSocket(socket)
@@ -137,34 +136,27 @@ const sinkMany = async () => {
   emit({ ready: true, port: await listen(server) })
 }
 
-const wsFrames = async (useTether: boolean) => {
+/** Raw `ws` server verifying binary messages (payload = the test payload, no length prefix). */
+const wsFrames = async () => {
+  const { WebSocketServer } = await import("ws")
+  const Http = await import("node:http")
   const expected = num(params, "frames")
   const v = new FrameVerifier(num(params, "payload"))
-  if (!useTether) {
-    const { WebSocketServer } = await import("ws")
-    const server = Net.createServer()
-    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false })
-    const http = await import("node:http")
-    const httpServer = http.createServer()
-    httpServer.on("upgrade", (req, socket, head) => {
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        ws.binaryType = "nodebuffer"
-        ws.on("message", (data: Buffer) => {
-          v.pushPayload(data)
-          v.lastFrameAt = nowNs()
-        })
-        ws.on("close", () => finish(frameResult(v, expected, nowNs())))
-      })
+  const httpServer = Http.createServer()
+  const wss = new WebSocketServer({ server: httpServer, perMessageDeflate: false, maxPayload: 1024 * 1024 })
+  let accepted = false
+  wss.on("connection", (ws) => {
+    if (accepted) return void ws.terminate()
+    accepted = true
+    ws.binaryType = "nodebuffer"
+    ws.on("message", (data: Buffer) => {
+      v.pushPayload(data)
+      v.lastFrameAt = nowNs()
     })
-    server.close()
-    httpServer.listen({ host: "127.0.0.1", port: 0 }, () => {
-      const addr = httpServer.address()
-      if (addr === null || typeof addr === "string") return fail(new Error("no address"))
-      emit({ ready: true, port: addr.port })
-    })
-    return
-  }
-  throw new Error("tether WebSocket receiver not available")
+    ws.on("close", () => finish(frameResult(v, expected, nowNs())))
+    ws.on("error", (e) => fail(e))
+  })
+  emit({ ready: true, port: await listen(httpServer) })
 }
 
 const main = async () => {
@@ -180,9 +172,7 @@ const main = async () => {
     case "sink-many":
       return sinkMany()
     case "ws-frames":
-      return wsFrames(false)
-    case "tether-ws-frames":
-      return wsFrames(true)
+      return wsFrames()
     default:
       throw new Error(`unknown receiver variant ${params.variant}`)
   }

@@ -8,7 +8,7 @@
  */
 import { once } from "node:events"
 import * as Net from "node:net"
-import { emit, fail, finish, FrameVerifier, guardChild, memorySnapshot, nowNs, num, payload, readParams, writeFrame } from "../lib/common.js"
+import { emit, fail, loadTether, finish, FrameVerifier, guardChild, memorySnapshot, nowNs, num, payload, readParams, writeFrame } from "../lib/common.js"
 
 const params = readParams()
 guardChild(num(params, "limitMs", 120_000))
@@ -91,7 +91,7 @@ const platformStream = async (frames: number, size: number) => {
 
 const tetherStream = async (frames: number, size: number, batch: number) => {
   const { Effect } = await import("effect")
-  const { Connection } = await import("../../src/index.js")
+  const { Connection } = await loadTether(params)
   const program = Effect.scoped(Effect.gen(function*() {
     const conn = yield* Connection.connectTcp({ port, host, ...tetherOptions })
     const startAt = nowNs()
@@ -104,6 +104,62 @@ const tetherStream = async (frames: number, size: number, batch: number) => {
         for (let j = 0; j < k; j++) list[j] = payload(i++, size)
         yield* conn.sendAll(list)
       }
+    }
+    const sentAt = nowNs()
+    const outcome = yield* conn.close("done")
+    return {
+      startAt,
+      sentAt,
+      frames,
+      delivered: outcome.delivered,
+      undelivered: outcome.undelivered.length,
+      drained: outcome.drained
+    }
+  }))
+  finish(await Effect.runPromise(program))
+}
+
+// ---- WebSocket ----
+
+/** Raw `ws` client: one `send` per message, pausing while more than 64 KiB is buffered. */
+const wsRaw = async (frames: number, size: number) => {
+  const { WebSocket } = await import("ws")
+  const ws = new WebSocket(`ws://${host}:${port}/`, { perMessageDeflate: false })
+  await once(ws, "open")
+  const startAt = nowNs()
+  let i = 0
+  await new Promise<void>((resolve, reject) => {
+    ws.once("error", reject)
+    const pump = () => {
+      while (i < frames) {
+        const last = i === frames - 1
+        const p = payload(i++, size)
+        if (ws.bufferedAmount > 64 * 1024 || last) {
+          ws.send(p, { binary: true }, (err) => (err ? reject(err) : last ? resolve() : pump()))
+          return
+        }
+        ws.send(p, { binary: true })
+      }
+    }
+    pump()
+  })
+  const sentAt = nowNs()
+  const closed = once(ws, "close")
+  ws.close(1000)
+  await closed
+  finish({ startAt, sentAt, frames })
+}
+
+const wsTether = async (frames: number, size: number) => {
+  const { Effect } = await import("effect")
+  const { WebSocket } = await loadTether(params)
+  const program = Effect.scoped(Effect.gen(function*() {
+    const conn = yield* WebSocket.connect(`ws://${host}:${port}/`, { ...tetherOptions })
+    const scratch = Buffer.allocUnsafe(size)
+    const startAt = nowNs()
+    for (let i = 0; i < frames; i++) {
+      scratch.writeUInt32BE(i, 0)
+      yield* conn.send(WebSocket.binary(scratch)) // copies into a fresh frame
     }
     const sentAt = nowNs()
     const outcome = yield* conn.close("done")
@@ -158,7 +214,7 @@ const rttRaw = async (warmup: number, count: number) => {
 
 const rttTether = async (warmup: number, count: number) => {
   const { Effect, Stream } = await import("effect")
-  const { Connection } = await import("../../src/index.js")
+  const { Connection } = await loadTether(params)
   const program = Effect.scoped(Effect.gen(function*() {
     const conn = yield* Connection.connectTcp({ port, host, ...tetherOptions })
     const pull = yield* Stream.toPull(conn.incoming)
@@ -215,7 +271,7 @@ const broadcastRaw = async (conns: number, rounds: number, size: number) => {
 
 const broadcastTether = async (conns: number, rounds: number, size: number) => {
   const { Effect } = await import("effect")
-  const { Connection, Framing } = await import("../../src/index.js")
+  const { Connection, Framing } = await loadTether(params)
   const codec = Framing.lengthPrefixed()
   const before = memorySnapshot()
   const program = Effect.scoped(Effect.gen(function*() {
@@ -255,7 +311,7 @@ const closeRaw = async (frames: number, size: number) => {
 
 const closeTether = async (frames: number, size: number) => {
   const { Effect } = await import("effect")
-  const { Connection } = await import("../../src/index.js")
+  const { Connection } = await loadTether(params)
   const program = Effect.scoped(Effect.gen(function*() {
     const conn = yield* Connection.connectTcp({
       port,
@@ -297,6 +353,10 @@ const main = async () => {
       return tetherStream(frames, size, 1)
     case "tether-sendAll":
       return tetherStream(frames, size, num(params, "batch", 256))
+    case "ws-raw":
+      return wsRaw(frames, size)
+    case "ws-tether":
+      return wsTether(frames, size)
     case "rtt-raw":
       return rttRaw(num(params, "warmup"), num(params, "count"))
     case "rtt-tether":
