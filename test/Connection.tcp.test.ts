@@ -160,6 +160,27 @@ describe("Connection (loopback)", () => {
       expect(count).toBe(writes)
     }))
 
+  it.scopedLive("a send storm cannot starve the event loop: timers still fire on time", () =>
+    Effect.gen(function*() {
+      const server = yield* rawServer()
+      const conn = yield* Connection.connectTcp({ port: server.port, sendQueueCapacity: 256 })
+      const peer = yield* Queue_take(server)
+      peer.resume()
+      const frame = Framing.utf8("storm")
+      const producers = yield* Effect.forEach(
+        Array.from({ length: 8 }),
+        () => Effect.fork(Effect.forever(conn.send(frame))),
+        { discard: false }
+      )
+      const t0 = performance.now()
+      yield* Effect.sleep("100 millis") // a live timer, as watchdogs and write deadlines use
+      const late = performance.now() - t0 - 100
+      expect(late).toBeLessThan(250)
+      expect(conn.unsafeStats().framesOut).toBeGreaterThan(0)
+      yield* Effect.forEach(producers, Fiber.interrupt, { discard: true })
+      yield* conn.abort()
+    }))
+
   it.scopedLive("TLS: round trip and graceful close", () =>
     Effect.gen(function*() {
       const server = yield* tlsServer

@@ -25,6 +25,7 @@ import * as Metrics from "../Metrics.js"
 import * as MetricLabel from "effect/MetricLabel"
 import * as StopGate from "../StopGate.js"
 import * as cfg from "./config.js"
+import { macrotask } from "./scheduler.js"
 import * as Transport from "../Transport.js"
 
 /** @internal */
@@ -313,7 +314,8 @@ export const make = (
       )
     )
 
-    const writerFiber = yield* Effect.forkScoped(annotate(writer))
+    // the writer resumes on a macrotask so that synchronous socket writes cannot starve the event loop
+    const writerFiber = yield* Effect.forkScoped(annotate(Effect.withScheduler(writer, macrotask)))
     const readerFiber = yield* Effect.forkScoped(annotate(reader))
 
     // ---- supervisor: the close procedure, run once ----
