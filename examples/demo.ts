@@ -1,62 +1,39 @@
 /**
- * tether demo: an echo exchange over loopback that ends with a graceful close
- * against a peer that never closes its socket (the zombie-session story).
+ * tether demo: the production failure stories, each played live on loopback
+ * against a real misbehaving peer, with a timeline and a report.
  *
- *   npm start
+ *   npm start              # human timeline + report table
+ *   npm start -- --json    # the same as JSON lines of events
  */
-import { Effect, Stream } from "effect"
-import * as Net from "node:net"
-import { Connection, DisconnectReason, Framing } from "tether"
+import { Effect, Logger, LogLevel } from "effect"
+import { parseArgs } from "node:util"
+import * as ShutdownRace from "./demo/stories/shutdownRace.js"
+import * as Zombie from "./demo/stories/zombie.js"
+import * as Timeline from "./demo/timeline.js"
 
-// A stubborn peer: echoes every byte, keeps its side open after our FIN, never closes.
-const stubbornEchoPeer = Effect.acquireRelease(
-  Effect.async<{ server: Net.Server; port: number; sockets: Set<Net.Socket> }>((resume) => {
-    const sockets = new Set<Net.Socket>()
-    const server = Net.createServer({ allowHalfOpen: true }, (socket) => {
-      sockets.add(socket)
-      socket.on("error", () => {})
-      socket.on("data", (chunk) => socket.write(chunk))
-    })
-    server.listen(0, "127.0.0.1", () =>
-      resume(Effect.succeed({ server, port: (server.address() as Net.AddressInfo).port, sockets })))
-  }),
-  ({ server, sockets }) =>
-    Effect.async<void>((resume) => {
-      for (const s of sockets) s.destroy()
-      server.close(() => resume(Effect.void))
-    })
-)
-
-const t0 = performance.now()
-const at = () => `${(performance.now() - t0).toFixed(0).padStart(5)} ms`
-const say = (line: string) => Effect.sync(() => console.log(`${at()}  ${line}`))
+const { values } = parseArgs({ options: { json: { type: "boolean", default: false } } })
 
 const program = Effect.gen(function*() {
-  const peer = yield* stubbornEchoPeer
-  yield* say(`peer listening on 127.0.0.1:${peer.port} (echoes, never closes)`)
-  const conn = yield* Connection.connectTcp({ port: peer.port, lingerTimeout: "1 second" })
-  yield* say(`${conn.id} connected`)
-
-  const words = ["hello", "from", "tether", "one", "writer"]
-  yield* conn.sendAll(words.map(Framing.utf8))
-  yield* say(`sent ${words.length} frames`)
-  const echoes = yield* conn.incoming.pipe(Stream.take(words.length), Stream.map(Framing.text), Stream.runCollect)
-  yield* say(`echoed: ${Array.from(echoes).join(" ")}`)
-
-  yield* say("closing: drain → FIN → wait for the peer's EOF (it never comes) → destroy at the linger bound")
-  const outcome = yield* conn.close("demo finished")
-  yield* say(
-    `closed: ${DisconnectReason.describe(outcome.reason)}; delivered ${outcome.delivered}, ` +
-      `undelivered ${outcome.undelivered.length}, FIN sent ${outcome.finSent}, ` +
-      `linger expired ${outcome.lingerExpired}, close took ${outcome.closeMillis} ms`
-  )
-  yield* say(`socket destroyed: ${conn.transport.stats().socket?.destroyed}`)
+  const tl = yield* Timeline.Timeline
+  const results = [
+    yield* Effect.scoped(Zombie.run({ lingerMs: 1500 })),
+    yield* Effect.scoped(ShutdownRace.run({ producers: 8, runMs: 150 }))
+  ]
+  yield* tl.report(results)
+  const lost = results.reduce((n, r) => n + r.lost, 0)
+  if (!values.json) {
+    console.log(
+      results.every((r) => r.ok) && lost === 0
+        ? "\nevery story resolved within its bounds; no message lost"
+        : "\nSOME STORY DID NOT RESOLVE AS EXPECTED"
+    )
+  }
+  if (!results.every((r) => r.ok) || lost !== 0) process.exitCode = 1
 })
 
-Effect.runPromise(Effect.scoped(program)).then(
-  () => console.log("done: no zombie left behind"),
-  (err) => {
-    console.error(err)
-    process.exitCode = 1
-  }
-)
+Effect.runPromise(
+  program.pipe(Effect.provide(Timeline.layer(values.json)), Logger.withMinimumLogLevel(LogLevel.None))
+).catch((err) => {
+  console.error(err)
+  process.exitCode = 1
+})
