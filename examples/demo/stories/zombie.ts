@@ -4,7 +4,7 @@
  * for the peer's EOF for the linger bound, destroys the socket, and does not
  * reconnect.
  */
-import { Effect, Stream } from "effect"
+import { Effect, Option, Stream } from "effect"
 import { Connection, DisconnectReason, Framing } from "tether"
 import { frameReader, lengthPrefixed, rawPeer } from "../peers.js"
 import { Timeline, type StoryResult } from "../timeline.js"
@@ -44,15 +44,15 @@ export const run = (options: { readonly lingerMs: number }) =>
         // the session: the first message with a sequence number lower than expected is fatal → Stop
         const fatal = yield* conn.incoming.pipe(
           Stream.map(Framing.text),
-          Stream.filterMap((msg) => {
+          Stream.filterMap((msg): Option.Option<string> => {
             const seq = Number(/seq=(\d+)/.exec(msg)?.[1])
-            if (seq < expected) return { _tag: "Some", value: `MsgSeqNum too low: got ${seq}, expected ${expected}` } as const
+            if (seq < expected) return Option.some(`MsgSeqNum too low: got ${seq}, expected ${expected}`)
             expected = seq + 1
-            return { _tag: "None" } as const
+            return Option.none()
           }),
           Stream.runHead
         )
-        const reason = fatal._tag === "Some" ? fatal.value : "peer closed"
+        const reason = Option.getOrElse(fatal, () => "peer closed")
         yield* tl.event(STORY, "fatal protocol error → Logout, decision Stop (no reconnect)", { reason })
         yield* conn.send(Framing.utf8(`Logout text="${reason}"`))
         return yield* tl.waiting(
