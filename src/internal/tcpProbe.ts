@@ -96,13 +96,13 @@ export const normalizeIp = (address: string): string => {
   if (last.includes(".")) {
     const [a, b, c, d] = last.split(".").map((n) => parseInt(n, 10))
     tailV4 = [((a! << 8) | b!).toString(16), ((c! << 8) | d!).toString(16)]
-    head = ip.slice(0, lastColon + 1) + "0" // placeholder group, replaced below
+    head = ip.slice(0, lastColon + 1) + "0:0" // two placeholder groups, replaced below
   }
   const [left, right] = head.includes("::") ? head.split("::") as [string, string] : [head, undefined]
   const l = left === "" ? [] : left.split(":")
   const r = right === undefined ? [] : right === "" ? [] : right.split(":")
   let groups = right === undefined ? l : [...l, ...Array<string>(8 - l.length - r.length).fill("0"), ...r]
-  if (tailV4.length > 0) groups = [...groups.slice(0, groups.length - 1), ...tailV4]
+  if (tailV4.length > 0) groups = [...groups.slice(0, groups.length - 2), ...tailV4]
   const words = groups.map((g) => parseInt(g, 16))
   const bytes: Array<number> = []
   for (const w of words) bytes.push((w >> 8) & 0xff, w & 0xff)

@@ -103,7 +103,7 @@ const idleLoop = (
       const now = yield* Clock.currentTimeMillis
       if (!isActive(conn)) return
       const last = activityAt()
-      if (last > lastFire) first = true
+      if (last >= lastFire) first = true // activity since the last firing (or at its very millisecond)
       const since = Math.max(last, lastFire)
       const deadline = since + timeoutMs
       if (now < deadline) {
