@@ -399,11 +399,29 @@ export const make = (
     yield* Effect.forkScoped(annotate(closeProcedure))
 
     const closedError = (r: StopGate.GateClosed<DisconnectReason>) => new ConnectionClosed({ reason: r.reason })
+    // Queues one frame. The common case (gate open, nobody waiting, room left) commits synchronously,
+    // without building the waiting `offer` effect; otherwise `offer` waits in line as usual.
+    const offerOne = (frame: Outbound): Effect.Effect<void, ConnectionClosed> => {
+      const r = queue.unsafeTryOffer(frame)
+      if (r === "accepted") return Effect.void
+      if (r !== "full") return Effect.fail(closedError(r))
+      return Effect.mapError(queue.offer(frame), closedError)
+    }
+    // Queues frames in order: synchronously while there is room, waiting (in line) only when full.
+    const offerFrom = (list: ReadonlyArray<Outbound>, from: number): Effect.Effect<void, ConnectionClosed> => {
+      for (let i = from; i < list.length; i++) {
+        const r = queue.unsafeTryOffer(list[i]!)
+        if (r === "accepted") continue
+        if (r !== "full") return Effect.fail(closedError(r))
+        return Effect.flatMap(Effect.mapError(queue.offer(list[i]!), closedError), () => offerFrom(list, i + 1))
+      }
+      return Effect.void
+    }
     const send = (frame: Uint8Array): Effect.Effect<void, ConnectionClosed | Framing.FrameError> =>
       Effect.suspend((): Effect.Effect<void, ConnectionClosed | Framing.FrameError> => {
         const err = codec.check(frame)
         if (err) return Effect.fail(err)
-        return Effect.mapError(queue.offer(frame), closedError)
+        return offerOne(frame)
       })
     const trySend = (frame: Outbound) =>
       Effect.suspend((): Effect.Effect<"accepted" | "full", ConnectionClosed | Framing.FrameError> => {
@@ -447,10 +465,10 @@ export const make = (
             const err = codec.check(f)
             if (err) return Effect.fail(err)
           }
-          return Effect.mapError(Effect.forEach(list, queue.offer, { discard: true }), closedError)
+          return offerFrom(list, 0)
         }),
       trySend: (frame) => trySend(frame),
-      sendEncoded: (frame) => Effect.mapError(queue.offer(frame), closedError),
+      sendEncoded: (frame) => Effect.suspend(() => offerOne(frame)),
       trySendEncoded: (frame) => trySend(frame) as Effect.Effect<"accepted" | "full", ConnectionClosed>,
       incoming: Mailbox.toStream(inbound),
       state: SubscriptionRef.get(stateRef),
