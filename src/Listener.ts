@@ -1,0 +1,353 @@
+/**
+ * A server with seats, a live session registry and a bounded shutdown.
+ *
+ * - Every accepted socket becomes a {@link Connection.Connection} in its own
+ *   child scope, run by a supervised fiber (a `FiberMap` keyed by session id)
+ *   that runs your handler. When the handler ends or the connection closes,
+ *   the child scope closes (full shutdown of the connection) and the seat is
+ *   free again.
+ * - **Seats**: beyond `maxConnections`, new sockets are destroyed at once; the
+ *   refusal is logged (warning) and counted.
+ * - **Handshake timeout**: a session whose handler has not called
+ *   {@link handshakeDone} within `handshakeTimeout` is closed with
+ *   `DisconnectReason.HandshakeTimeout`.
+ * - **Shutdown** (closing the scope, or `server.shutdown`): stop accepting,
+ *   close every session's stop-gate, close them all gracefully in parallel,
+ *   bounded by `shutdownTimeout`; whatever remains is aborted (sockets
+ *   destroyed). Never waits on a half-open client.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type * as Tls from "node:tls"
+import type * as Connection from "./Connection.js"
+import * as internal from "./internal/listenerNet.js"
+import type * as Transport from "./Transport.js"
+
+/**
+ * The listening socket could not be opened.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Listener } from "tether"
+ *
+ * const program = Listener.serve({ port: 80 }, () => Effect.void).pipe(
+ *   Effect.catchTag("ListenerError", (e) => Effect.logError(`cannot listen: ${e.reason} ${e.code}`))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ListenerError extends Data.TaggedError("ListenerError")<{
+  readonly reason: "Bind"
+  readonly message: string
+  readonly code?: string | undefined
+  readonly cause?: unknown
+}> {}
+
+/**
+ * What the registry says about a session: `Handshaking` until the handler
+ * calls {@link handshakeDone}, then the connection's own state.
+ *
+ * @example
+ * ```ts
+ * import type { Listener } from "tether"
+ *
+ * const s: Listener.SessionState = "Handshaking"
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SessionState = "Handshaking" | Connection.State
+
+/**
+ * One row of the session registry. Counters are sampled when the row is read.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { Listener } from "tether"
+ *
+ * const busiest = (server: Listener.Server) =>
+ *   Effect.map(server.sessions, (rows) => rows.toSorted((a, b) => b.queueDepth - a.queueDepth)[0])
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionInfo {
+  readonly id: string
+  readonly remoteAddress: string | undefined
+  readonly kind: Transport.Transport["kind"]
+  readonly state: SessionState
+  /** Clock millis when the session was created. */
+  readonly since: number
+  readonly handshakeDone: boolean
+  readonly bytesIn: number
+  readonly bytesOut: number
+  /** Frames queued for the writer. */
+  readonly queueDepth: number
+}
+
+/**
+ * Counters of a server.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { Listener } from "tether"
+ *
+ * const refusals = (server: Listener.Server) => Effect.map(server.stats, (s) => s.refused)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats {
+  /** Seats in use: sessions from accept until their socket is destroyed. */
+  readonly active: number
+  /** Sessions created. */
+  readonly accepted: number
+  /** Sockets refused because every seat was taken (or the server was shutting down). */
+  readonly refused: number
+  /** Sockets the acceptor turned down before a session existed (e.g. a failed WebSocket upgrade hook). */
+  readonly rejected: number
+  /** Sessions closed because their handshake did not complete in time. */
+  readonly handshakeTimeouts: number
+  /** Sessions that have ended (seat released). */
+  readonly completed: number
+}
+
+/**
+ * What a shutdown did.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { Listener } from "tether"
+ *
+ * const stop = (server: Listener.Server) =>
+ *   Effect.flatMap(server.shutdown, (r) => Effect.log(`${r.graceful} graceful, ${r.aborted} aborted in ${r.millis} ms`))
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ShutdownReport {
+  /** Sessions alive when the shutdown began. */
+  readonly sessions: number
+  /** Sessions that closed gracefully within the shutdown timeout. */
+  readonly graceful: number
+  /** Sessions aborted (socket destroyed) when the shutdown timeout expired. */
+  readonly aborted: number
+  /** Clock millis from the start of the shutdown until every session was gone. */
+  readonly millis: number
+}
+
+/**
+ * A running server.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import type { Listener } from "tether"
+ *
+ * const watch = (server: Listener.Server) =>
+ *   Stream.runForEach(server.sessionChanges, (rows) => Effect.log(`${rows.length} sessions`))
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Server {
+  /** The bound address (the real port when `port: 0` was asked for). */
+  readonly address: { readonly host: string; readonly port: number }
+  /** A fresh snapshot of the registry. */
+  readonly sessions: Effect.Effect<ReadonlyArray<SessionInfo>>
+  /** The registry each time a session appears, changes state or goes away (current value first). */
+  readonly sessionChanges: Stream.Stream<ReadonlyArray<SessionInfo>>
+  /** The live connection of a session. */
+  readonly connection: (id: string) => Effect.Effect<Option.Option<Connection.Connection>>
+  readonly stats: Effect.Effect<Stats>
+  readonly unsafeStats: () => Stats
+  /**
+   * Stops accepting, closes every session gracefully in parallel (bounded by
+   * `shutdownTimeout`, then aborts what remains); completes when every session
+   * is gone. Idempotent; closing the server's scope does the same.
+   */
+  readonly shutdown: Effect.Effect<ShutdownReport>
+}
+
+/**
+ * The session a handler runs in (provided to the handler).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Listener } from "tether"
+ *
+ * const whoAmI = Effect.map(Listener.Session, (s) => s.id)
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Session {
+  readonly id: string
+  readonly remoteAddress: string | undefined
+  readonly connection: Connection.Connection
+  /** Marks the protocol handshake as complete (stops the handshake timer). */
+  readonly handshakeDone: Effect.Effect<void>
+}
+
+/**
+ * The current session, for code running inside a handler.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Listener } from "tether"
+ *
+ * const logId = Effect.flatMap(Listener.Session, (s) => Effect.log(`session ${s.id}`))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const Session: Context.Tag<Session, Session> = Context.GenericTag<Session>("tether/Listener/Session")
+
+/**
+ * Marks the current session's protocol handshake as complete. Without it, a
+ * server with `handshakeTimeout` closes the session when the timeout expires.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Framing, Listener } from "tether"
+ *
+ * const handler = (conn: import("tether").Connection.Connection) =>
+ *   Effect.gen(function*() {
+ *     const hello = yield* Stream.runHead(conn.incoming) // the client's hello
+ *     yield* Listener.handshakeDone
+ *     yield* conn.send(Framing.utf8("welcome"))
+ *   })
+ * ```
+ *
+ * @since 0.1.0
+ * @category handshake
+ */
+export const handshakeDone: Effect.Effect<void, never, Session> = Effect.flatMap(Session, (s) => s.handshakeDone)
+
+/**
+ * Options of {@link serve}. Every {@link Connection.Options} field (codec,
+ * timeouts, `watchdogs`, ...) applies to every accepted connection.
+ *
+ * @example
+ * ```ts
+ * import type { Listener } from "tether"
+ *
+ * const options: Listener.Options = {
+ *   port: 7000,
+ *   maxConnections: 1000,
+ *   handshakeTimeout: "5 seconds",
+ *   shutdownTimeout: "10 seconds",
+ *   writeTimeout: "10 seconds"
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends Omit<Connection.Options, "id">, Transport.SocketOptions {
+  /** Port to listen on (0 or absent: any free port). */
+  readonly port?: number | undefined
+  /** Interface to bind (default 127.0.0.1). */
+  readonly host?: string | undefined
+  readonly backlog?: number | undefined
+  /** Serve TLS with these options (key, cert, ...). */
+  readonly tls?: Tls.TlsOptions | undefined
+  /** Seats: sessions alive at once (default 10 000). */
+  readonly maxConnections?: number | undefined
+  /** Time a session has to call {@link handshakeDone} (default: no limit). */
+  readonly handshakeTimeout?: Duration.DurationInput | undefined
+  /** Bound on the graceful part of a shutdown before the rest is aborted (default 10 s). */
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
+  /** Prefix of session ids (default "session"). */
+  readonly idPrefix?: string | undefined
+}
+
+/**
+ * Listens and serves every accepted connection with `handler`, in the current
+ * scope. Closing the scope shuts the server down (bounded).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Listener } from "tether"
+ *
+ * // an echo server
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const server = yield* Listener.serve({ port: 7000, maxConnections: 100 }, (conn) =>
+ *       Stream.runForEach(conn.incoming, (frame) => conn.send(frame)).pipe(Effect.orDie))
+ *     yield* Effect.never
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const serve = <E, R>(
+  options: Options,
+  handler: (conn: Connection.Connection) => Effect.Effect<void, E, R>
+): Effect.Effect<Server, ListenerError, Scope.Scope | Exclude<R, Session>> => internal.serve(options, handler, Session)
+
+/**
+ * The server as a service.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Listener } from "tether"
+ *
+ * const count = Effect.flatMap(Listener.Listener, (server) => server.sessions)
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Listener extends Context.Tag("tether/Listener")<Listener, Server>() {}
+
+/**
+ * A server as a Layer: it listens while the layer is alive and shuts down
+ * (bounded) when the layer is released.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Stream } from "effect"
+ * import { Listener } from "tether"
+ *
+ * const EchoServer = Listener.layer({ port: 7000 }, (conn) =>
+ *   Stream.runForEach(conn.incoming, (frame) => conn.send(frame)).pipe(Effect.orDie))
+ *
+ * const main = Layer.launch(EchoServer)
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <E, R>(
+  options: Options,
+  handler: (conn: Connection.Connection) => Effect.Effect<void, E, R>
+): Layer.Layer<Listener, ListenerError, Exclude<R, Session>> => Layer.scoped(Listener, serve(options, handler))

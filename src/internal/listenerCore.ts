@@ -1,0 +1,279 @@
+/**
+ * The session supervisor shared by every acceptor (TCP, TLS, WebSocket): seats,
+ * the live registry, one child scope per session run by a FiberMap fiber, and
+ * the bounded shutdown.
+ * @internal
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberMap from "effect/FiberMap"
+import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import * as Connection from "../Connection.js"
+import * as DR from "../DisconnectReason.js"
+import type * as Listener from "../Listener.js"
+import type * as Transport from "../Transport.js"
+
+/** @internal */
+export const defaults = {
+  maxConnections: 10_000,
+  shutdownTimeout: "10 seconds"
+} as const
+
+/** @internal */
+export interface CoreOptions {
+  readonly maxConnections?: number | undefined
+  readonly handshakeTimeout?: Duration.DurationInput | undefined
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
+  readonly idPrefix?: string | undefined
+  readonly connection: Omit<Connection.Options, "id">
+  /** Stops accepting (closes the listening socket); called once at shutdown. */
+  readonly stopAccepting: () => void
+}
+
+/**
+ * One accepted socket, as the acceptor hands it over: how to turn it into a
+ * transport (None when the acceptor rejected it itself, e.g. a failed upgrade
+ * hook) and how to get rid of the raw socket whatever happens.
+ * @internal
+ */
+export interface Accepted<R> {
+  readonly remoteAddress: string | undefined
+  /** Refuses at once (no seat): e.g. destroy the socket, or answer HTTP 503. */
+  readonly refuse: () => void
+  readonly open: Effect.Effect<Option.Option<Transport.Transport>, never, Scope.Scope | R>
+  /** Runs after the session ended (idempotent destroy of the raw socket). */
+  readonly cleanup: () => void
+}
+
+interface Entry {
+  readonly id: string
+  readonly remoteAddress: string | undefined
+  readonly kind: Transport.Transport["kind"]
+  readonly since: number
+  readonly conn: Connection.Connection
+  readonly handshakeDone: boolean
+}
+
+/** @internal */
+export interface Core<R> {
+  readonly unsafeAccept: (accepted: Accepted<R>) => void
+  readonly server: (address: { readonly host: string; readonly port: number }) => Listener.Server
+  readonly shutdown: Effect.Effect<Listener.ShutdownReport>
+}
+
+const infoOf = (e: Entry): Listener.SessionInfo => {
+  const s = e.conn.unsafeStats()
+  return {
+    id: e.id,
+    remoteAddress: e.remoteAddress,
+    kind: e.kind,
+    state: s.state === "Active" && !e.handshakeDone ? "Handshaking" : s.state,
+    since: e.since,
+    handshakeDone: e.handshakeDone,
+    bytesIn: s.bytesIn,
+    bytesOut: s.bytesOut,
+    queueDepth: s.queueDepth
+  }
+}
+
+const toInfos = (m: ReadonlyMap<string, Entry>): ReadonlyArray<Listener.SessionInfo> => Array.from(m.values(), infoOf)
+
+/** @internal */
+export const makeCore = <E, R, RA>(
+  options: CoreOptions,
+  handler: (conn: Connection.Connection) => Effect.Effect<void, E, R>,
+  sessionTag: typeof Listener.Session
+): Effect.Effect<Core<RA>, never, Scope.Scope | Exclude<R, Listener.Session> | RA> =>
+  Effect.gen(function*() {
+    const maxConnections = options.maxConnections ?? defaults.maxConnections
+    const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? defaults.shutdownTimeout)
+    const handshakeTimeout = options.handshakeTimeout === undefined
+      ? undefined
+      : Duration.decode(options.handshakeTimeout)
+    const prefix = options.idPrefix ?? "session"
+
+    const registry = yield* SubscriptionRef.make<ReadonlyMap<string, Entry>>(new Map())
+    const update = (f: (m: Map<string, Entry>) => void) =>
+      SubscriptionRef.update(registry, (m) => {
+        const next = new Map(m)
+        f(next)
+        return next
+      })
+
+    let seq = 0
+    let seats = 0
+    let accepted = 0
+    let refused = 0
+    let rejected = 0
+    let handshakeTimeouts = 0
+    let completed = 0
+    let shuttingDown = false
+    const live = new Map<string, Connection.Connection>()
+
+    const logs = yield* FiberSet.make<void>()
+    const runLog = yield* FiberSet.runtime(logs)<never>()
+    const sessions = yield* FiberMap.make<string>()
+    const runSession = yield* FiberMap.runtime(sessions)<Exclude<R, Listener.Session> | RA>()
+
+    // the handshake watchdog: the handler must call `Listener.handshakeDone` in time
+    const handshakeWatch = (handshake: Deferred.Deferred<void>): Connection.Attachment => (conn) =>
+      handshakeTimeout === undefined ? Effect.void : Effect.forkScoped(
+        Deferred.await(handshake).pipe(
+          Effect.timeout(handshakeTimeout),
+          Effect.catchTag("TimeoutException", () =>
+            Effect.suspend(() => {
+              handshakeTimeouts++
+              conn.unsafeRequestClose(DR.HandshakeTimeout({ timeout: handshakeTimeout }), "graceful")
+              return Effect.logInfo(`handshake not completed within ${Duration.format(handshakeTimeout)}`)
+            }))
+        )
+      ).pipe(Effect.asVoid)
+
+    // registers the session and keeps its state current in the registry until the connection is closed
+    const track = (id: string, remoteAddress: string | undefined, since: number): Connection.Attachment => (conn) =>
+      Effect.gen(function*() {
+        live.set(id, conn)
+        yield* update((m) => {
+          m.set(id, { id, remoteAddress, kind: conn.transport.kind, since, conn, handshakeDone: handshakeTimeout === undefined })
+        })
+        if (shuttingDown) conn.unsafeRequestClose(DR.Shutdown(), "graceful")
+        yield* Effect.forkScoped(
+          Stream.runForEach(
+            Stream.drop(conn.stateChanges, 1),
+            () => update((m) => {
+              const e = m.get(id)
+              if (e !== undefined) m.set(id, { ...e })
+            })
+          )
+        )
+      })
+
+    const session = (id: string, a: Accepted<RA>) =>
+      Effect.scoped(Effect.gen(function*() {
+        const transport = yield* a.open
+        if (Option.isNone(transport)) {
+          rejected++
+          return
+        }
+        accepted++
+        const since = yield* Clock.currentTimeMillis
+        const handshake = yield* Deferred.make<void>()
+        const conn = yield* Connection.make(transport.value, {
+          ...options.connection,
+          id,
+          watchdogs: [
+            track(id, a.remoteAddress, since),
+            handshakeWatch(handshake),
+            ...(options.connection.watchdogs ?? [])
+          ]
+        })
+        const handshakeDone = Effect.flatMap(Deferred.succeed(handshake, undefined), (first) =>
+          first
+            ? update((m) => {
+              const e = m.get(id)
+              if (e !== undefined) m.set(id, { ...e, handshakeDone: true })
+            })
+            : Effect.void)
+        const info: Listener.Session = { id, remoteAddress: a.remoteAddress, connection: conn, handshakeDone }
+        yield* Effect.raceFirst(
+          handler(conn).pipe(
+            Effect.provideService(sessionTag, info),
+            Effect.catchAllCause((cause) =>
+              Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning("session handler failed", cause)
+            )
+          ),
+          Effect.asVoid(conn.closed)
+        )
+      })).pipe(
+        Effect.ensuring(Effect.suspend(() => {
+          // the child scope is closed: the connection is fully shut down (socket destroyed)
+          a.cleanup()
+          seats--
+          if (live.delete(id)) completed++
+          return update((m) => {
+            m.delete(id)
+          })
+        })),
+        Effect.annotateLogs({ session: id, remote: a.remoteAddress ?? "?" })
+      )
+
+    const unsafeAccept = (a: Accepted<RA>): void => {
+      if (shuttingDown || seats >= maxConnections) {
+        a.refuse()
+        refused++
+        const why = shuttingDown ? "shutting down" : `all ${maxConnections} seats taken`
+        runLog(Effect.logWarning(`refused connection from ${a.remoteAddress ?? "?"}: ${why} (${refused} refused)`))
+        return
+      }
+      seats++
+      const id = `${prefix}-${++seq}`
+      runSession(id, session(id, a))
+    }
+
+    const stats = (): Listener.Stats => ({
+      active: seats,
+      accepted,
+      refused,
+      rejected,
+      handshakeTimeouts,
+      completed
+    })
+
+    const shutdownDone = yield* Deferred.make<Listener.ShutdownReport>()
+    const shutdown: Effect.Effect<Listener.ShutdownReport> = Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        if (shuttingDown) return Deferred.await(shutdownDone)
+        shuttingDown = true
+        return Effect.gen(function*() {
+          const started = yield* Clock.currentTimeMillis
+          options.stopAccepting()
+          const count = yield* FiberMap.size(sessions)
+          yield* Effect.logDebug(`shutdown: closing ${count} sessions (bound ${Duration.format(shutdownTimeout)})`)
+          // close every gate at once; each connection runs its own bounded graceful close, all in parallel
+          for (const conn of live.values()) conn.unsafeRequestClose(DR.Shutdown(), "graceful")
+          const graceful = yield* restore(FiberMap.awaitEmpty(sessions)).pipe(
+            Effect.timeout(shutdownTimeout),
+            Effect.option
+          )
+          let aborted = 0
+          if (Option.isNone(graceful)) {
+            aborted = yield* FiberMap.size(sessions)
+            yield* Effect.logWarning(`shutdown timeout: aborting ${aborted} remaining sessions`)
+            for (const conn of live.values()) conn.unsafeRequestClose(DR.Shutdown(), "abort")
+            // aborts destroy at once; interrupting also releases sessions still opening (e.g. in an upgrade hook)
+            yield* FiberMap.clear(sessions)
+          }
+          const now = yield* Clock.currentTimeMillis
+          const report: Listener.ShutdownReport = {
+            sessions: count,
+            graceful: count - aborted,
+            aborted,
+            millis: now - started
+          }
+          yield* Effect.logDebug(`shutdown done in ${report.millis} ms`)
+          yield* Deferred.succeed(shutdownDone, report)
+          return report
+        })
+      })
+    )
+    yield* Effect.addFinalizer(() => shutdown)
+
+    const server = (address: { readonly host: string; readonly port: number }): Listener.Server => ({
+      address,
+      sessions: Effect.map(SubscriptionRef.get(registry), toInfos),
+      sessionChanges: Stream.map(registry.changes, toInfos),
+      connection: (id) => Effect.sync(() => Option.fromNullable(live.get(id))),
+      stats: Effect.sync(stats),
+      unsafeStats: stats,
+      shutdown
+    })
+
+    return { unsafeAccept, server, shutdown }
+  })

@@ -1,0 +1,120 @@
+/**
+ * The TCP / TLS acceptor: a listening socket as a scoped resource feeding the
+ * session supervisor.
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as Net from "node:net"
+import * as Tls from "node:tls"
+import type * as Connection from "../Connection.js"
+import type * as Listener from "../Listener.js"
+import { ListenerError } from "../Listener.js"
+import * as Transport from "../Transport.js"
+import { makeCore } from "./listenerCore.js"
+
+const errorCode = (cause: unknown): string | undefined =>
+  typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string"
+    ? cause.code
+    : undefined
+
+/** @internal */
+export const formatAddress = (host: string | undefined, port: number | undefined) =>
+  host === undefined ? undefined : `${host.includes(":") ? `[${host}]` : host}:${port}`
+
+/**
+ * Listens on `server` (already configured) and resolves to the bound address;
+ * the server is closed when the scope closes.
+ * @internal
+ */
+export const listen = (
+  server: Net.Server,
+  options: { readonly port?: number | undefined; readonly host?: string | undefined; readonly backlog?: number | undefined }
+): Effect.Effect<{ host: string; port: number }, ListenerError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<{ host: string; port: number }, ListenerError>((resume) => {
+      const onError = (cause: Error) => {
+        server.off("listening", onListening)
+        resume(Effect.fail(new ListenerError({ reason: "Bind", message: cause.message, code: errorCode(cause), cause })))
+      }
+      const onListening = () => {
+        server.off("error", onError)
+        const a = server.address()
+        resume(
+          Effect.succeed(
+            typeof a === "object" && a !== null
+              ? { host: a.address, port: a.port }
+              : { host: options.host ?? "127.0.0.1", port: options.port ?? 0 }
+          )
+        )
+      }
+      server.once("error", onError)
+      server.once("listening", onListening)
+      server.listen({ port: options.port ?? 0, host: options.host ?? "127.0.0.1", backlog: options.backlog ?? 511 })
+      return Effect.sync(() => {
+        server.off("error", onError)
+        server.off("listening", onListening)
+        server.close()
+      })
+    }),
+    () =>
+      Effect.sync(() => {
+        if (server.listening) server.close()
+      })
+  )
+
+/** @internal */
+export const serve = <E, R>(
+  options: Listener.Options,
+  handler: (conn: Connection.Connection) => Effect.Effect<void, E, R>,
+  sessionTag: typeof Listener.Session
+): Effect.Effect<Listener.Server, ListenerError, Scope.Scope | Exclude<R, Listener.Session>> =>
+  Effect.gen(function*() {
+    const {
+      backlog: _backlog,
+      handshakeTimeout,
+      host: _host,
+      idPrefix,
+      keepAlive,
+      maxConnections,
+      noDelay,
+      port: _port,
+      readHighWaterMark,
+      shutdownTimeout,
+      tls,
+      ...connection
+    } = options
+    const socketOptions: Transport.SocketOptions = { keepAlive, noDelay, readHighWaterMark }
+    const server: Net.Server = tls === undefined
+      ? Net.createServer({ allowHalfOpen: true })
+      : Tls.createServer({ ...tls, allowHalfOpen: true } as Tls.TlsOptions)
+    const core = yield* makeCore<E, R, never>({
+      maxConnections,
+      handshakeTimeout,
+      shutdownTimeout,
+      idPrefix,
+      connection,
+      stopAccepting: () => {
+        if (server.listening) server.close()
+      }
+    }, handler, sessionTag)
+    const kind = tls === undefined ? "tcp" as const : "tls" as const
+    server.on(tls === undefined ? "connection" : "secureConnection", (socket: Net.Socket) => {
+      socket.on("error", () => {}) // reported through the transport; never an unhandled 'error'
+      core.unsafeAccept({
+        remoteAddress: formatAddress(socket.remoteAddress, socket.remotePort),
+        refuse: () => socket.destroy(),
+        open: Effect.map(Transport.fromSocket(socket, { ...socketOptions, kind }), Option.some),
+        cleanup: () => {
+          if (!socket.destroyed) socket.destroy()
+        }
+      })
+    })
+    if (tls !== undefined) {
+      server.on("tlsClientError", (_err: Error, socket: Tls.TLSSocket) => socket.destroy())
+    }
+    const address = yield* listen(server, options)
+    server.on("error", () => {}) // after bind, accept errors (EMFILE ...) must not crash the process
+    return core.server(address)
+  })

@@ -1,0 +1,460 @@
+/**
+ * A Transport of kind "websocket" over a `ws` WebSocket.
+ *
+ * Every write on the wire is made by the connection's writer fiber:
+ * - data messages through `write` (a batch corked into as few syscalls as possible);
+ * - PONGs (answers to the peer's PINGs) and heartbeat PINGs through the control lane;
+ * - the Close frame through `shutdownWrite`, which the connection calls after its writer has exited.
+ * ws's automatic pong is off, and ws's own Close replies (to the peer's Close, or on a
+ * protocol error) are replaced: the peer's Close becomes the read EOF, a protocol error
+ * becomes a frame error on the read side, and our Close goes out when the connection closes.
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import type { EventEmitter } from "node:events"
+import type * as Net from "node:net"
+import type { WebSocket } from "ws"
+import { FrameError } from "../Framing.js"
+import type * as Framing from "../Framing.js"
+import type { ControlLane, Transport, TransportState, TransportStats } from "../Transport.js"
+import { TransportError } from "../Transport.js"
+
+/** @internal */
+export const KIND_TEXT = 1
+/** @internal */
+export const KIND_BINARY = 2
+const KIND_ERROR = 0xff
+
+const DEFAULT_READ_HWM = 256 * 1024
+/** Control frames waiting for the writer beyond this are dropped (a ping flood while we cannot write). */
+const MAX_PENDING_CONTROL = 1024
+const EMPTY = Buffer.alloc(0)
+const OPEN = 1
+
+/** What the transport knows about the close handshake. @internal */
+export interface CloseInfo {
+  /** The peer's Close frame, if one was received. */
+  readonly received: { readonly code: number; readonly reason: string } | undefined
+  /** The Close frame we sent, if any. */
+  readonly sent: { readonly code: number; readonly reason: string } | undefined
+  /** A protocol error detected on the read side (its status code is what our Close carries). */
+  readonly protocolError: { readonly status: number; readonly code: string | undefined; readonly message: string } | undefined
+}
+
+/** The WebSocket-specific handle behind a transport. @internal */
+export interface WsHandle {
+  readonly ws: WebSocket
+  readonly socket: Net.Socket
+  /** Sets the code and reason of the Close frame `shutdownWrite` will send. */
+  readonly setCloseFrame: (code: number, reason: string) => void
+  /** Queues a PING for the writer fiber. */
+  readonly queuePing: (data: Uint8Array) => void
+  /** Called for every PONG received; returns an unregister function. */
+  readonly onPong: (f: (data: Buffer) => void) => () => void
+  readonly closeInfo: () => CloseInfo
+}
+
+const handles = new WeakMap<Transport, WsHandle>()
+
+/** @internal */
+export const handleOf = (t: Transport): WsHandle | undefined => handles.get(t)
+
+const statusOf = (err: Error): number => {
+  for (const s of Object.getOwnPropertySymbols(err)) {
+    if (s.description === "status-code") {
+      const v = (err as unknown as Record<symbol, unknown>)[s]
+      if (typeof v === "number") return v
+    }
+  }
+  return 1002
+}
+const codeOf = (err: unknown): string | undefined =>
+  typeof err === "object" && err !== null && "code" in err && typeof err.code === "string" ? err.code : undefined
+
+const toError = (reason: TransportError["reason"], cause: unknown) =>
+  new TransportError({
+    reason,
+    message: cause instanceof Error ? cause.message : String(cause),
+    code: codeOf(cause),
+    cause
+  })
+
+/** The read-side chunk that carries a protocol error to the codec's decoder. */
+const errorMarker = (tooLarge: boolean, size: number, max: number, message: string): Uint8Array => {
+  const text = Buffer.from(message)
+  const out = Buffer.allocUnsafe(10 + text.length)
+  out[0] = KIND_ERROR
+  out[1] = tooLarge ? 1 : 2
+  out.writeUInt32BE(Math.min(size, 0xffffffff), 2)
+  out.writeUInt32BE(Math.min(max, 0xffffffff), 6)
+  text.copy(out, 10)
+  return out
+}
+
+/** @internal */
+export const decodeMarker = (chunk: Uint8Array): FrameError => {
+  const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
+  const message = b.subarray(10).toString()
+  return b[1] === 1
+    ? new FrameError({ reason: "FrameTooLarge", message, size: b.readUInt32BE(2), max: b.readUInt32BE(6) })
+    : new FrameError({ reason: "MalformedFrame", message })
+}
+
+/**
+ * The connection codec for WebSocket transports: a frame is one message, its
+ * first byte the kind (1 text, 2 binary), the rest the payload. On the way to
+ * the transport each frame is length-prefixed so that the transport finds the
+ * message boundaries in the writer's packed batches.
+ * @internal
+ */
+export const codec = (maxPayload: number): Framing.Codec => ({
+  name: "websocket",
+  maxFrameBytes: maxPayload,
+  check: (frame) => {
+    if (frame.length === 0 || (frame[0] !== KIND_TEXT && frame[0] !== KIND_BINARY)) {
+      return new FrameError({
+        reason: "MalformedFrame",
+        message: "not a WebSocket message frame (make one with WebSocket.text or WebSocket.binary)"
+      })
+    }
+    const size = frame.length - 1
+    return size > maxPayload
+      ? new FrameError({
+        reason: "FrameTooLarge",
+        message: `message of ${size} bytes exceeds maxPayload ${maxPayload}`,
+        size,
+        max: maxPayload
+      })
+      : undefined
+  },
+  encodedLength: (frame) => frame.length + 4,
+  encodeInto: (frame, target, offset) => {
+    const n = frame.length
+    target[offset] = n >>> 24
+    target[offset + 1] = (n >>> 16) & 0xff
+    target[offset + 2] = (n >>> 8) & 0xff
+    target[offset + 3] = n & 0xff
+    target.set(frame, offset + 4)
+    return offset + 4 + n
+  },
+  encodeChunks: (frame) => {
+    const header = Buffer.allocUnsafe(4)
+    header.writeUInt32BE(frame.length, 0)
+    return [header, frame]
+  },
+  makeDecoder: () => ({
+    buffered: () => 0,
+    decode: (chunk, out) => {
+      if (chunk[0] === KIND_ERROR) return decodeMarker(chunk)
+      out.push(chunk)
+      return undefined
+    }
+  })
+})
+
+/** Splits the writer's batch (length-prefixed frames, possibly split across chunks) into messages. */
+const parseBatch = (chunks: ReadonlyArray<Uint8Array>): Array<{ binary: boolean; data: Buffer }> => {
+  const out: Array<{ binary: boolean; data: Buffer }> = []
+  let header: Array<number> = []
+  let need = 0 // bytes of the current frame still missing
+  let parts: Array<Uint8Array> = []
+  const emit = (frame: Uint8Array) => {
+    const b = Buffer.from(frame.buffer, frame.byteOffset, frame.length)
+    out.push({ binary: b[0] === KIND_BINARY, data: b.subarray(1) })
+  }
+  for (const c of chunks) {
+    let i = 0
+    while (i < c.length) {
+      if (need === 0) {
+        if (header.length === 0 && c.length - i >= 4) {
+          need = ((c[i]! << 24) >>> 0) + (c[i + 1]! << 16) + (c[i + 2]! << 8) + c[i + 3]!
+          i += 4
+        } else {
+          header.push(c[i]!)
+          i++
+          if (header.length === 4) {
+            need = ((header[0]! << 24) >>> 0) + (header[1]! << 16) + (header[2]! << 8) + header[3]!
+            header = []
+          }
+        }
+        continue
+      }
+      const take = Math.min(need, c.length - i)
+      if (parts.length === 0 && take === need) {
+        emit(c.subarray(i, i + take))
+      } else {
+        parts.push(c.subarray(i, i + take))
+        if (take === need) {
+          emit(Buffer.concat(parts))
+          parts = []
+        }
+      }
+      need -= take
+      i += take
+    }
+  }
+  return out
+}
+
+/** @internal */
+export const make = (
+  ws: WebSocket,
+  options: { readonly isServer: boolean; readonly maxPayload: number; readonly readHighWaterMark?: number | undefined }
+): Transport => {
+  const internals = ws as unknown as {
+    _socket: Net.Socket
+    _receiver: EventEmitter & { _payloadLength?: number; _totalPayloadLength?: number }
+    _closeFrameReceived: boolean
+    _closeFrameSent: boolean
+    _closeCode: number
+    _closeMessage: Buffer
+  }
+  const socket = internals._socket
+  const receiver = internals._receiver
+  const hwm = options.readHighWaterMark ?? DEFAULT_READ_HWM
+
+  let chunks: Array<Uint8Array> = []
+  let buffered = 0
+  let paused = false
+  let eof = false
+  let closed = false
+  let failure: TransportError | undefined
+  let received: CloseInfo["received"]
+  let sent: CloseInfo["sent"]
+  let protocolError: CloseInfo["protocolError"]
+  let closeFrame: { code: number; reason: string } | undefined
+  let readWaiter: (() => void) | undefined
+  let pendingControl: Array<{ readonly ping: boolean; readonly data: Buffer }> = []
+  let wakeWriter: (() => void) | undefined
+  const pongListeners = new Set<(data: Buffer) => void>()
+
+  const wake = () => {
+    if (readWaiter !== undefined) {
+      const w = readWaiter
+      readWaiter = undefined
+      w()
+    }
+  }
+
+  // ---- read side ----
+  ws.on("message", (data: Buffer | ArrayBuffer | Array<Buffer>, isBinary: boolean) => {
+    const payload = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
+    const chunk = Buffer.allocUnsafe(payload.length + 1)
+    chunk[0] = isBinary ? KIND_BINARY : KIND_TEXT
+    payload.copy(chunk, 1)
+    chunks.push(chunk)
+    buffered += chunk.length
+    if (buffered >= hwm && !paused) {
+      paused = true
+      ws.pause()
+    }
+    wake()
+  })
+  // the peer's PING: the PONG is written by the connection's writer fiber, never from here
+  ws.on("ping", (data: Buffer) => {
+    if (pendingControl.length >= MAX_PENDING_CONTROL) return
+    pendingControl.push({ ping: false, data: Buffer.from(data) })
+    wakeWriter?.()
+  })
+  ws.on("pong", (data: Buffer) => {
+    for (const f of pongListeners) f(data)
+  })
+  ws.on("error", (cause: Error) => {
+    if (failure === undefined) failure = toError("Read", cause)
+    wake()
+  })
+  ws.on("close", () => {
+    closed = true
+    wake()
+  })
+  socket.on("end", () => {
+    eof = true
+    wake()
+  })
+
+  // stop feeding ws's parser (what ws does itself when a Close frame or a protocol error ends reading)
+  const wsDataListeners = socket.listeners("data") as Array<(chunk: Buffer) => void>
+  const stopReading = () => {
+    for (const l of wsDataListeners) socket.removeListener("data", l)
+    process.nextTick(() => {
+      if (!socket.destroyed) socket.resume()
+    })
+  }
+  // replace ws's handlers that would write a Close frame from the read callback
+  receiver.removeAllListeners("conclude")
+  receiver.removeAllListeners("error")
+  receiver.on("conclude", (code: number, reason: Buffer) => {
+    internals._closeFrameReceived = true
+    internals._closeCode = code
+    internals._closeMessage = Buffer.from(reason)
+    received = { code, reason: reason.toString() }
+    stopReading()
+    if (internals._closeFrameSent) socket.end() // both Close frames exchanged
+    eof = true
+    wake()
+  })
+  receiver.on("error", (err: Error) => {
+    const status = statusOf(err)
+    protocolError = { status, code: codeOf(err), message: err.message }
+    stopReading()
+    const size = (receiver._totalPayloadLength ?? 0) + (receiver._payloadLength ?? 0)
+    chunks.push(errorMarker(status === 1009, status === 1009 ? size : 0, options.maxPayload, err.message))
+    wake()
+  })
+
+  const read: Effect.Effect<ReadonlyArray<Uint8Array>, TransportError> = Effect.suspend(() => {
+    if (chunks.length > 0) {
+      const out = chunks
+      chunks = []
+      buffered = 0
+      if (paused) {
+        paused = false
+        ws.resume()
+      }
+      return Effect.succeed(out)
+    }
+    if (eof) return Effect.succeed([])
+    if (failure !== undefined) return Effect.fail(failure)
+    if (closed || socket.destroyed) {
+      return Effect.fail(
+        new TransportError({ reason: "Closed", message: "WebSocket closed without a Close frame (1006)" })
+      )
+    }
+    return Effect.zipRight(
+      Effect.async<void>((resume) => {
+        const w = () => resume(Effect.void)
+        readWaiter = w
+        return Effect.sync(() => {
+          if (readWaiter === w) readWaiter = undefined
+        })
+      }),
+      read
+    )
+  })
+
+  // ---- write side (the connection's writer fiber only) ----
+  const notOpen = () =>
+    new TransportError({ reason: "Closed", message: `WebSocket is not open (readyState ${ws.readyState})` })
+  const write = (batch: ReadonlyArray<Uint8Array>): Effect.Effect<void, TransportError> =>
+    Effect.async<void, TransportError>((resume) => {
+      if (ws.readyState !== OPEN || socket.destroyed) return resume(Effect.fail(notOpen()))
+      const messages = parseBatch(batch)
+      const n = messages.length
+      if (n === 0) return resume(Effect.void)
+      const done = (err?: Error | null) => resume(err ? Effect.fail(toError("Write", err)) : Effect.void)
+      socket.cork()
+      for (let i = 0; i < n - 1; i++) {
+        const m = messages[i]!
+        ws.send(m.data, { binary: m.binary })
+      }
+      const last = messages[n - 1]!
+      ws.send(last.data, { binary: last.binary }, done)
+      socket.uncork()
+    })
+
+  const writeControl = (ops: ReadonlyArray<{ readonly ping: boolean; readonly data: Buffer }>) =>
+    Effect.async<void, TransportError>((resume) => {
+      // closing: a control frame after our Close is not allowed, and no longer needed
+      if (ws.readyState !== OPEN || socket.destroyed) return resume(Effect.void)
+      const done = (err?: Error | null) => resume(err ? Effect.fail(toError("Write", err)) : Effect.void)
+      socket.cork()
+      for (let i = 0; i < ops.length; i++) {
+        const op = ops[i]!
+        const cb = i === ops.length - 1 ? done : undefined
+        if (op.ping) ws.ping(op.data, undefined, cb)
+        else ws.pong(op.data, undefined, cb)
+      }
+      socket.uncork()
+    })
+  const control: ControlLane = {
+    unsafeTake: () => {
+      if (pendingControl.length === 0) return []
+      const ops = pendingControl
+      pendingControl = []
+      return [writeControl(ops)]
+    },
+    unsafeOnPending: (w) => {
+      wakeWriter = w
+    }
+  }
+
+  // the Close frame, written after the writer has exited; completes once it is flushed to the kernel
+  const shutdownWrite: Effect.Effect<void, TransportError> = Effect.async<void, TransportError>((resume) => {
+    if (socket.destroyed) {
+      return resume(Effect.fail(new TransportError({ reason: "Closed", message: "socket destroyed before Close" })))
+    }
+    if (ws.readyState !== OPEN) return resume(Effect.void) // a Close is already out (or the socket ended)
+    const frame = protocolError !== undefined
+      ? { code: protocolError.status, reason: "" }
+      : closeFrame ?? (received !== undefined && received.code !== 1005
+        ? { code: received.code, reason: "" }
+        : { code: 1000, reason: "" })
+    try {
+      ws.close(frame.code, frame.reason)
+    } catch {
+      ws.close(1000)
+    }
+    sent = frame
+    socket.write(EMPTY, (err?: Error | null) =>
+      resume(err ? Effect.fail(toError("Shutdown", err)) : Effect.void)
+    )
+  })
+
+  const destroy = Effect.sync(() => {
+    ws.terminate()
+    if (!socket.destroyed) socket.destroy()
+  })
+
+  const state = (): TransportState =>
+    socket.destroyed || closed
+      ? "closed"
+      : sent !== undefined || socket.writableEnded
+      ? "half-closed-local"
+      : eof
+      ? "half-closed-remote"
+      : "open"
+
+  const stats = (): TransportStats => {
+    const queued = ws.bufferedAmount
+    return {
+      queuedBytes: queued,
+      bytesHandedToKernel: Math.max(0, socket.bytesWritten - socket.writableLength),
+      bytesRead: socket.bytesRead,
+      state: state(),
+      socket
+    }
+  }
+
+  const address = (host: string | undefined, port: number | undefined) =>
+    host === undefined ? undefined : `${host.includes(":") ? `[${host}]` : host}:${port}`
+
+  const transport: Transport = {
+    kind: "websocket",
+    remoteAddress: address(socket.remoteAddress, socket.remotePort),
+    localAddress: address(socket.localAddress, socket.localPort),
+    read,
+    write,
+    shutdownWrite,
+    destroy,
+    stats,
+    control
+  }
+  handles.set(transport, {
+    ws,
+    socket,
+    setCloseFrame: (code, reason) => {
+      closeFrame = { code, reason }
+    },
+    queuePing: (data) => {
+      if (pendingControl.length >= MAX_PENDING_CONTROL) return
+      pendingControl.push({ ping: true, data: Buffer.from(data) })
+      wakeWriter?.()
+    },
+    onPong: (f) => {
+      pongListeners.add(f)
+      return () => pongListeners.delete(f)
+    },
+    closeInfo: () => ({ received, sent, protocolError })
+  })
+  return transport
+}

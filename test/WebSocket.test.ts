@@ -1,0 +1,328 @@
+/**
+ * WebSocket over loopback: the server side is checked with a raw client that
+ * parses every byte itself; the client side against our own server.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber, Option, Stream, TestClock } from "effect"
+import type { Connection } from "tether"
+import { DisconnectReason, Listener, WebSocket } from "tether"
+import { connectRaw, OP_BINARY, OP_CLOSE, OP_PONG, OP_TEXT, type RawWs } from "./helpers/wsRaw.js"
+
+const raw = (port: number, options?: Parameters<typeof connectRaw>[1]) =>
+  Effect.promise(() => connectRaw(port, options))
+
+const rawWs = (port: number, options?: Parameters<typeof connectRaw>[1]) =>
+  Effect.flatMap(raw(port, options), (r) => {
+    if (r.ws === undefined) return Effect.dieMessage(`upgrade failed: ${r.status}`)
+    const ws = r.ws
+    return Effect.acquireRelease(Effect.succeed(ws), () => Effect.sync(() => ws.socket.destroy()))
+  })
+
+const until = (ws: RawWs, pred: () => boolean) => Effect.promise(() => ws.until(pred))
+
+/** Waits (on events, not time) until the registry satisfies `pred`. */
+const registryUntil = (server: Listener.Server, pred: (rows: ReadonlyArray<Listener.SessionInfo>) => boolean) =>
+  server.sessionChanges.pipe(Stream.filter(pred), Stream.runHead, Effect.map(Option.getOrThrow))
+
+/**
+ * Waits until some fiber sleeps until `at` (TestClock millis): a fiber forked or
+ * woken just now may not have reached its next sleep yet.
+ */
+const sleeperAt = (at: number) =>
+  Effect.repeat(Effect.map(TestClock.sleeps(), (s) => [...s].includes(at)), { until: (found) => found })
+
+const texts = (ws: RawWs) => ws.frames.filter((f) => f.opcode === OP_TEXT).map((f) => f.payload.toString())
+
+const echo = (conn: Connection.Connection) =>
+  Stream.runForEach(WebSocket.messages(conn), (m) =>
+    conn.send(m._tag === "Text" ? WebSocket.text(`echo:${m.text}`) : WebSocket.binary(m.data))).pipe(Effect.orDie)
+
+describe("WebSocket server (raw client)", () => {
+  it.live("two writers regression: 200 sends and 200 client pings → every frame parses, order kept, one pong each", () =>
+    Effect.gen(function*() {
+      const server = yield* WebSocket.serve({ port: 0 }, (conn) =>
+        Effect.gen(function*() {
+          yield* Effect.forkScoped(echo(conn))
+          for (let i = 0; i < 200; i++) {
+            yield* conn.send(WebSocket.text(`msg-${i}`))
+            if (i % 7 === 0) yield* Effect.yieldNow()
+          }
+          yield* Effect.never
+        }).pipe(Effect.scoped))
+      const ws = yield* rawWs(server.address.port)
+      // 200 pings in bursts, racing the server's sends
+      yield* Effect.promise(async () => {
+        for (let i = 0; i < 200; i++) {
+          ws.ping(`p-${i}`)
+          if (i % 10 === 9) await new Promise((r) => setImmediate(r))
+        }
+      })
+      yield* until(ws, () => ws.frames.length >= 400 || ws.parseError !== undefined).pipe(Effect.timeout("10 seconds"))
+      expect(ws.parseError).toBeUndefined()
+      expect(ws.leftover).toBe(0)
+      expect(ws.frames.length).toBe(400)
+      expect(ws.frames.every((f) => f.fin && (f.opcode === OP_TEXT || f.opcode === OP_PONG))).toBe(true)
+      expect(texts(ws)).toEqual(Array.from({ length: 200 }, (_, i) => `msg-${i}`))
+      const pongs = ws.frames.filter((f) => f.opcode === OP_PONG).map((f) => f.payload.toString())
+      expect(pongs.length).toBe(200)
+      expect(new Set(pongs)).toEqual(new Set(Array.from({ length: 200 }, (_, i) => `p-${i}`)))
+      // healthy after: a round trip still works and the session is active
+      ws.sendText("after")
+      yield* until(ws, () => texts(ws).includes("echo:after")).pipe(Effect.timeout("5 seconds"))
+      const rows = yield* server.sessions
+      expect(rows.map((r) => r.state)).toEqual(["Active"])
+      expect(ws.parseError).toBeUndefined()
+    }).pipe(Effect.scoped))
+
+  it.scoped("stale deadline: idle far beyond writeTimeout, then a ping → pong, session survives (twice)", () =>
+    Effect.gen(function*() {
+      const server = yield* WebSocket.serve({ port: 0, writeTimeout: "1 second" }, echo)
+      const ws = yield* rawWs(server.address.port)
+      ws.sendText("x")
+      yield* until(ws, () => texts(ws).includes("echo:x"))
+      for (const round of [1, 2]) {
+        yield* TestClock.adjust("10 seconds") // idle for 10× the write timeout
+        ws.ping(`stale-${round}`)
+        yield* until(ws, () => ws.frames.some((f) => f.opcode === OP_PONG && f.payload.toString() === `stale-${round}`))
+        const rows = yield* server.sessions
+        expect(rows.length).toBe(1)
+        expect(rows[0]!.state).toBe("Active")
+      }
+      expect(ws.frames.filter((f) => f.opcode === OP_PONG).length).toBe(2)
+      ws.sendText("y")
+      yield* until(ws, () => texts(ws).includes("echo:y"))
+      expect(ws.closed).toBe(false)
+    }))
+
+  it.live("text and binary messages keep their kind both ways", () =>
+    Effect.gen(function*() {
+      const server = yield* WebSocket.serve({ port: 0 }, echo)
+      const ws = yield* rawWs(server.address.port)
+      ws.sendText("héllo")
+      ws.send(OP_BINARY, Buffer.from([0, 1, 2, 255]))
+      yield* until(ws, () => ws.frames.length >= 2).pipe(Effect.timeout("5 seconds"))
+      expect(ws.frames[0]!.opcode).toBe(OP_TEXT)
+      expect(ws.frames[0]!.payload.toString()).toBe("echo:héllo")
+      expect(ws.frames[1]!.opcode).toBe(OP_BINARY)
+      expect([...ws.frames[1]!.payload]).toEqual([0, 1, 2, 255])
+    }).pipe(Effect.scoped))
+
+  it.live("bad input: an oversized message → Close 1009, session ends with FrameTooLarge", () =>
+    Effect.gen(function*() {
+      const closed = yield* Deferred.make<DisconnectReason.DisconnectReason>()
+      const server = yield* WebSocket.serve({ port: 0, maxPayload: 1024 }, (conn) =>
+        Effect.zipRight(Effect.forkScoped(echo(conn)), Effect.flatMap(conn.closed, (r) => Deferred.succeed(closed, r)))
+          .pipe(Effect.scoped))
+      const ws = yield* rawWs(server.address.port)
+      ws.sendText("a".repeat(1019)) // echoed as "echo:" + 1019 = exactly the limit: fine
+      yield* until(ws, () => texts(ws).length === 1).pipe(Effect.timeout("5 seconds"))
+      ws.sendText("b".repeat(1025))
+      yield* until(ws, () => ws.closeFrame() !== undefined).pipe(Effect.timeout("5 seconds"))
+      expect(ws.closeFrame()!.code).toBe(1009)
+      ws.close(1009)
+      ws.socket.end() // a well-behaved client closes TCP after the close handshake
+      const reason = yield* Deferred.await(closed).pipe(Effect.timeout("5 seconds"))
+      expect(reason._tag).toBe("FrameTooLarge")
+      yield* until(ws, () => ws.ended || ws.closed).pipe(Effect.timeout("5 seconds"))
+      expect(ws.parseError).toBeUndefined()
+    }).pipe(Effect.scoped))
+
+  it.live("bad input: invalid UTF-8 in a text message → Close 1007, session ends with MalformedFrame", () =>
+    Effect.gen(function*() {
+      const closed = yield* Deferred.make<DisconnectReason.DisconnectReason>()
+      const server = yield* WebSocket.serve({ port: 0 }, (conn) =>
+        Effect.zipRight(Effect.forkScoped(echo(conn)), Effect.flatMap(conn.closed, (r) => Deferred.succeed(closed, r)))
+          .pipe(Effect.scoped))
+      const ws = yield* rawWs(server.address.port)
+      ws.send(OP_TEXT, Buffer.from([0x68, 0xff, 0xfe, 0x69]))
+      yield* until(ws, () => ws.closeFrame() !== undefined).pipe(Effect.timeout("5 seconds"))
+      expect(ws.closeFrame()!.code).toBe(1007)
+      ws.close(1007)
+      ws.socket.end()
+      const reason = yield* Deferred.await(closed).pipe(Effect.timeout("5 seconds"))
+      expect(reason._tag).toBe("MalformedFrame")
+      yield* until(ws, () => ws.ended || ws.closed).pipe(Effect.timeout("5 seconds"))
+    }).pipe(Effect.scoped))
+
+  it.live("bad input: a failed upgrade hook → its HTTP status, no session created", () =>
+    Effect.gen(function*() {
+      let handled = 0
+      const server = yield* WebSocket.serve({
+        port: 0,
+        upgrade: (req) =>
+          req.headers["authorization"] === "Bearer ok"
+            ? Effect.void
+            : Effect.fail(new WebSocket.UpgradeRejected({ status: 403, message: "forbidden" }))
+      }, () => Effect.sync(() => handled++))
+      const refused = yield* raw(server.address.port)
+      expect(refused.status).toBe(403)
+      expect(refused.ws).toBeUndefined()
+      expect(handled).toBe(0)
+      expect(yield* server.sessions).toEqual([])
+      const stats = yield* server.stats
+      expect(stats).toMatchObject({ accepted: 0, rejected: 1, active: 0 })
+      // with the right credentials the upgrade goes through
+      const ok = yield* raw(server.address.port, { headers: { authorization: "Bearer ok" } })
+      expect(ok.status).toBe(101)
+      ok.ws?.socket.destroy()
+    }).pipe(Effect.scoped))
+
+  it.live("the peer's Close is the read EOF: queued messages go out first, then our Close (through the writer)", () =>
+    Effect.gen(function*() {
+      const outcome = yield* Deferred.make<Connection.CloseOutcome>()
+      let accepted = 0
+      const server = yield* WebSocket.serve({ port: 0 }, (conn) =>
+        Effect.gen(function*() {
+          // sends until the peer's Close closes the gate
+          for (let i = 0; i < 5000; i++) {
+            const ok = yield* conn.send(WebSocket.text(`m-${i}-${"x".repeat(500)}`)).pipe(Effect.isSuccess)
+            if (!ok) break
+            accepted++
+          }
+          yield* Deferred.succeed(outcome, yield* conn.outcome)
+        }))
+      const ws = yield* rawWs(server.address.port)
+      yield* until(ws, () => ws.frames.length > 0).pipe(Effect.timeout("5 seconds"))
+      ws.close(1000, "client done")
+      const o = yield* Deferred.await(outcome).pipe(Effect.timeout("10 seconds"))
+      yield* until(ws, () => ws.closeFrame() !== undefined).pipe(Effect.timeout("5 seconds"))
+      expect(ws.parseError).toBeUndefined()
+      const closeIdx = ws.frames.findIndex((f) => f.opcode === OP_CLOSE)
+      expect(closeIdx).toBe(ws.frames.length - 1) // the Close is last: nothing after it
+      expect(accepted).toBeGreaterThan(0)
+      expect(o.undelivered).toEqual([]) // everything accepted before the gate closed went out before our Close
+      expect(o.delivered).toBe(accepted)
+      expect(texts(ws).length).toBe(accepted)
+      expect(texts(ws)[accepted - 1]).toBe(`m-${accepted - 1}-${"x".repeat(500)}`)
+      expect(ws.closeFrame()!.code).toBe(1000) // our Close echoes the peer's code
+      expect(o.reason._tag).toBe("PeerClosed")
+      expect(o.peerEof).toBe(true)
+    }).pipe(Effect.scoped))
+
+  it.scoped("server close: queued messages, then Close with our code; the handshake is bounded by lingerTimeout", () =>
+    Effect.gen(function*() {
+      const outcome = yield* Deferred.make<Connection.CloseOutcome>()
+      const server = yield* WebSocket.serve({ port: 0, lingerTimeout: "5 seconds" }, (conn) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < 10; i++) yield* conn.send(WebSocket.text(`bye-${i}`))
+          yield* Deferred.succeed(outcome, yield* WebSocket.close(conn, 4000, "kicked"))
+        }))
+      const ws = yield* rawWs(server.address.port)
+      // the client never answers our Close
+      yield* until(ws, () => ws.closeFrame() !== undefined)
+      expect(texts(ws)).toEqual(Array.from({ length: 10 }, (_, i) => `bye-${i}`))
+      expect(ws.closeFrame()).toEqual({ code: 4000, reason: "kicked" })
+      yield* TestClock.adjust("4999 millis")
+      expect(ws.closed).toBe(false)
+      expect(yield* Deferred.isDone(outcome)).toBe(false)
+      yield* TestClock.adjust("1 millis")
+      const o = yield* Deferred.await(outcome)
+      expect(o.lingerExpired).toBe(true)
+      expect(o.closeMillis).toBe(5000)
+      yield* until(ws, () => ws.ended || ws.closed)
+    }))
+
+  it.scoped("heartbeat: pings come from the writer; a silent peer is aborted with PeerTimeout", () =>
+    Effect.gen(function*() {
+      const closed = yield* Deferred.make<DisconnectReason.DisconnectReason>()
+      const server = yield* WebSocket.serve(
+        { port: 0, heartbeat: { interval: "10 seconds", timeout: "5 seconds" } },
+        (conn) =>
+          Effect.zipRight(Effect.forkScoped(echo(conn)), Effect.flatMap(conn.closed, (r) => Deferred.succeed(closed, r)))
+            .pipe(Effect.scoped)
+      )
+      const ws = yield* rawWs(server.address.port)
+      yield* registryUntil(server, (rows) => rows.length === 1)
+      yield* sleeperAt(10_000) // the heartbeat fiber is waiting for its first tick
+      const pings = () => ws.frames.filter((f) => f.opcode === 9)
+      // first ping at 10 s: answered
+      yield* TestClock.adjust("10 seconds")
+      yield* until(ws, () => pings().length === 1)
+      expect(pings()[0]!.payload.toString()).toBe("hb-1")
+      ws.send(OP_PONG, pings()[0]!.payload)
+      ws.sendText("pong sent") // the echo proves the server has read the pong
+      yield* until(ws, () => texts(ws).includes("echo:pong sent"))
+      yield* TestClock.adjust("5 seconds")
+      expect(yield* Deferred.isDone(closed)).toBe(false)
+      yield* sleeperAt(25_000) // spaced 10 s until the next tick
+      // second ping at 25 s: not answered → PeerTimeout at 30 s
+      yield* TestClock.adjust("10 seconds")
+      yield* until(ws, () => pings().length === 2)
+      yield* sleeperAt(30_000)
+      yield* TestClock.adjust("4999 millis")
+      expect(yield* Deferred.isDone(closed)).toBe(false)
+      yield* TestClock.adjust("1 millis")
+      const reason = yield* Deferred.await(closed)
+      expect(reason._tag).toBe("PeerTimeout")
+      yield* until(ws, () => ws.ended || ws.closed)
+      expect(ws.parseError).toBeUndefined()
+    }))
+})
+
+describe("WebSocket client", () => {
+  it.live("connect: text and binary round trip, with and without permessage-deflate", () =>
+    Effect.gen(function*() {
+      for (const deflate of [false, true]) {
+        const server = yield* WebSocket.serve({ port: 0, perMessageDeflate: deflate }, echo)
+        const conn = yield* WebSocket.connect(`ws://127.0.0.1:${server.address.port}/`, {
+          perMessageDeflate: deflate,
+          handshakeTimeout: "5 seconds"
+        })
+        const big = "z".repeat(100_000)
+        yield* conn.send(WebSocket.text("hi"))
+        yield* conn.send(WebSocket.binary(new Uint8Array([9, 8, 7])))
+        yield* conn.send(WebSocket.text(big))
+        const got = yield* WebSocket.messages(conn).pipe(Stream.take(3), Stream.runCollect, Effect.timeout("5 seconds"))
+        const [a, b, c] = [...got]
+        expect(a).toEqual(WebSocket.Message.Text({ text: "echo:hi" }))
+        expect(b!._tag).toBe("Binary")
+        expect([...(b as { data: Uint8Array }).data]).toEqual([9, 8, 7])
+        expect(c).toEqual(WebSocket.Message.Text({ text: `echo:${big}` }))
+        const outcome = yield* conn.close()
+        expect(outcome.peerEof).toBe(true)
+        expect(outcome.lingerExpired).toBe(false)
+        expect(WebSocket.closeInfo(conn)?.sent?.code).toBe(1000)
+        expect(WebSocket.closeInfo(conn)?.received?.code).toBe(1000)
+        yield* server.shutdown
+      }
+    }).pipe(Effect.scoped))
+
+  it.live("connect: a refused upgrade fails with the HTTP status", () =>
+    Effect.gen(function*() {
+      const server = yield* WebSocket.serve({
+        port: 0,
+        upgrade: () => Effect.fail(new WebSocket.UpgradeRejected({ status: 401, message: "who are you" }))
+      }, () => Effect.void)
+      const err = yield* Effect.flip(WebSocket.connect(`ws://127.0.0.1:${server.address.port}/`))
+      expect(err.code).toBe("HTTP_401")
+    }).pipe(Effect.scoped))
+
+  it.scoped("connect: the handshake timeout fires on a server that never answers", () =>
+    Effect.gen(function*() {
+      const Net = yield* Effect.promise(() => import("node:net"))
+      const accepted = yield* Deferred.make<void>()
+      const sockets: Array<import("node:net").Socket> = []
+      const silent = Net.createServer((s) => {
+        sockets.push(s)
+        Deferred.unsafeDone(accepted, Effect.void)
+      })
+      yield* Effect.acquireRelease(
+        Effect.promise(() => new Promise<void>((r) => silent.listen(0, "127.0.0.1", () => r()))),
+        () => Effect.sync(() => {
+          for (const s of sockets) s.destroy()
+          silent.close()
+        })
+      )
+      const port = (silent.address() as import("node:net").AddressInfo).port
+      const attempt = yield* Effect.fork(
+        Effect.scoped(WebSocket.connect(`ws://127.0.0.1:${port}/`, { handshakeTimeout: "5 seconds" }))
+      )
+      yield* Deferred.await(accepted)
+      yield* TestClock.adjust("4999 millis")
+      expect(attempt.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      const exit = yield* Fiber.await(attempt)
+      expect(exit._tag).toBe("Failure")
+      if (exit._tag === "Failure") expect(JSON.stringify(exit.cause)).toContain("ConnectTimeout")
+    }))
+})
