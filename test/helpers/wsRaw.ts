@@ -52,7 +52,7 @@ export class RawWs {
   parseError: string | undefined
   ended = false
   closed = false
-  private buf = Buffer.alloc(0)
+  private buf: Buffer = Buffer.alloc(0)
   private waiters: Array<() => void> = []
 
   constructor(readonly socket: Net.Socket) {

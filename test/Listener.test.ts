@@ -1,0 +1,280 @@
+/**
+ * Listener over loopback: seats, the session registry, handshake timeout and
+ * the bounded shutdown; TestClock wherever a bound is checked.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, Layer, Option, Schedule, Stream, TestClock } from "effect"
+import * as Net from "node:net"
+import * as Tls from "node:tls"
+import type { Connection, DisconnectReason } from "tether"
+import { Framing, Listener, Watchdog } from "tether"
+import { selfSigned } from "./helpers/tls.js"
+
+/** A plain client: collects what it reads, answers the server's FIN with its own (unless stubborn). */
+class Client {
+  received = 0
+  data = Buffer.alloc(0)
+  ended = false
+  closed = false
+  private waiters: Array<() => void> = []
+  constructor(readonly socket: Net.Socket) {
+    socket.on("data", (d: Buffer) => {
+      this.received += d.length
+      if (this.data.length < 1 << 16) this.data = Buffer.concat([this.data, d])
+      this.notify()
+    })
+    socket.on("end", () => {
+      this.ended = true
+      this.notify()
+    })
+    socket.on("close", () => {
+      this.closed = true
+      this.notify()
+    })
+    socket.on("error", () => {})
+  }
+  private notify() {
+    const ws = this.waiters
+    this.waiters = []
+    for (const w of ws) w()
+  }
+  until(pred: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => (pred() ? resolve() : this.waiters.push(check))
+      check()
+    })
+  }
+}
+
+const connect = (port: number, options?: { stubborn?: boolean }) =>
+  Effect.acquireRelease(
+    Effect.async<Client>((resume) => {
+      // stubborn: allowHalfOpen, so the server's FIN is never answered
+      const socket = Net.connect({ host: "127.0.0.1", port, allowHalfOpen: options?.stubborn ?? false })
+      const client = new Client(socket)
+      socket.once("connect", () => resume(Effect.succeed(client)))
+    }),
+    (c) => Effect.sync(() => c.socket.destroy())
+  )
+
+const until = (c: Client, pred: () => boolean) => Effect.promise(() => c.until(pred))
+
+const registryUntil = (server: Listener.Server, pred: (rows: ReadonlyArray<Listener.SessionInfo>) => boolean) =>
+  server.sessionChanges.pipe(Stream.filter(pred), Stream.runHead, Effect.map(Option.getOrThrow))
+
+const sleeperAt = (at: number) =>
+  Effect.repeat(Effect.map(TestClock.sleeps(), (s) => [...s].includes(at)), { until: (found) => found })
+
+const lp = (s: string) => Framing.encode(Framing.lengthPrefixed(), Framing.utf8(s))
+
+describe("Listener", () => {
+  it.live("seats: maxConnections 1 → a second client is refused; the first, stalled, is reaped and the seat is free", () =>
+    Effect.gen(function*() {
+      const conns: Array<Connection.Connection> = []
+      const big = new Uint8Array(64 * 1024)
+      const server = yield* Listener.serve({
+        port: 0,
+        maxConnections: 1,
+        writeTimeout: "1 minute", // the reaper, not the write deadline, must end the stalled session
+        watchdogs: [Watchdog.sendStall({ probeInterval: "50 millis", stallTimeout: "300 millis" })]
+      }, (conn) =>
+        Effect.gen(function*() {
+          conns.push(conn)
+          // flood the client until it stops reading
+          for (;;) yield* conn.send(big)
+        }).pipe(Effect.ignore))
+      const first = yield* connect(server.address.port)
+      yield* until(first, () => first.received > 0).pipe(Effect.timeout("5 seconds"))
+      first.socket.pause() // stops reading: the kernel buffers fill, then our queue stalls
+      const second = yield* connect(server.address.port)
+      yield* until(second, () => second.ended || second.closed).pipe(Effect.timeout("5 seconds"))
+      expect(second.received).toBe(0)
+      expect((yield* server.stats).refused).toBe(1)
+      expect((yield* server.sessions).length).toBe(1)
+      // the stall watchdog reaps the first session; its seat is free at once
+      yield* registryUntil(server, (rows) => rows.length === 0).pipe(Effect.timeout("10 seconds"))
+      expect(conns.length).toBe(1)
+      expect((yield* conns[0]!.closed)._tag).toBe("SendStalled")
+      expect((yield* server.stats).active).toBe(0)
+      const third = yield* connect(server.address.port)
+      yield* until(third, () => third.received > 0).pipe(Effect.timeout("5 seconds"))
+      const stats = yield* server.stats
+      expect(stats).toMatchObject({ accepted: 2, refused: 1, active: 1 })
+    }).pipe(Effect.scoped))
+
+  it.live("shutdown with 100 live sessions, 10 stubborn: done within the shutdown timeout, every socket destroyed", () =>
+    Effect.gen(function*() {
+      const conns: Array<Connection.Connection> = []
+      const server = yield* Listener.serve({
+        port: 0,
+        shutdownTimeout: "1 second",
+        lingerTimeout: "1 minute" // a stubborn client could hold a graceful close this long
+      }, (conn) =>
+        Effect.zipRight(
+          Effect.sync(() => conns.push(conn)),
+          Stream.runForEach(conn.incoming, (f) => conn.send(f)).pipe(Effect.ignore)
+        ))
+      const clients: Array<Client> = []
+      for (let i = 0; i < 100; i++) clients.push(yield* connect(server.address.port, { stubborn: i % 10 === 0 }))
+      yield* registryUntil(server, (rows) => rows.length === 100).pipe(Effect.timeout("10 seconds"))
+      // every session is live: one round trip each
+      for (const c of clients) c.socket.write(lp("ping"))
+      yield* Effect.promise(() => Promise.all(clients.map((c) => c.until(() => c.received >= 8))))
+        .pipe(Effect.timeout("10 seconds"))
+
+      const started = performance.now()
+      const report = yield* server.shutdown
+      const elapsed = performance.now() - started
+      expect(report.sessions).toBe(100)
+      expect(report.aborted).toBe(10)
+      expect(report.graceful).toBe(90)
+      expect(elapsed).toBeGreaterThanOrEqual(950)
+      expect(elapsed).toBeLessThan(1000 + 1500)
+      expect(conns.length).toBe(100)
+      for (const conn of conns) {
+        expect(conn.unsafeStats().transport.socket?.destroyed).toBe(true)
+        expect(conn.unsafeStats().state).toBe("Closed")
+      }
+      expect(yield* server.sessions).toEqual([])
+      expect((yield* server.stats).active).toBe(0)
+      // every client saw the end of its session
+      yield* Effect.promise(() => Promise.all(clients.map((c) => c.until(() => c.ended || c.closed))))
+        .pipe(Effect.timeout("5 seconds"))
+      // and nothing is accepted any more
+      const late = yield* Effect.either(
+        Effect.async<void, Error>((resume) => {
+          const s = Net.connect({ host: "127.0.0.1", port: server.address.port })
+          s.once("connect", () => {
+            s.destroy()
+            resume(Effect.void)
+          })
+          s.once("error", (e) => resume(Effect.fail(e)))
+        })
+      )
+      expect(late._tag).toBe("Left")
+    }).pipe(Effect.scoped))
+
+  it.scoped("shutdown is bounded by shutdownTimeout (TestClock): graceful sessions go at once, stubborn ones are aborted", () =>
+    Effect.gen(function*() {
+      const server = yield* Listener.serve(
+        { port: 0, shutdownTimeout: "1 second", lingerTimeout: "1 minute" },
+        (conn) => Effect.asVoid(conn.closed)
+      )
+      for (let i = 0; i < 5; i++) yield* connect(server.address.port, { stubborn: i < 2 })
+      yield* registryUntil(server, (rows) => rows.length === 5)
+      const shutdown = yield* Effect.fork(server.shutdown)
+      // the three well-behaved clients answer our FIN: their sessions end without any time passing
+      yield* registryUntil(server, (rows) => rows.length === 2 && rows.every((r) => r.state === "Closing"))
+      yield* sleeperAt(1000)
+      yield* TestClock.adjust("999 millis")
+      expect(shutdown.unsafePoll()).toBeNull()
+      expect((yield* server.sessions).length).toBe(2)
+      yield* TestClock.adjust("1 millis")
+      const report = yield* Fiber.join(shutdown)
+      expect(report).toEqual({ sessions: 5, graceful: 3, aborted: 2, millis: 1000 })
+      expect(yield* server.sessions).toEqual([])
+      // idempotent
+      expect(yield* server.shutdown).toEqual(report)
+    }))
+
+  it.scoped("handshakeTimeout (TestClock): a session that does not complete its handshake is closed", () =>
+    Effect.gen(function*() {
+      const reasons = new Map<string, DisconnectReason.DisconnectReason>()
+      const server = yield* Listener.serve({ port: 0, handshakeTimeout: "5 seconds" }, (conn) =>
+        Effect.gen(function*() {
+          yield* Effect.forkScoped(Effect.flatMap(conn.closed, (r) => Effect.sync(() => reasons.set(conn.id, r))))
+          yield* Stream.runForEach(conn.incoming, (frame) =>
+            Framing.text(frame) === "hello"
+              ? Effect.zipRight(Listener.handshakeDone, conn.send(Framing.utf8("welcome")))
+              : conn.send(frame))
+        }).pipe(Effect.scoped, Effect.ignore))
+      const polite = yield* connect(server.address.port)
+      const silent = yield* connect(server.address.port)
+      yield* registryUntil(server, (rows) => rows.length === 2 && rows.every((r) => r.state === "Handshaking"))
+      polite.socket.write(lp("hello"))
+      yield* until(polite, () => polite.received >= 11)
+      const rows = yield* registryUntil(server, (rows) => rows.some((r) => r.handshakeDone))
+      const politeId = rows.find((r) => r.handshakeDone)!.id
+      yield* TestClock.adjust("4999 millis")
+      expect((yield* server.sessions).length).toBe(2)
+      yield* TestClock.adjust("1 millis")
+      yield* until(silent, () => silent.ended || silent.closed)
+      yield* registryUntil(server, (rows) => rows.length === 1)
+      const [survivor] = yield* server.sessions
+      expect(survivor!.id).toBe(politeId)
+      expect(survivor!.state).toBe("Active")
+      expect([...reasons.values()].map((r) => r._tag)).toEqual(["HandshakeTimeout"])
+      expect((yield* server.stats).handshakeTimeouts).toBe(1)
+      // the polite session is still served
+      polite.socket.write(lp("again"))
+      yield* until(polite, () => polite.received >= 11 + 9)
+    }))
+
+  it.live("registry: a snapshot with counters, and a stream of changes from Active to gone", () =>
+    Effect.gen(function*() {
+      const server = yield* Listener.serve({ port: 0 }, (conn) =>
+        Stream.runForEach(conn.incoming, (f) => conn.send(f)).pipe(Effect.ignore))
+      const seen: Array<ReadonlyArray<Listener.SessionInfo>> = []
+      const watcher = yield* Effect.fork(
+        Stream.runForEach(server.sessionChanges, (rows) => Effect.sync(() => seen.push(rows)))
+      )
+      const c = yield* connect(server.address.port)
+      c.socket.write(lp("abc"))
+      yield* until(c, () => c.received >= 7).pipe(Effect.timeout("5 seconds"))
+      // the writer counts its bytes when the write completes, a moment after the client may have them
+      yield* Effect.repeat(server.sessions, {
+        schedule: Schedule.spaced("5 millis"),
+        until: (rows) => rows[0]?.bytesOut === 7
+      }).pipe(Effect.timeout("5 seconds"))
+      const [row] = yield* server.sessions
+      expect(row).toMatchObject({ kind: "tcp", state: "Active", bytesIn: 7, bytesOut: 7, queueDepth: 0 })
+      expect(row!.remoteAddress).toBe(`127.0.0.1:${c.socket.localPort}`)
+      c.socket.end()
+      yield* registryUntil(server, (rows) => rows.length === 0).pipe(Effect.timeout("5 seconds"))
+      yield* Fiber.interrupt(watcher)
+      const states = seen.map((rows) => rows.map((r) => r.state).join(","))
+      expect(states[0]).toBe("")
+      expect(states).toContain("Active")
+      expect(states.at(-1)).toBe("")
+      expect(states.indexOf("Active")).toBeLessThan(states.lastIndexOf(""))
+    }).pipe(Effect.scoped))
+
+  it.live("TLS: sessions over TLS, and the Listener as a Layer", () =>
+    Effect.gen(function*() {
+      const { cert, key } = selfSigned()
+      const layer = Listener.layer({ port: 0, tls: { cert, key } }, (conn) =>
+        Stream.runForEach(conn.incoming, (f) => conn.send(f)).pipe(Effect.ignore))
+      const context = yield* Layer.build(layer)
+      const server = yield* Effect.provide(Listener.Listener, context)
+      const reply = yield* Effect.async<Buffer, Error>((resume) => {
+        const s = Tls.connect({ host: "127.0.0.1", port: server.address.port, ca: [cert], servername: "localhost" })
+        let acc = Buffer.alloc(0)
+        s.on("data", (d: Buffer) => {
+          acc = Buffer.concat([acc, d])
+          if (acc.length >= 9) {
+            s.end()
+            resume(Effect.succeed(acc))
+          }
+        })
+        s.once("secureConnect", () => s.write(lp("hello")))
+        s.once("error", (e) => resume(Effect.fail(e)))
+      }).pipe(Effect.timeout("5 seconds"))
+      expect(reply.subarray(4).toString()).toBe("hello")
+      const rows = yield* server.sessions
+      expect(rows.length <= 1).toBe(true)
+      expect((yield* server.stats).accepted).toBe(1)
+    }).pipe(Effect.scoped))
+
+  it.live("a failing handler ends its session, not the server", () =>
+    Effect.gen(function*() {
+      const server = yield* Listener.serve({ port: 0 }, () => Effect.fail("boom"))
+      const c = yield* connect(server.address.port)
+      yield* until(c, () => c.ended || c.closed).pipe(Effect.timeout("5 seconds"))
+      yield* registryUntil(server, (rows) => rows.length === 0).pipe(Effect.timeout("5 seconds"))
+      const d = yield* connect(server.address.port)
+      yield* until(d, () => d.ended || d.closed).pipe(Effect.timeout("5 seconds"))
+      yield* registryUntil(server, (rows) => rows.length === 0).pipe(Effect.timeout("5 seconds"))
+      expect((yield* server.stats)).toMatchObject({ accepted: 2, completed: 2, active: 0 })
+    }).pipe(Effect.scoped))
+})
+
