@@ -288,21 +288,27 @@ export const probe = (config: ProbeConfig, sampler: ProbeService): Connection.At
     const stallMs = millis(config.stallTimeout)
     const loop = Effect.gen(function*() {
       let maxAcked = -1
+      let rowSeen = false // the kernel listed this socket at least once
       let progressAt: number | undefined // start of the current no-progress period (while bytes are queued)
       while (true) {
         const before = yield* Clock.currentTimeMillis
-        // sleep to the next tick boundary: every connection with this interval samples in the same tick
-        yield* sleepMillis(intervalMs - (before % intervalMs))
-        const now = yield* Clock.currentTimeMillis
+        // sleep to the next tick boundary: every connection with this interval samples in the same tick;
+        // durations are measured in tick times, so wake-up jitter cannot stretch or shrink them
+        const now = before - (before % intervalMs) + intervalMs
+        yield* sleepMillis(now - before)
         const stats = conn.unsafeStats()
         if (stats.state === "Closed") return
         const row = yield* sampler.sample(conn.transport, intervalMs)
         const t = conn.transport.stats()
+        // a connected socket whose row vanished: the kernel dropped the connection (reset, timeout)
+        const vanished = row === undefined && rowSeen && t.state !== "closed"
+        if (row !== undefined) rowSeen = true
 
         if (config.peerGone && stats.state === "Active") {
           const failure = socketFailure(conn)
           const gone = failure ??
             (row !== undefined && row.state !== "ESTABLISHED" ? row.state : undefined) ??
+            (vanished ? "CLOSE" : undefined) ??
             (t.state === "half-closed-remote" ? "CLOSE_WAIT" : undefined) // Node saw EOF nobody has read
           if (gone !== undefined) {
             // CLOSE_WAIT: the peer sent FIN cleanly, so our side can still drain and FIN; anything else is dead

@@ -1,0 +1,277 @@
+/**
+ * The watchdogs on real sockets (127.0.0.1), with short timeouts: a peer that
+ * stops reading is reaped by the send-stall probe within stallTimeout + 2 ×
+ * probeInterval; a slow but steady reader and an idle peer are never reaped; a
+ * peer that closes or resets while nobody reads is noticed by the peer-gone
+ * probe; a stubborn peer after `close` is destroyed by the liveness watchdog.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber, HashMap, Logger, Schedule } from "effect"
+import * as Net from "node:net"
+import { Connection, Framing, Watchdog } from "tether"
+
+const within = <A, E, R>(ms: number, what: string, self: Effect.Effect<A, E, R>) =>
+  Effect.timeoutFail(self, { duration: ms, onTimeout: () => new Error(`timed out after ${ms} ms waiting for ${what}`) })
+
+/** A loopback server handing over its first accepted socket; everything is destroyed with the scope. */
+const server = (options: Net.ServerOpts, onSocket?: (socket: Net.Socket) => void) =>
+  Effect.gen(function*() {
+    const accepted = yield* Deferred.make<Net.Socket>()
+    const sockets: Array<Net.Socket> = []
+    const srv = yield* Effect.acquireRelease(
+      Effect.async<Net.Server>((resume) => {
+        const s = Net.createServer(options, (socket) => {
+          sockets.push(socket)
+          socket.on("error", () => {})
+          onSocket?.(socket)
+          Deferred.unsafeDone(accepted, Effect.succeed(socket))
+        })
+        s.listen(0, "127.0.0.1", () => resume(Effect.succeed(s)))
+      }),
+      (s) =>
+        Effect.sync(() => {
+          for (const socket of sockets) socket.destroy()
+          s.close()
+        })
+    )
+    return { port: (srv.address() as Net.AddressInfo).port, accepted: Deferred.await(accepted) }
+  })
+
+interface LogLine {
+  readonly level: string
+  readonly message: string
+  readonly annotations: Record<string, unknown>
+}
+const captureLogs = () => {
+  const lines: Array<LogLine> = []
+  const logger = Logger.make<unknown, void>(({ annotations, logLevel, message }) => {
+    const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
+    lines.push({ level: logLevel.label, message: text, annotations: Object.fromEntries(HashMap.toEntries(annotations)) })
+  })
+  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+}
+const reaps = (lines: ReadonlyArray<LogLine>) =>
+  lines.filter((l) => l.level === "WARN" && l.annotations["watchdog"] !== undefined)
+
+const BIG = 256 * 1024
+
+describe("Watchdog (loopback)", () => {
+  it.scopedLive(
+    "a peer that stops reading with > 8 MB queued is reaped within stallTimeout + 2 × probeInterval; every send fails typed",
+    () => {
+      const logs = captureLogs()
+      return Effect.gen(function*() {
+        const srv = yield* server({ pauseOnConnect: true }) // accepts, never reads a byte
+        const conn = yield* Connection.connectTcp({
+          port: srv.port,
+          id: "non-reader",
+          writeTimeout: "1 minute", // the reaper, not the write deadline, must end this
+          sendQueueCapacity: 64,
+          watchdogs: [Watchdog.reaper({ stallTimeout: "2 seconds", probeInterval: "500 millis" })]
+        })
+        yield* srv.accepted
+        const startedAt = performance.now()
+        const payload = new Uint8Array(BIG).fill(1)
+        const senders = yield* Effect.forEach(
+          [1, 2, 3, 4],
+          () => Effect.fork(Effect.flip(Effect.forever(conn.send(payload)))),
+          { concurrency: "unbounded" }
+        )
+        // wait until more than 8 MB is queued toward the peer (send queue + Node buffer + kernel)
+        const probe = Watchdog.makeProcNetProbe()
+        const queued = Effect.gen(function*() {
+          const row = yield* probe.sample(conn.transport, 1)
+          return conn.unsafeStats().queueDepth * BIG + conn.transport.stats().queuedBytes + (row?.txQueue ?? 0)
+        })
+        let queuedAt8MB = 0
+        yield* within(
+          5000,
+          "8 MB queued",
+          Effect.repeat(Effect.tap(queued, (q) => (queuedAt8MB = q)), {
+            until: (q) => q > 8 * 1024 * 1024,
+            schedule: Schedule.spaced("20 millis")
+          })
+        )
+        const at8MB = performance.now()
+        const reason = yield* within(6000, "the reap", conn.closed)
+        const reapedAt = performance.now()
+        expect(reason._tag).toBe("SendStalled")
+        const latency = reapedAt - at8MB
+        console.log(
+          `send-stall reap: ${Math.round(latency)} ms after > 8 MB queued (${queuedAt8MB} bytes), ` +
+            `${Math.round(reapedAt - startedAt)} ms after the first send; reason: ${JSON.stringify(reason)}`
+        )
+        expect(latency).toBeLessThanOrEqual(2000 + 2 * 500 + 300)
+        // every pending send failed with the typed error, carrying the reason
+        for (const sender of senders) {
+          const err = yield* within(1000, "a sender to fail", Fiber.join(sender))
+          expect(err).toMatchObject({ _tag: "ConnectionClosed", reason: { _tag: "SendStalled" } })
+        }
+        expect(conn.transport.stats().socket?.destroyed).toBe(true)
+        const outcome = yield* conn.outcome
+        expect(outcome.undelivered.length).toBeGreaterThan(0)
+        const lines = reaps(logs.lines)
+        expect(lines.length).toBe(1)
+        expect(lines[0]!.annotations).toMatchObject({ connection: "non-reader", reason: "SendStalled", source: "proc-net-tcp" })
+        expect(lines[0]!.annotations["kernelQueuedBytes"]).toBeGreaterThan(0)
+        expect(lines[0]!.annotations["secondsWithoutProgress"]).toBeGreaterThanOrEqual(2)
+      }).pipe(Effect.provide(logs.layer))
+    }
+  )
+
+  it.scopedLive("Node fallback figures (no kernel view): the non-reader is reaped as well", () =>
+    Effect.gen(function*() {
+      const srv = yield* server({ pauseOnConnect: true })
+      const conn = yield* Connection.connectTcp({
+        port: srv.port,
+        writeTimeout: "1 minute",
+        watchdogs: [Watchdog.sendStall({ stallTimeout: "1 second", probeInterval: "250 millis" })]
+      }).pipe(
+        Effect.provideService(Watchdog.TcpProbe, { sample: () => Effect.succeed(undefined), reads: () => 0 })
+      )
+      yield* srv.accepted
+      const sender = yield* Effect.fork(Effect.flip(Effect.forever(conn.send(new Uint8Array(BIG)))))
+      const t0 = performance.now()
+      const reason = yield* within(6000, "the reap", conn.closed)
+      expect(reason._tag).toBe("SendStalled")
+      console.log(`send-stall reap (Node figures only): ${Math.round(performance.now() - t0)} ms after the first send`)
+      expect((yield* Fiber.join(sender))._tag).toBe("ConnectionClosed")
+    }))
+
+  it.scopedLive("a slow but steady reader (256 KiB/s) and an idle peer are never reaped (3.5 × stallTimeout)", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      let slowRead = 0
+      const slow = yield* server({ pauseOnConnect: true })
+      const idle = yield* server({})
+      const probe = Watchdog.makeProcNetProbe() // isolated, to count its table reads
+      const watchdogs = [Watchdog.reaper({ stallTimeout: "1 second", probeInterval: "250 millis" })]
+      const [slowConn, idleConn] = yield* Effect.all([
+        Connection.connectTcp({ port: slow.port, writeTimeout: "1 minute", watchdogs }),
+        Connection.connectTcp({ port: idle.port, watchdogs })
+      ]).pipe(Effect.provideService(Watchdog.TcpProbe, probe))
+      const slowPeer = yield* slow.accepted
+      const idlePeer = yield* idle.accepted
+      idlePeer.resume()
+      // 32 KiB every 125 ms. (On loopback the MSS is ~64 KiB, so the window, and with it the
+      // acknowledged count, moves in ~93 KiB steps: at 64 KiB/s only every ~1.9 s.)
+      yield* Effect.forkScoped(Effect.repeat(
+        Effect.sync(() => {
+          const chunk = slowPeer.read(32 * 1024) as Buffer | null
+          if (chunk !== null) slowRead += chunk.length
+        }),
+        Schedule.spaced("125 millis")
+      ))
+      yield* idleConn.send(Framing.utf8("hello, then silence"))
+      yield* Effect.forkScoped(Effect.forever(slowConn.send(new Uint8Array(64 * 1024))))
+      const readsBefore = probe.reads()
+      let maxQueued = 0
+      yield* Effect.repeat(
+        Effect.gen(function*() {
+          const row = yield* probe.sample(slowConn.transport, 250)
+          maxQueued = Math.max(maxQueued, slowConn.transport.stats().queuedBytes + (row?.txQueue ?? 0))
+        }),
+        Schedule.spaced("100 millis").pipe(Schedule.upTo("3500 millis"))
+      )
+      expect(slowConn.unsafeStats().state).toBe("Active")
+      expect(idleConn.unsafeStats().state).toBe("Active")
+      expect(maxQueued).toBeGreaterThan(1024 * 1024) // the slow peer really was backlogged
+      expect(slowRead).toBeGreaterThan(512 * 1024) // and really kept reading
+      expect(slowRead).toBeLessThan(1536 * 1024)
+      expect(reaps(logs.lines)).toEqual([])
+      // one table read per tick for both connections (plus this test's own samples, in the same ticks)
+      const ticks = 3500 / 250
+      console.log(`shared sampler: ${probe.reads() - readsBefore} table reads in ${ticks} ticks for 2 connections`)
+      expect(probe.reads() - readsBefore).toBeLessThanOrEqual(Math.ceil(3500 / 100) + 2)
+      yield* slowConn.abort("test over")
+    }).pipe(Effect.provide(logs.layer))
+  })
+
+  it.scopedLive("shared sampler: one /proc/net/tcp read per tick for all connections", () =>
+    Effect.gen(function*() {
+      const srv = yield* server({})
+      const probe = Watchdog.makeProcNetProbe()
+      const conns = yield* Effect.forEach(
+        [1, 2, 3, 4, 5],
+        () =>
+          Connection.connectTcp({
+            port: srv.port,
+            watchdogs: [Watchdog.reaper({ stallTimeout: "1 second", probeInterval: "200 millis" })]
+          }).pipe(Effect.provideService(Watchdog.TcpProbe, probe))
+      )
+      yield* Effect.sleep("1100 millis")
+      const reads = probe.reads()
+      console.log(`shared sampler: ${reads} table reads in 1.1 s (5 ticks) for ${conns.length} connections`)
+      expect(reads).toBeGreaterThanOrEqual(4)
+      expect(reads).toBeLessThanOrEqual(7) // 5 connections × 5 ticks would be 25
+    }))
+
+  it.scopedLive("the peer's FIN while nobody reads: PeerGone (CLOSE_WAIT) at the next probe, graceful", () =>
+    Effect.gen(function*() {
+      const codec = Framing.lengthPrefixed()
+      const srv = yield* server({ allowHalfOpen: true })
+      const conn = yield* Connection.connectTcp({
+        port: srv.port,
+        codec,
+        watchdogs: [Watchdog.peerGone({ probeInterval: "250 millis" })]
+      })
+      const peer = yield* srv.accepted
+      // more frames than the inbound buffer holds: the reader blocks on delivery and never sees the EOF
+      const frames = Array.from({ length: 3000 }, (_, i) => Framing.encode(codec, Framing.utf8(`f${i}`)))
+      peer.end(Buffer.concat(frames))
+      const t0 = performance.now()
+      const outcome = yield* within(3000, "closed", conn.outcome)
+      const latency = performance.now() - t0
+      console.log(`peer-gone (FIN) detected after ${Math.round(latency)} ms`)
+      expect(outcome.reason).toEqual({ _tag: "PeerGone", state: "CLOSE_WAIT" })
+      expect(outcome.finSent).toBe(true)
+      expect(latency).toBeLessThan(250 + 300)
+      expect(conn.transport.stats().socket?.destroyed).toBe(true)
+    }))
+
+  it.scopedLive("a reset while nobody reads: PeerGone at the next probe", () =>
+    Effect.gen(function*() {
+      const codec = Framing.lengthPrefixed()
+      const srv = yield* server({})
+      const conn = yield* Connection.connectTcp({
+        port: srv.port,
+        codec,
+        watchdogs: [Watchdog.peerGone({ probeInterval: "250 millis" })]
+      })
+      const peer = yield* srv.accepted
+      const frames = Array.from({ length: 3000 }, (_, i) => Framing.encode(codec, Framing.utf8(`f${i}`)))
+      peer.write(Buffer.concat(frames), () => peer.resetAndDestroy())
+      const reason = yield* within(3000, "closed", conn.closed)
+      expect(reason._tag).toBe("PeerGone")
+      // the kernel drops the row of a reset connection: "CLOSE"; Node may report the error or an EOF first
+      if (reason._tag === "PeerGone") expect(reason.state).toMatch(/^(CLOSE|CLOSE_WAIT|socket error ECONNRESET)$/)
+      expect(conn.transport.stats().socket?.destroyed).toBe(true)
+    }))
+
+  it.scopedLive("a stubborn peer after close (never sends FIN): the liveness watchdog destroys it at its bound", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const srv = yield* server({ allowHalfOpen: true })
+      const conn = yield* Connection.connectTcp({
+        port: srv.port,
+        id: "stubborn",
+        lingerTimeout: "1 minute", // the connection's own bound is out of reach
+        watchdogs: [Watchdog.liveness({ bound: "800 millis" })]
+      })
+      const peer = yield* srv.accepted
+      peer.resume() // reads, never ends its side
+      yield* conn.send(Framing.utf8("bye"))
+      const t0 = performance.now()
+      const outcome = yield* within(3000, "close", conn.close("done"))
+      const elapsed = performance.now() - t0
+      console.log(`liveness: stubborn peer destroyed ${Math.round(elapsed)} ms after close (bound 800 ms)`)
+      expect(elapsed).toBeGreaterThanOrEqual(790)
+      expect(elapsed).toBeLessThanOrEqual(800 + 300)
+      expect(outcome).toMatchObject({ finSent: true, peerEof: false, lingerExpired: false, delivered: 1 })
+      expect(conn.transport.stats().socket?.destroyed).toBe(true)
+      const lines = reaps(logs.lines)
+      expect(lines.length).toBe(1)
+      expect(lines[0]!.annotations).toMatchObject({ connection: "stubborn", reason: "LivenessTimeout", state: "Closing" })
+    }).pipe(Effect.provide(logs.layer))
+  })
+})
