@@ -52,3 +52,17 @@ export * as Transport from "./Transport.js"
  * @since 0.1.0
  */
 export * as Watchdog from "./Watchdog.js"
+
+/**
+ * Servers with seats, a live session registry and a bounded shutdown (TCP, TLS).
+ *
+ * @since 0.1.0
+ */
+export * as Listener from "./Listener.js"
+
+/**
+ * WebSocket client and server as connections: every frame written by the connection's writer fiber.
+ *
+ * @since 0.1.0
+ */
+export * as WebSocket from "./WebSocket.js"
