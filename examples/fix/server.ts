@@ -103,10 +103,13 @@ export const serveAcceptor = (
             heartBtInt: 30,
             logonTimeout,
             logoutTimeout: options?.logoutTimeout,
-            observe: options?.observe
+            observe: (e) => {
+              if (e._tag === "Ended") ends.push(e.end)
+              options?.observe?.(e)
+            }
           }, store)
           yield* session.loggedOn.pipe(Effect.zipRight(Listener.handshakeDone), Effect.ignore)
-          ends.push(yield* session.end)
+          yield* session.end
         }))
     )
     return { server, store, ends: () => ends }

@@ -451,7 +451,9 @@ export const start = (
       decision: Decision,
       text: string
     ): Effect.Effect<SessionEnd> =>
-      Effect.gen(function*() {
+      // uninterruptible (every wait in it is bounded by the connection's close bounds): an owner
+      // that stops the session once the connection is closed still gets its end recorded
+      Effect.uninterruptible(Effect.gen(function*() {
         const outcome = reason === undefined ? yield* conn.outcome : yield* conn.close(reason)
         phase = "Ended"
         const end: SessionEnd = {
@@ -466,7 +468,7 @@ export const start = (
         observe({ _tag: "Ended", end, at: yield* Clock.currentTimeMillis })
         yield* Deferred.succeed(endDeferred, end)
         return end
-      })
+      }))
 
     const onEndRequest = (r: EndRequest): Effect.Effect<SessionEnd> => {
       switch (r._tag) {
