@@ -3,9 +3,10 @@
  * parses every byte itself; the client side against our own server.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Option, Stream, TestClock } from "effect"
+import { Deferred, Effect, Fiber, Logger, Option, Stream, TestClock } from "effect"
 import type { Connection } from "tether"
-import { DisconnectReason, Listener, WebSocket } from "tether"
+import { DisconnectReason, Listener, Watchdog, WebSocket } from "tether"
+import { selfSigned } from "./helpers/tls.js"
 import { connectRaw, OP_BINARY, OP_CLOSE, OP_PONG, OP_TEXT, type RawWs } from "./helpers/wsRaw.js"
 
 const raw = (port: number, options?: Parameters<typeof connectRaw>[1]) =>
@@ -257,6 +258,67 @@ describe("WebSocket server (raw client)", () => {
       yield* until(ws, () => ws.ended || ws.closed)
       expect(ws.parseError).toBeUndefined()
     }))
+})
+
+describe("WebSocket server: seats, watchdogs, TLS", () => {
+  it.live("seats: beyond maxConnections the upgrade gets 503, logged as a warning and counted; no session", () =>
+    Effect.gen(function*() {
+      const warnings: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => {
+        if (logLevel._tag === "Warning") warnings.push(String(message))
+      })
+      const server = yield* WebSocket.serve({ port: 0, maxConnections: 1 }, echo).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+      )
+      const first = yield* rawWs(server.address.port)
+      yield* registryUntil(server, (rows) => rows.length === 1)
+      const second = yield* raw(server.address.port)
+      expect(second.status).toBe(503)
+      const stats = yield* server.stats
+      expect(stats).toMatchObject({ accepted: 1, refused: 1, active: 1 })
+      expect(warnings.some((w) => w.includes("refused") && w.includes("seats"))).toBe(true)
+      // the first session is unaffected
+      first.sendText("still")
+      yield* until(first, () => texts(first).includes("echo:still")).pipe(Effect.timeout("5 seconds"))
+    }).pipe(Effect.scoped))
+
+  it.live("watchdogs apply: a WebSocket peer that stops reading is reaped by the send-stall watchdog", () =>
+    Effect.gen(function*() {
+      const conns: Array<Connection.Connection> = []
+      const chunk = new Uint8Array(64 * 1024)
+      const server = yield* WebSocket.serve({
+        port: 0,
+        writeTimeout: "1 minute",
+        watchdogs: [Watchdog.sendStall({ probeInterval: "50 millis", stallTimeout: "300 millis" })]
+      }, (conn) =>
+        Effect.gen(function*() {
+          conns.push(conn)
+          for (;;) yield* conn.send(WebSocket.binary(chunk))
+        }).pipe(Effect.ignore))
+      const ws = yield* rawWs(server.address.port)
+      yield* until(ws, () => ws.frames.length > 0).pipe(Effect.timeout("5 seconds"))
+      ws.socket.pause()
+      yield* registryUntil(server, (rows) => rows.length === 0).pipe(Effect.timeout("10 seconds"))
+      expect((yield* conns[0]!.closed)._tag).toBe("SendStalled")
+      expect(conns[0]!.unsafeStats().transport.socket?.destroyed).toBe(true)
+    }).pipe(Effect.scoped))
+
+  it.live("wss: TLS server and client", () =>
+    Effect.gen(function*() {
+      const { cert, key } = selfSigned()
+      const server = yield* WebSocket.serve({ port: 0, tls: { cert, key } }, echo)
+      const conn = yield* WebSocket.connect(`wss://localhost:${server.address.port}/`, {
+        tls: { ca: [cert] },
+        handshakeTimeout: "5 seconds"
+      })
+      yield* conn.send(WebSocket.text("secret"))
+      const reply = yield* WebSocket.messages(conn).pipe(Stream.runHead, Effect.timeout("5 seconds"))
+      expect(reply).toEqual(Option.some(WebSocket.Message.Text({ text: "echo:secret" })))
+      const [row] = yield* server.sessions
+      expect(row?.kind).toBe("websocket")
+      const outcome = yield* conn.close()
+      expect(outcome.peerEof).toBe(true)
+    }).pipe(Effect.scoped))
 })
 
 describe("WebSocket client", () => {
