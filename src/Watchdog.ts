@@ -448,8 +448,11 @@ export const sendStall = (options?: SendStallOptions): Connection.Attachment => 
  * Peer-close detection from outside the read path: at the next probe after the
  * kernel reports the TCP state as no longer `ESTABLISHED` (or Node reports a
  * socket error, or an EOF nobody has read yet) while the connection is still
- * `Active`, the connection is closed with `PeerGone` — gracefully after a
- * clean FIN (`CLOSE_WAIT`), by abort otherwise — even if no read is pending.
+ * `Active`, the connection is closed with `PeerGone` — by abort when the
+ * connection is dead (reset, dropped by the kernel, socket error), gracefully
+ * after a clean FIN (`CLOSE_WAIT`) — even if no read is pending. After a clean
+ * FIN the probe waits while inbound frames are still being delivered (they
+ * lead to the EOF by themselves) and acts at the first probe with none.
  *
  * @example
  * ```ts

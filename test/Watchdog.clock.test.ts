@@ -501,6 +501,24 @@ describe("Watchdog.peerGone (TestClock)", () => {
       expect(peer.destroyed()).toBe(true)
     }))
 
+  it.scoped("CLOSE_WAIT while frames are still being delivered: reaped only at the first probe with no delivery", () =>
+    Effect.gen(function*() {
+      const [t, peer] = yield* Transport.memoryPair()
+      const conn = yield* Connection.make(t, {
+        watchdogs: [Watchdog.peerGone({ probeInterval: "1 second" })]
+      }).pipe(Effect.provideService(Watchdog.TcpProbe, scriptedProbe(() => row("CLOSE_WAIT", 0))))
+      // the peer's last frames trickle in (already sent before its FIN): one at 0.5 s, 1.5 s, ... 4.5 s
+      yield* Effect.fork(Effect.repeat(
+        Effect.zipRight(Effect.sleep("500 millis"), peer.write(Framing.encode(conn.codec, Framing.utf8("x")))),
+        { schedule: Schedule.spaced("500 millis"), times: 4 }
+      ))
+      yield* at(5999)
+      expect(yield* conn.state).toBe("Active")
+      expect(conn.unsafeStats().framesIn).toBe(5)
+      yield* at(6000)
+      expect((yield* conn.outcome).reason).toEqual(DisconnectReason.PeerGone({ state: "CLOSE_WAIT" }))
+    }))
+
   it.scoped("a connection the kernel reports as CLOSE is aborted with PeerGone; queued frames come back", () =>
     Effect.gen(function*() {
       const [t, peer] = yield* Transport.memoryPair({ kernelBufferBytes: 10 })

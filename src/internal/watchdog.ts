@@ -289,6 +289,7 @@ export const probe = (config: ProbeConfig, sampler: ProbeService): Connection.At
     const loop = Effect.gen(function*() {
       let maxAcked = -1
       let rowSeen = false // the kernel listed this socket at least once
+      let lastFramesIn = conn.unsafeStats().framesIn
       let progressAt: number | undefined // start of the current no-progress period (while bytes are queued)
       while (true) {
         const before = yield* Clock.currentTimeMillis
@@ -310,7 +311,11 @@ export const probe = (config: ProbeConfig, sampler: ProbeService): Connection.At
             (row !== undefined && row.state !== "ESTABLISHED" ? row.state : undefined) ??
             (vanished ? "CLOSE" : undefined) ??
             (t.state === "half-closed-remote" ? "CLOSE_WAIT" : undefined) // Node saw EOF nobody has read
-          if (gone !== undefined) {
+          // after a clean FIN, frames still being delivered to a consumer will reach the EOF by themselves:
+          // only a connection whose inbound side stands still (nobody reads) is reaped
+          const delivering = gone === "CLOSE_WAIT" && stats.framesIn !== lastFramesIn
+          lastFramesIn = stats.framesIn
+          if (gone !== undefined && !delivering) {
             // CLOSE_WAIT: the peer sent FIN cleanly, so our side can still drain and FIN; anything else is dead
             const mode = gone === "CLOSE_WAIT" ? "graceful" : "abort"
             yield* reap(conn, "peer-gone", DR.PeerGone({ state: gone }), mode, {
