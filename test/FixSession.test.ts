@@ -231,6 +231,17 @@ describe("FIX session (TestClock)", () => {
       yield* s.conn.abort()
     }))
 
+  it.scoped("send refuses a value containing SOH without using a MsgSeqNum", () =>
+    Effect.gen(function*() {
+      const s = yield* setup()
+      yield* logon(s)
+      const err = yield* Effect.flip(s.session.send("B", [[148, "a\x01b"]]))
+      expect(err._tag).toBe("FrameError")
+      expect(err.reason).toBe("MalformedFrame")
+      expect(yield* s.session.send("B", [[148, "ok"]])).toBe(2)
+      yield* s.conn.abort()
+    }))
+
   it.scoped("Logon timeout: no answer within 10 s ends with HandshakeTimeout and Reconnect, without Logout", () =>
     Effect.gen(function*() {
       const s = yield* setup()

@@ -34,6 +34,7 @@ import {
   type Message,
   MsgType,
   parseBody,
+  SOH,
   Tag,
   utcTimestamp
 } from "./codec.js"
@@ -195,8 +196,15 @@ export interface Session {
   readonly store: SequenceStore
   /** Completes once logged on; fails with the end if the session ended first. */
   readonly loggedOn: Effect.Effect<void, SessionEnd>
-  /** Sends an application (or admin) message with the next MsgSeqNum; returns that number. */
-  readonly send: (msgType: string, fields?: ReadonlyArray<Field>) => Effect.Effect<number, Connection.ConnectionClosed>
+  /**
+   * Sends an application (or admin) message with the next MsgSeqNum; returns
+   * that number. A value containing SOH, or a message above `maxFrameBytes`,
+   * fails with a `FrameError` and uses no MsgSeqNum.
+   */
+  readonly send: (
+    msgType: string,
+    fields?: ReadonlyArray<Field>
+  ) => Effect.Effect<number, Connection.ConnectionClosed | Framing.FrameError>
   /**
    * Logs out (Text 58 = `text`), waits up to `logoutTimeout` for the peer's
    * Logout, closes the connection and returns the end. `reason` is recorded as
@@ -284,7 +292,7 @@ export const start = (
       msgType: string,
       fields: ReadonlyArray<Field>,
       options?: { readonly seq?: number; readonly possDup?: boolean }
-    ): Effect.Effect<number, Connection.ConnectionClosed> =>
+    ): Effect.Effect<number, Connection.ConnectionClosed | Framing.FrameError> =>
       lock.withPermits(1)(
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
@@ -298,10 +306,16 @@ export const start = (
             [Tag.SendingTime, ts]
           ]
           if (options?.possDup) body.push([Tag.PossDupFlag, "Y"], [Tag.OrigSendingTime, ts])
-          for (const f of fields) body.push(f)
-          yield* conn.send(encodeBody(body)).pipe(
-            Effect.catchTag("FrameError", (e) => Effect.die(e)) // our own bodies are always well formed
-          )
+          for (const f of fields) {
+            if (f[1].includes(SOH) || f[1].length === 0) {
+              return yield* new Framing.FrameError({
+                reason: "MalformedFrame",
+                message: `field ${f[0]}: a FIX value must be non-empty and must not contain SOH`
+              })
+            }
+            body.push(f)
+          }
+          yield* conn.send(encodeBody(body))
           if (options?.seq === undefined) store.nextOut = seq + 1
           observe({ _tag: "Sent", message: { type: msgType, fields: body }, at: now })
           return seq
@@ -387,10 +401,10 @@ export const start = (
             return yield* onLogon(message, now)
           case MsgType.Heartbeat:
             return
-          case MsgType.TestRequest:
-            return yield* sendRaw(MsgType.Heartbeat, [[Tag.TestReqID, get(message, Tag.TestReqID) ?? ""]]).pipe(
-              Effect.ignore
-            )
+          case MsgType.TestRequest: {
+            const id = get(message, Tag.TestReqID)
+            return yield* sendRaw(MsgType.Heartbeat, id ? [[Tag.TestReqID, id]] : []).pipe(Effect.ignore)
+          }
           case MsgType.ResendRequest: {
             // we do not replay: one GapFill over the whole requested range
             const begin = getInt(message, Tag.BeginSeqNo) ?? 1
