@@ -57,6 +57,7 @@ describe("FIX initiator: MsgSeqNum too low against an acceptor that never closes
       })
       const outcome = yield* initiator.dialer.outcome.pipe(Effect.timeout("5 seconds"))
       const elapsed = performance.now() - (yield* Deferred.await(badSentAt))
+      console.info(`[FixInitiator] fatal path: dialer ended ${elapsed.toFixed(0)} ms after the bad MsgSeqNum (linger 1 s)`)
       expect(outcome.reason).toBe("MsgSeqNum too low, expecting 2 but received 1")
       const end = initiator.ends()[0]!
       expect(end.decision).toBe("Stop")
@@ -102,6 +103,7 @@ describe("FIX initiator: MsgSeqNum too low against an acceptor that never closes
       yield* Effect.addFinalizer(() => Effect.sync(() => child.exitCode === null && child.kill("SIGKILL")))
       const done = yield* Deferred.await(exited).pipe(Effect.timeout("15 seconds"))
       const sentAt = yield* Deferred.await(badSentAt)
+      console.info(`[FixInitiator] fatal path: program exited ${(done.at - sentAt).toFixed(0)} ms after the bad MsgSeqNum (linger 1 s)`)
       expect(done.code, done.stdout).toBe(2)
       expect(done.stdout).toMatch(/58=MsgSeqNum too low, expecting 2 but received 1\|/)
       expect(done.stdout).toMatch(/stopped: MsgSeqNum too low/)
