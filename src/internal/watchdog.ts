@@ -233,6 +233,7 @@ export const liveness = (options?: Watchdog.LivenessOptions): Connection.Attachm
         if (rest > 0) yield* sleepMillis(rest)
         if (fullyClosed()) return
       }
+      if (fullyClosed()) return
       const now = yield* Clock.currentTimeMillis
       const state = conn.unsafeStats().state
       const transportState = conn.transport.stats().state
@@ -245,6 +246,12 @@ export const liveness = (options?: Watchdog.LivenessOptions): Connection.Attachm
       })
       yield* conn.transport.destroy
       conn.unsafeRequestClose(reason, "abort")
+      // the abort cuts any wait in the close procedure short: `closed` completes now
+      const closed = yield* Effect.timeout(conn.outcome, Duration.millis(boundMs)).pipe(Effect.option)
+      if (Option.isNone(closed)) {
+        yield* Effect.logError(`liveness: connection ${conn.id} still not closed ${boundMs} ms after being destroyed`)
+          .pipe(Effect.annotateLogs({ connection: conn.id, watchdog: "liveness" }))
+      }
     })
     yield* Effect.forkScoped(watch)
   })
