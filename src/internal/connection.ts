@@ -13,7 +13,8 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Scope from "effect/Scope"
 import type * as Tls from "node:tls"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type * as Connection from "../Connection.js"
@@ -80,6 +81,8 @@ export const make = (
     const drainTimeout = Duration.decode(options?.drainTimeout ?? defaults.drainTimeout)
     const lingerTimeout = Duration.decode(options?.lingerTimeout ?? defaults.lingerTimeout)
 
+    // the write-deadline fiber lives in a child scope: it closes after the graceful close (added last) has run
+    const deadlineScope = yield* Effect.flatMap(Effect.scope, (scope) => Scope.fork(scope, ExecutionStrategy.sequential))
     const gate = StopGate.unsafeMake<DisconnectReason>()
     const weight = (o: Outbound) => (o instanceof Encoded ? o.bytes.length : codec.encodedLength(o))
     const queue = StopGate.unsafeMakeQueue<Outbound, DisconnectReason>(gate, {
@@ -191,15 +194,64 @@ export const make = (
       return chunks
     }
 
+    // ---- write deadline ----
+    // One fiber per connection enforces writeTimeout, instead of a timer and two forked fibers
+    // (Effect.timeoutFail) per write: it sleeps until the deadline of the write in progress, then
+    // re-reads which write is in progress; if that write started writeTimeout ago or earlier, it
+    // ends the connection with WriteTimeout. With back-to-back writes it wakes once per writeTimeout.
+    let writeStartedAt: bigint | undefined // Clock nanos when the write in progress started
+    let wakeDeadline: (() => void) | undefined
+    const beginWrite = (nanos: bigint) => {
+      writeStartedAt = nanos
+      if (wakeDeadline !== undefined) {
+        const wake = wakeDeadline
+        wakeDeadline = undefined
+        wake()
+      }
+    }
+    const awaitWriteStart = Effect.async<void>((resume) => {
+      wakeDeadline = () => resume(Effect.void)
+      return Effect.sync(() => {
+        wakeDeadline = undefined
+      })
+    })
+    const writeDeadline = (timeoutNanos: bigint): Effect.Effect<void> => {
+      const loop: Effect.Effect<void> = Effect.flatMap(Clock.currentTimeNanos, (now) => {
+        const started = writeStartedAt
+        if (started === undefined) return Effect.zipRight(awaitWriteStart, loop)
+        const left = started + timeoutNanos - now
+        if (left > 0n) return Effect.zipRight(Effect.sleep(Duration.nanos(left)), loop)
+        return Effect.sync(() =>
+          unsafeRequestClose(
+            DR.WriteTimeout({ timeout: writeTimeout, queuedBytes: transport.stats().queuedBytes }),
+            "abort"
+          )
+        )
+      })
+      return loop
+    }
+
+    // started by the first write (idle connections do not pay for it); an infinite writeTimeout has none
+    const writeTimeoutNanos = Option.getOrUndefined(Duration.toNanos(writeTimeout))
+    let deadlineFiber: Fiber.RuntimeFiber<void> | undefined
+    const startDeadline = (timeoutNanos: bigint) =>
+      Effect.map(Effect.forkIn(writeDeadline(timeoutNanos), deadlineScope), (fiber) => {
+        deadlineFiber = fiber
+      })
+
     const writeBatch = (batch: Array<Outbound>) =>
       Effect.flatMap(Clock.currentTimeNanos, (startedNanos) => {
         inFlight = batch
         reportDepth()
         const chunks = encodeBatch(batch)
-        return transport.write(chunks).pipe(
-          Effect.timeoutFail({ duration: writeTimeout, onTimeout: () => new WriteTimeoutError() }),
+        beginWrite(startedNanos)
+        const write = deadlineFiber === undefined && writeTimeoutNanos !== undefined
+          ? Effect.zipRight(startDeadline(writeTimeoutNanos), transport.write(chunks))
+          : transport.write(chunks)
+        return write.pipe(
           Effect.zipRight(Clock.currentTimeNanos),
           Effect.map((nowNanos) => {
+            writeStartedAt = undefined
             inFlight = []
             let bytes = 0
             for (const c of chunks) bytes += c.length
@@ -236,6 +288,7 @@ export const make = (
     const writer = writerLoop.pipe(
       Effect.catchAll((e) =>
         Effect.sync(() => {
+          writeStartedAt = undefined
           const reason = e._tag === "WriteTimeoutError"
             ? DR.WriteTimeout({ timeout: writeTimeout, queuedBytes: transport.stats().queuedBytes })
             : ioReason(e)
@@ -367,6 +420,7 @@ export const make = (
       }
       // destroy: nothing below can block
       yield* Fiber.interrupt(writerFiber)
+      if (deadlineFiber !== undefined) yield* Fiber.interrupt(deadlineFiber)
       yield* transport.destroy
       yield* Fiber.interrupt(readerFiber)
       const undelivered: Array<Uint8Array> = []
