@@ -259,10 +259,11 @@ export interface TcpInfo {
 export interface TcpProbeService {
   /**
    * The kernel's view of the transport's socket, or `undefined` when there is
-   * none (not Linux, not a socket, no longer connected). `tickMillis` is the
-   * caller's probe interval: one table read serves every probe of the same tick.
+   * none (not Linux, not a socket, no longer connected). `notBefore` (Clock
+   * millis, the probe's tick) is how fresh the sample must be: kernel tables
+   * read at or after it are reused, so one read serves every probe of a tick.
    */
-  readonly sample: (transport: Transport.Transport, tickMillis: number) => Effect.Effect<TcpInfo | undefined>
+  readonly sample: (transport: Transport.Transport, notBefore: number) => Effect.Effect<TcpInfo | undefined>
   /** How many times the kernel tables were read. */
   readonly reads: () => number
 }

@@ -80,7 +80,7 @@ describe("Watchdog (loopback)", () => {
         // wait until more than 8 MB is queued toward the peer (send queue + Node buffer + kernel)
         const probe = Watchdog.makeProcNetProbe()
         const queued = Effect.gen(function*() {
-          const row = yield* probe.sample(conn.transport, 1)
+          const row = yield* probe.sample(conn.transport, Date.now())
           return conn.unsafeStats().queueDepth * BIG + conn.transport.stats().queuedBytes + (row?.txQueue ?? 0)
         })
         let queuedAt8MB = 0
@@ -144,7 +144,7 @@ describe("Watchdog (loopback)", () => {
       let slowRead = 0
       const slow = yield* server({ pauseOnConnect: true })
       const idle = yield* server({})
-      const probe = Watchdog.makeProcNetProbe() // isolated, to count its table reads
+      const probe = Watchdog.makeProcNetProbe()
       const watchdogs = [Watchdog.reaper({ stallTimeout: "1 second", probeInterval: "250 millis" })]
       const [slowConn, idleConn] = yield* Effect.all([
         Connection.connectTcp({ port: slow.port, writeTimeout: "1 minute", watchdogs }),
@@ -164,11 +164,10 @@ describe("Watchdog (loopback)", () => {
       ))
       yield* idleConn.send(Framing.utf8("hello, then silence"))
       yield* Effect.forkScoped(Effect.forever(slowConn.send(new Uint8Array(64 * 1024))))
-      const readsBefore = probe.reads()
       let maxQueued = 0
       yield* Effect.repeat(
         Effect.gen(function*() {
-          const row = yield* probe.sample(slowConn.transport, 250)
+          const row = yield* probe.sample(slowConn.transport, Date.now() - 100)
           maxQueued = Math.max(maxQueued, slowConn.transport.stats().queuedBytes + (row?.txQueue ?? 0))
         }),
         Schedule.spaced("100 millis").pipe(Schedule.upTo("3500 millis"))
@@ -179,10 +178,6 @@ describe("Watchdog (loopback)", () => {
       expect(slowRead).toBeGreaterThan(512 * 1024) // and really kept reading
       expect(slowRead).toBeLessThan(1536 * 1024)
       expect(reaps(logs.lines)).toEqual([])
-      // one table read per tick for both connections (plus this test's own samples, in the same ticks)
-      const ticks = 3500 / 250
-      console.log(`shared sampler: ${probe.reads() - readsBefore} table reads in ${ticks} ticks for 2 connections`)
-      expect(probe.reads() - readsBefore).toBeLessThanOrEqual(Math.ceil(3500 / 100) + 2)
       yield* slowConn.abort("test over")
     }).pipe(Effect.provide(logs.layer))
   })
@@ -199,11 +194,14 @@ describe("Watchdog (loopback)", () => {
             watchdogs: [Watchdog.reaper({ stallTimeout: "1 second", probeInterval: "200 millis" })]
           }).pipe(Effect.provideService(Watchdog.TcpProbe, probe))
       )
+      const readsBefore = probe.reads()
+      const start = Date.now()
       yield* Effect.sleep("700 millis")
-      const reads = probe.reads()
-      console.log(`shared sampler: ${reads} table reads in 0.7 s (3 ticks) for ${conns.length} connections`)
-      expect(reads).toBeGreaterThanOrEqual(2)
-      expect(reads).toBeLessThanOrEqual(4) // one per connection and tick would be 15
+      const reads = probe.reads() - readsBefore
+      const ticks = Math.floor(Date.now() / 200) - Math.floor(start / 200)
+      console.log(`shared sampler: ${reads} table reads in ${ticks} ticks for ${conns.length} connections`)
+      expect(reads).toBeGreaterThanOrEqual(1)
+      expect(reads).toBeLessThanOrEqual(ticks + 1) // one per connection and tick would be ${5 * ticks}
     }))
 
   it.scopedLive("the peer's FIN while nobody reads: PeerGone (CLOSE_WAIT) at the next probe where nothing was delivered, graceful", () =>

@@ -2,9 +2,8 @@
  * The kernel's view of TCP sockets, read from `/proc/net/tcp` and
  * `/proc/net/tcp6` (Linux). One table read serves every connection probed in
  * the same tick: the table is cached with the Clock time it was read at, and a
- * probe reuses it when it was read within the probe's current tick (probe loops
- * sleep to tick boundaries, so all connections with the same interval share one
- * read).
+ * probe reuses it when it was read at or after the probe's tick boundary (probe
+ * loops sleep to tick boundaries, so all connections share one read per tick).
  * @internal
  */
 import * as Clock from "effect/Clock"
@@ -198,20 +197,21 @@ const socketKey = (socket: Transport.TransportStats["socket"]): string | undefin
 export const makeProcNetSampler = (files?: ReadonlyArray<string>) => {
   let table: Table | undefined
   let reads = 0
-  const tableFor = (tickMillis: number): Effect.Effect<Table> =>
+  // a table read at or after `notBefore` is reused: every probe of the same tick shares one read,
+  // however late its fiber wakes up
+  const tableFor = (notBefore: number): Effect.Effect<Table> =>
     Effect.map(Clock.currentTimeMillis, (now) => {
-      const tickStart = now - (now % Math.max(1, tickMillis))
-      if (table !== undefined && table.readAt >= tickStart && table.readAt <= now) return table
+      if (table !== undefined && table.readAt >= notBefore && table.readAt <= now) return table
       reads++
       table = { readAt: now, rows: readTables(files) }
       return table
     })
-  const sample = (transport: Transport.Transport, tickMillis: number): Effect.Effect<TcpRow | undefined> =>
+  const sample = (transport: Transport.Transport, notBefore: number): Effect.Effect<TcpRow | undefined> =>
     Effect.suspend(() => {
       if (!supported && files === undefined) return Effect.succeed(undefined)
       const key = socketKey(transport.stats().socket)
       if (key === undefined) return Effect.succeed(undefined)
-      return Effect.map(tableFor(tickMillis), (t) => t.rows.get(key))
+      return Effect.map(tableFor(notBefore), (t) => t.rows.get(key))
     })
   return { sample, reads: () => reads }
 }

@@ -263,7 +263,7 @@ export const liveness = (options?: Watchdog.LivenessOptions): Connection.Attachm
 export interface ProbeService {
   readonly sample: (
     transport: Connection.Connection["transport"],
-    tickMillis: number
+    notBefore: number
   ) => Effect.Effect<TcpRow | undefined>
 }
 
@@ -306,7 +306,7 @@ export const probe = (config: ProbeConfig, sampler: ProbeService): Connection.At
         yield* sleepMillis(now - before)
         const stats = conn.unsafeStats()
         if (stats.state === "Closed") return
-        const row = yield* sampler.sample(conn.transport, intervalMs)
+        const row = yield* sampler.sample(conn.transport, now)
         const t = conn.transport.stats()
         // a connected socket whose row vanished: the kernel dropped the connection (reset, timeout)
         const vanished = row === undefined && rowSeen && t.state !== "closed"
