@@ -107,7 +107,7 @@ describe("Listener", () => {
       const conns: Array<Connection.Connection> = []
       const server = yield* Listener.serve({
         port: 0,
-        shutdownTimeout: "1 second",
+        shutdownTimeout: "2 seconds",
         lingerTimeout: "1 minute" // a stubborn client could hold a graceful close this long
       }, (conn) =>
         Effect.zipRight(
@@ -126,10 +126,12 @@ describe("Listener", () => {
       const report = yield* server.shutdown
       const elapsed = performance.now() - started
       expect(report.sessions).toBe(100)
-      expect(report.aborted).toBe(10)
-      expect(report.graceful).toBe(90)
-      expect(elapsed).toBeGreaterThanOrEqual(950)
-      expect(elapsed).toBeLessThan(1000 + 1500)
+      // the stubborn ten can only end by the abort at the bound (the exact split, in virtual time, is the next test;
+      // on a starved CPU a well-behaved client may also miss the bound)
+      expect(report.aborted).toBeGreaterThanOrEqual(10)
+      expect(report.graceful + report.aborted).toBe(100)
+      expect(elapsed).toBeGreaterThanOrEqual(1950)
+      expect(elapsed).toBeLessThan(2000 + 1500)
       expect(conns.length).toBe(100)
       for (const conn of conns) {
         expect(conn.unsafeStats().transport.socket?.destroyed).toBe(true)
