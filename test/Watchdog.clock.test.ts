@@ -328,6 +328,30 @@ describe("Watchdog.liveness (TestClock)", () => {
       expect(outcome.delivered + outcome.undelivered.length).toBe(10)
     }))
 
+  it.scoped("Closed but the socket still alive (a transport whose destroy did not take): destroyed at the bound", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const [inner, peer] = yield* Transport.memoryPair()
+      let destroyCalls = 0
+      const t: Transport.Transport = {
+        ...inner,
+        destroy: Effect.suspend(() => (destroyCalls++ === 0 ? Effect.void : inner.destroy)) // the first one is lost
+      }
+      const conn = yield* Connection.make(t, { watchdogs: [Watchdog.liveness({ bound: "4 seconds" })] })
+      const outcome = yield* conn.abort("fatal")
+      expect(outcome.closeMillis).toBe(0)
+      expect(yield* conn.state).toBe("Closed")
+      expect(peer.destroyed()).toBe(false) // a zombie socket behind a Closed connection
+      yield* at(3999)
+      expect(peer.destroyed()).toBe(false)
+      yield* at(4000)
+      expect(peer.destroyed()).toBe(true)
+      const w = warnings(logs.lines)
+      expect(w.length).toBe(1)
+      expect(w[0]!.annotations).toMatchObject({ reason: "LivenessTimeout", state: "Closed", transportState: "open" })
+    }).pipe(Effect.provide(logs.layer))
+  })
+
   it.scoped("does nothing when the connection's own bounds close it first", () => {
     const logs = captureLogs()
     return Effect.gen(function*() {
