@@ -95,6 +95,31 @@ describe("WebSocket server (raw client)", () => {
       expect(ws.closed).toBe(false)
     }))
 
+  it.live("batching: 1000 queued messages leave in a handful of socket writes (corked), in order", () =>
+    Effect.gen(function*() {
+      let writes = 0
+      const server = yield* WebSocket.serve({ port: 0 }, (conn) =>
+        Effect.gen(function*() {
+          // count the syscall-level writes Node makes on this socket
+          const socket = conn.unsafeStats().transport.socket as unknown as {
+            _writev: (...args: Array<unknown>) => unknown
+            _write: (...args: Array<unknown>) => unknown
+          }
+          const writev = socket._writev.bind(socket)
+          const write = socket._write.bind(socket)
+          socket._writev = (...args) => (writes++, writev(...args))
+          socket._write = (...args) => (writes++, write(...args))
+          yield* conn.sendAll(Array.from({ length: 1000 }, (_, i) => WebSocket.text(`b-${i}`)))
+          yield* Effect.never
+        }))
+      const ws = yield* rawWs(server.address.port)
+      yield* until(ws, () => ws.frames.length >= 1000).pipe(Effect.timeout("5 seconds"))
+      expect(ws.parseError).toBeUndefined()
+      expect(texts(ws)).toEqual(Array.from({ length: 1000 }, (_, i) => `b-${i}`))
+      expect(writes).toBeGreaterThan(0)
+      expect(writes).toBeLessThanOrEqual(20)
+    }).pipe(Effect.scoped))
+
   it.live("text and binary messages keep their kind both ways", () =>
     Effect.gen(function*() {
       const server = yield* WebSocket.serve({ port: 0 }, echo)
