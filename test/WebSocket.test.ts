@@ -328,6 +328,29 @@ describe("WebSocket server: seats, watchdogs, TLS", () => {
       expect(conns[0]!.unsafeStats().transport.socket?.destroyed).toBe(true)
     }).pipe(Effect.scoped))
 
+  it.live("shutdown: every session gets Close 1001 after its queued messages; graceful when clients answer", () =>
+    Effect.gen(function*() {
+      const server = yield* WebSocket.serve({ port: 0, shutdownTimeout: "5 seconds" }, (conn) =>
+        Effect.zipRight(conn.send(WebSocket.text("hi")), Effect.asVoid(conn.closed)))
+      const clients: Array<RawWs> = []
+      for (let i = 0; i < 5; i++) clients.push(yield* rawWs(server.address.port))
+      yield* registryUntil(server, (rows) => rows.length === 5)
+      // well-behaved clients: answer the Close, then close TCP
+      for (const c of clients) {
+        void c.until(() => c.closeFrame() !== undefined).then(() => {
+          c.close(c.closeFrame()!.code)
+          c.socket.end()
+        })
+      }
+      const report = yield* server.shutdown.pipe(Effect.timeout("5 seconds"))
+      expect(report).toMatchObject({ sessions: 5, graceful: 5, aborted: 0 })
+      for (const c of clients) {
+        expect(c.parseError).toBeUndefined()
+        expect(texts(c)).toEqual(["hi"])
+        expect(c.closeFrame()).toEqual({ code: 1001, reason: "server shutdown" })
+      }
+    }).pipe(Effect.scoped))
+
   it.live("wss: TLS server and client", () =>
     Effect.gen(function*() {
       const { cert, key } = selfSigned()

@@ -66,6 +66,7 @@ export const serve = <E, R, RU>(
       perMessageDeflate: perMessageDeflate ?? false
     })
     const requests = new WeakMap<Transport.Transport, WS.UpgradeRequest>()
+    const live = new Set<Transport.Transport>()
     const connOptions = connectionOptions(connection, maxPayload, heartbeatOf(options))
     const core = yield* makeCore<E, R, RU>({
       maxConnections,
@@ -75,7 +76,9 @@ export const serve = <E, R, RU>(
       connection: connOptions,
       stopAccepting: () => {
         if (http.listening) http.close()
-        http.closeAllConnections() // idle keep-alive HTTP connections; upgraded sockets are no longer tracked by http
+        http.closeIdleConnections()
+        // sessions close with 1001 Going Away (unless the application already chose a code)
+        for (const t of live) wsTransport.handleOf(t)?.setCloseFrame(1001, "server shutdown", false)
       }
     }, (conn) => handler(conn, requests.get(conn.transport)!), sessionTag)
 
@@ -131,10 +134,15 @@ export const serve = <E, R, RU>(
                 )
               })
             }),
-            (t) => Option.match(t, { onNone: () => Effect.void, onSome: (t) => t.destroy })
+            (t) =>
+              Option.match(t, {
+                onNone: () => Effect.void,
+                onSome: (t) => Effect.zipRight(Effect.sync(() => live.delete(t)), t.destroy)
+              })
           )
           if (Option.isNone(transport)) return Option.none()
           requests.set(transport.value, request)
+          live.add(transport.value)
           return transport
         }
       )

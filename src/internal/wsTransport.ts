@@ -45,8 +45,8 @@ export interface CloseInfo {
 export interface WsHandle {
   readonly ws: WebSocket
   readonly socket: Net.Socket
-  /** Sets the code and reason of the Close frame `shutdownWrite` will send. */
-  readonly setCloseFrame: (code: number, reason: string) => void
+  /** Sets the code and reason of the Close frame `shutdownWrite` will send (`override: false`: only if none is set). */
+  readonly setCloseFrame: (code: number, reason: string, override?: boolean) => void
   /** Queues a PING for the writer fiber. */
   readonly queuePing: (data: Uint8Array) => void
   /** Called for every PONG received; returns an unregister function. */
@@ -442,8 +442,8 @@ export const make = (
   handles.set(transport, {
     ws,
     socket,
-    setCloseFrame: (code, reason) => {
-      closeFrame = { code, reason }
+    setCloseFrame: (code, reason, override = true) => {
+      if (override || closeFrame === undefined) closeFrame = { code, reason }
     },
     queuePing: (data) => {
       if (pendingControl.length >= MAX_PENDING_CONTROL) return
