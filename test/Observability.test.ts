@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Either, HashMap, Logger, LogLevel, Metric, MetricLabel, TestClock } from "effect"
-import { Connection, Framing, Metrics, Transport } from "tether"
+import { Connection, Framing, Metrics, Transport, Watchdog } from "tether"
 
 const counter = (metric: Metric.Metric.Counter<number>, tags: ReadonlyArray<MetricLabel.MetricLabel>) =>
   Effect.map(Metric.value(Metric.taggedWithLabels(metric, tags)), (s) => s.count)
@@ -71,6 +71,28 @@ describe("Observability", () => {
         annotations: { connection: "log-test", remote: "memory:peer", reason: "WriteTimeout" }
       })
       expect(closed[0]!.message).toContain("write timeout after 1s")
+    }).pipe(Effect.provide(layer), Logger.withMinimumLogLevel(LogLevel.Debug))
+  })
+
+  it.scoped("a reap moves the reaps metric and is logged once, with the figures that decided it", () => {
+    const { entries, layer } = captureLogs()
+    return Effect.gen(function*() {
+      const [t, peer] = yield* Transport.memoryPair({ kernelBufferBytes: 16 })
+      peer.setReading(false)
+      const conn = yield* Connection.make(t, {
+        id: "reap-test",
+        writeTimeout: "1 minute",
+        watchdogs: [Watchdog.sendStall({ probeInterval: "1 second", stallTimeout: "3 seconds" })]
+      })
+      yield* conn.send(new Uint8Array(1024))
+      yield* TestClock.adjust("10 seconds")
+      expect((yield* conn.closed)._tag).toBe("SendStalled")
+      const reaps = entries.filter((e) => e.level === "WARN" && e.message.includes("reaping"))
+      expect(reaps).toHaveLength(1)
+      expect(reaps[0]!.annotations).toMatchObject({ connection: "reap-test", watchdog: "send-stall", reason: "SendStalled" })
+      expect(
+        yield* counter(Metrics.reaps, [MetricLabel.make("reason", "SendStalled"), MetricLabel.make("watchdog", "send-stall")])
+      ).toBe(1)
     }).pipe(Effect.provide(layer), Logger.withMinimumLogLevel(LogLevel.Debug))
   })
 

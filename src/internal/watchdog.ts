@@ -9,10 +9,12 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type * as Connection from "../Connection.js"
 import * as DR from "../DisconnectReason.js"
+import * as Metrics from "../Metrics.js"
 import type { DisconnectReason } from "../DisconnectReason.js"
 import type * as Watchdog from "../Watchdog.js"
 import type { TcpRow } from "./tcpProbe.js"
@@ -36,8 +38,13 @@ const logReap = (
   reason: DisconnectReason,
   figures: Record<string, unknown>
 ) =>
-  Effect.logWarning(`${watchdog}: reaping connection ${conn.id}: ${DR.describe(reason)}`).pipe(
-    Effect.annotateLogs({ connection: conn.id, watchdog, reason: reason._tag, ...figures })
+  Effect.zipRight(
+    Effect.sync(() =>
+      Metrics.reaps.unsafeUpdate(1, [MetricLabel.make("reason", reason._tag), MetricLabel.make("watchdog", watchdog)])
+    ),
+    Effect.logWarning(`${watchdog}: reaping connection ${conn.id}: ${DR.describe(reason)}`).pipe(
+      Effect.annotateLogs({ connection: conn.id, watchdog, reason: reason._tag, ...figures })
+    )
   )
 
 /** Ends the connection (the first close request wins; an abort still cuts a graceful close short). */
