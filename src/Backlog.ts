@@ -145,7 +145,7 @@ export interface Options {
   readonly maxMessages?: number | undefined
   /** Most payload bytes held (default 16 MiB). */
   readonly maxBytes?: number | undefined
-  /** A frame expires when its age reaches this (default 5 minutes; `"Infinity"` for never). */
+  /** A frame expires when its age reaches this (default 5 minutes; `Duration.infinity` for never). */
   readonly maxAge?: Duration.DurationInput | undefined
   /** What a full backlog does with an offer (default `"rejectNew"`). */
   readonly policy?: Policy | undefined
