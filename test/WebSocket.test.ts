@@ -3,7 +3,7 @@
  * parses every byte itself; the client side against our own server.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Logger, Option, Stream, TestClock } from "effect"
+import { Deferred, Effect, Fiber, Logger, Option, Queue, Stream, TestClock } from "effect"
 import type { Connection } from "tether"
 import { DisconnectReason, Listener, Watchdog, WebSocket } from "tether"
 import { selfSigned } from "./helpers/tls.js"
@@ -39,23 +39,35 @@ const echo = (conn: Connection.Connection) =>
     conn.send(m._tag === "Text" ? WebSocket.text(`echo:${m.text}`) : WebSocket.binary(m.data))).pipe(Effect.orDie)
 
 describe("WebSocket server (raw client)", () => {
-  it.live("two writers regression: 200 sends and 200 client pings → every frame parses, order kept, one pong each", () =>
+  it.live("two writers regression: 200 concurrent sends and 200 client pings → every frame parses, order kept, one pong each", () =>
     Effect.gen(function*() {
       const server = yield* WebSocket.serve({ port: 0 }, (conn) =>
         Effect.gen(function*() {
-          yield* Effect.forkScoped(echo(conn))
-          for (let i = 0; i < 200; i++) {
-            yield* conn.send(WebSocket.text(`msg-${i}`))
-            if (i % 7 === 0) yield* Effect.yieldNow()
+          // 10 concurrent sender fibers, 20 sends each; send k is released by the client's trigger "go-k",
+          // which the client writes right after its ping "p-k": data and pongs are in flight together
+          const triggers = yield* Effect.forEach(Array.from({ length: 10 }), () => Queue.bounded<number>(32))
+          for (let f = 0; f < 10; f++) {
+            yield* Effect.forkScoped(Effect.gen(function*() {
+              for (let j = 0; j < 20; j++) {
+                yield* Queue.take(triggers[f]!)
+                yield* conn.send(WebSocket.text(`msg-${f}-${j}`))
+              }
+            }))
           }
-          yield* Effect.never
-        }).pipe(Effect.scoped))
+          yield* Stream.runForEach(WebSocket.messages(conn), (m) => {
+            if (m._tag === "Text" && m.text.startsWith("go-")) {
+              const k = Number(m.text.slice(3))
+              return Queue.offer(triggers[k % 10]!, k)
+            }
+            return conn.send(m._tag === "Text" ? WebSocket.text(`echo:${m.text}`) : WebSocket.binary(m.data))
+          })
+        }).pipe(Effect.scoped, Effect.orDie))
       const ws = yield* rawWs(server.address.port)
-      // 200 pings in bursts, racing the server's sends
       yield* Effect.promise(async () => {
-        for (let i = 0; i < 200; i++) {
-          ws.ping(`p-${i}`)
-          if (i % 10 === 9) await new Promise((r) => setImmediate(r))
+        for (let k = 0; k < 200; k++) {
+          ws.ping(`p-${k}`)
+          ws.sendText(`go-${k}`)
+          if (k % 10 === 9) await new Promise((r) => setImmediate(r))
         }
       })
       yield* until(ws, () => ws.frames.length >= 400 || ws.parseError !== undefined).pipe(Effect.timeout("10 seconds"))
@@ -63,10 +75,20 @@ describe("WebSocket server (raw client)", () => {
       expect(ws.leftover).toBe(0)
       expect(ws.frames.length).toBe(400)
       expect(ws.frames.every((f) => f.fin && (f.opcode === OP_TEXT || f.opcode === OP_PONG))).toBe(true)
-      expect(texts(ws)).toEqual(Array.from({ length: 200 }, (_, i) => `msg-${i}`))
+      // every send arrived exactly once, and each sender's messages in its send order
+      const got = texts(ws)
+      expect(new Set(got).size).toBe(200)
+      for (let f = 0; f < 10; f++) {
+        expect(got.filter((t) => t.startsWith(`msg-${f}-`))).toEqual(Array.from({ length: 20 }, (_, j) => `msg-${f}-${j}`))
+      }
+      // each ping answered by exactly one pong, ahead of the data it preceded on the wire
+      const payloads = ws.frames.map((f) => f.payload.toString())
       const pongs = ws.frames.filter((f) => f.opcode === OP_PONG).map((f) => f.payload.toString())
       expect(pongs.length).toBe(200)
-      expect(new Set(pongs)).toEqual(new Set(Array.from({ length: 200 }, (_, i) => `p-${i}`)))
+      expect(new Set(pongs)).toEqual(new Set(Array.from({ length: 200 }, (_, k) => `p-${k}`)))
+      for (let k = 0; k < 200; k++) {
+        expect(payloads.indexOf(`p-${k}`)).toBeLessThan(payloads.indexOf(`msg-${k % 10}-${Math.floor(k / 10)}`))
+      }
       // healthy after: a round trip still works and the session is active
       ws.sendText("after")
       yield* until(ws, () => texts(ws).includes("echo:after")).pipe(Effect.timeout("5 seconds"))
