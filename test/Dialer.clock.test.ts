@@ -4,19 +4,15 @@
  * The far ends are in-memory transports handed out by a test "server".
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Option, Queue, Schedule, TestClock } from "effect"
+import { Clock, Effect, Fiber, Option, Queue, Schedule, Stream, TestClock } from "effect"
 import { Dialer, Framing, SessionSchedule } from "tether"
-import { memoryServer, receivedFrames } from "./helpers/dial.js"
+import { memoryServer, receivedFrames, settle } from "./helpers/dial.js"
 
 const utf8 = Framing.utf8
 
-/** Lets every ready fiber run (no virtual time passes). */
-const settle = Effect.repeatN(Effect.yieldNow(), 50)
 
 const awaitStatus = (dialer: Dialer.Dialer, status: Dialer.Status) =>
-  Effect.repeat(dialer.status, { until: (s) => s === status, schedule: Schedule.forever }).pipe(
-    Effect.zipLeft(settle)
-  )
+  Stream.runHead(Stream.filter(dialer.statusChanges, (s) => s === status)).pipe(Effect.zipRight(settle))
 
 describe("Dialer (TestClock)", () => {
   it.scoped("sends while down go to the backlog and are replayed in order, before new frames, exactly once", () =>

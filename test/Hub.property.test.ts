@@ -6,7 +6,8 @@
  * The peers are dialers in a hub over in-memory transports whose far ends read
  * everything (so "handed to the kernel" = received). Reconnects are immediate
  * (no backoff delay) and the writer takes one frame per batch, so the only
- * thing that orders events is fiber scheduling: resets land while frames sit in
+ * thing that orders events is fiber scheduling (microtask yields, and event-loop
+ * turns that let the connections' writers run): resets land while frames sit in
  * the connection queues, in the middle of replays, and under sends and
  * broadcasts blocked on a full queue (capacity 1 or 2). No virtual time is
  * needed, which keeps a run to a few milliseconds.
@@ -14,7 +15,7 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, FastCheck as fc, Schedule } from "effect"
 import { Dialer, Framing, Hub, type Transport } from "tether"
-import { decodeFrames, memoryServer } from "./helpers/dial.js"
+import { decodeFrames, macrotask, memoryServer } from "./helpers/dial.js"
 
 const KEYS = ["p0", "p1", "p2"] as const
 
@@ -48,10 +49,11 @@ describe("Hub (property)", () => {
       ops: fc.array(opArb, { minLength: 1, maxLength: 40 }),
       chaos: fc.array(chaosArb, { maxLength: 8 }),
       yieldsPerStep: fc.integer({ min: 0, max: 4 }),
+      macrotaskSteps: fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }),
       queueCapacity: fc.constantFrom(1, 2, 8, 64),
       readyOnSession: fc.boolean()
     },
-    ({ chaos, ops, queueCapacity, readyOnSession, yieldsPerStep }) =>
+    ({ chaos, macrotaskSteps, ops, queueCapacity, readyOnSession, yieldsPerStep }) =>
       Effect.gen(function*() {
         const hub = yield* Hub.make({
           onEvent: (e) =>
@@ -108,6 +110,7 @@ describe("Hub (property)", () => {
             }
           }
           yield* Effect.repeatN(Effect.yieldNow(), yieldsPerStep)
+          if (macrotaskSteps[step % macrotaskSteps.length]!) yield* macrotask
         }
         yield* Fiber.join(sender)
         const handedBack = yield* Effect.forEach(KEYS, (k) => hub.remove(k))

@@ -3,15 +3,14 @@
  * the dialer driven through windows and period rollovers by TestClock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Option, Queue, Schedule, TestClock } from "effect"
+import { Clock, Effect, Option, Queue, Schedule, Stream, TestClock } from "effect"
 import { Dialer, Framing, SessionSchedule } from "tether"
-import { memoryServer, receivedFrames } from "./helpers/dial.js"
+import { memoryServer, receivedFrames, settle } from "./helpers/dial.js"
 
 const H = 3_600_000
 const utc = (y: number, mo: number, d: number, h = 0, mi = 0) => Date.UTC(y, mo - 1, d, h, mi)
-const settle = Effect.repeatN(Effect.yieldNow(), 50)
 const awaitStatus = (dialer: Dialer.Dialer, status: Dialer.Status) =>
-  Effect.repeat(dialer.status, { until: (s) => s === status, schedule: Schedule.forever }).pipe(Effect.zipLeft(settle))
+  Stream.runHead(Stream.filter(dialer.statusChanges, (s) => s === status)).pipe(Effect.zipRight(settle))
 
 describe("SessionSchedule (pure)", () => {
   it("daily window in UTC: start inclusive, end exclusive, next open, period key", () => {

@@ -68,3 +68,9 @@ export const decodeFrames = (bytes: Uint8Array): Array<string> => {
 
 /** The frames a memory far end has received so far (complete frames only). */
 export const receivedFrames = (peer: Transport.MemoryPeer): Array<string> => decodeFrames(peer.received())
+
+/** One turn of the event loop (the connection's writer fiber resumes on `setImmediate`). */
+export const macrotask: Effect.Effect<void> = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
+/** Lets every ready fiber run, writers included; no virtual time passes. */
+export const settle: Effect.Effect<void> = Effect.repeatN(Effect.zipRight(macrotask, Effect.repeatN(Effect.yieldNow(), 5)), 8)
