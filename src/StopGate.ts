@@ -267,8 +267,9 @@ export const unsafeMakeQueue = <A, R>(
 ): GatedQueue<A, R> => {
   const capacity = Math.max(1, Math.floor(options.capacity))
   const weight = options.weight
-  // ring buffer, grown on demand up to `capacity`
-  let items: Array<A | undefined> = new Array(Math.min(capacity, 1024))
+  // ring buffer, grown on demand (doubling) up to `capacity`; it starts small because most queues
+  // (e.g. one per idle connection) stay nearly empty and a 1024-slot array is 8 KiB each
+  let items: Array<A | undefined> = new Array(Math.min(capacity, 16))
   let head = 0
   let count = 0
   // slots granted to woken producers that have not committed yet
