@@ -11,6 +11,8 @@ const benchDir = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), ".."
 const rootDir = Path.resolve(benchDir, "..")
 
 const live = new Set<ChildProcess>()
+/** BENCH_DEBUG=1: forward the children's other output (e.g. --trace-gc) to stderr. */
+const debug = process.env.BENCH_DEBUG === "1"
 
 /** Compiled tether entry handed to every child (set once by the orchestrator). */
 let tetherEntry: string | undefined
@@ -45,6 +47,10 @@ export interface Child {
   /** The `result` object. */
   readonly result: Promise<Message>
   readonly kill: () => void
+  /** Asks the child to exit (it exits when its stdin closes). */
+  readonly requestExit: () => void
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<void>
 }
 
 /** Spawns `bench/proc/<script>.ts` with `params`; fails its promises after `limitMs`. */
@@ -103,7 +109,10 @@ export const spawnChild = (
     while ((nl = buffered.indexOf("\n")) >= 0) {
       const line = buffered.slice(0, nl).trim()
       buffered = buffered.slice(nl + 1)
-      if (!line.startsWith("{")) continue
+      if (!line.startsWith("{")) {
+        if (debug) process.stderr.write(`[${script} ${String(params.variant)}] ${line}\n`)
+        continue
+      }
       let msg: Message
       try {
         msg = JSON.parse(line) as Message
@@ -122,15 +131,17 @@ export const spawnChild = (
   proc.stderr.setEncoding("utf8")
   proc.stderr.on("data", (d: string) => {
     stderr = (stderr + d).slice(-4000)
+    if (debug) process.stderr.write(d)
   })
   proc.stdin.on("error", () => {})
+  const exited = new Promise<void>((res) => proc.once("exit", () => res()))
   proc.on("exit", (code, signal) => {
     clearTimeout(timer)
     live.delete(proc)
     failWith(new Error(`${script} ${String(params.variant)} exited (${code ?? signal}) before reporting\n${stderr}`))
   })
   proc.on("error", (e) => failWith(e))
-  return { pid: proc.pid, ready, result, kill }
+  return { pid: proc.pid, ready, result, kill, exited, requestExit: () => proc.stdin.end() }
 }
 
 /**
@@ -141,7 +152,9 @@ export const runPair = async (
   recvParams: Message,
   sendParams: Message,
   limitMs: number,
-  senderNodeArgs: ReadonlyArray<string> = []
+  senderNodeArgs: ReadonlyArray<string> = [],
+  /** How long to let the sender exit by itself (e.g. to write a CPU profile) before killing it. */
+  graceMs = 0
 ): Promise<{ send: Message; recv: Message }> => {
   const recv = spawnChild("recv", recvParams, limitMs)
   let send: Child | undefined
@@ -151,6 +164,10 @@ export const runPair = async (
     const [s, r] = await Promise.all([send.result, recv.result])
     return { send: s, recv: r }
   } finally {
+    if (send !== undefined && graceMs > 0) {
+      send.requestExit()
+      await Promise.race([send.exited, new Promise((res) => setTimeout(res, graceMs))])
+    }
     send?.kill()
     recv.kill()
   }

@@ -89,13 +89,22 @@ const platformStream = async (frames: number, size: number) => {
   finish(await Effect.runPromise(program))
 }
 
-const tetherStream = async (frames: number, size: number, batch: number) => {
+const tetherStream = async (frames: number, size: number, batch: number, packed = 0) => {
   const { Effect } = await import("effect")
   const { Connection } = await loadTether(params)
   const program = Effect.scoped(Effect.gen(function*() {
     const conn = yield* Connection.connectTcp({ port, host, ...tetherOptions })
     const startAt = nowNs()
-    if (batch <= 1) {
+    if (packed > 0) {
+      // the application packs frames itself and hands tether one pre-encoded buffer per call
+      for (let i = 0; i < frames;) {
+        const k = Math.min(packed, frames - i)
+        const buf = Buffer.allocUnsafe(k * (size + 4))
+        let off = 0
+        for (let j = 0; j < k; j++) off = writeFrame(buf, off, i++, size)
+        yield* conn.sendEncoded(new Connection.Encoded(buf, buf))
+      }
+    } else if (batch <= 1) {
       for (let i = 0; i < frames; i++) yield* conn.send(payload(i, size))
     } else {
       for (let i = 0; i < frames;) {
@@ -111,6 +120,7 @@ const tetherStream = async (frames: number, size: number, batch: number) => {
       startAt,
       sentAt,
       frames,
+      units: packed > 0 ? Math.ceil(frames / packed) : frames,
       delivered: outcome.delivered,
       undelivered: outcome.undelivered.length,
       drained: outcome.drained
@@ -353,6 +363,8 @@ const main = async () => {
       return tetherStream(frames, size, 1)
     case "tether-sendAll":
       return tetherStream(frames, size, num(params, "batch", 256))
+    case "tether-packed":
+      return tetherStream(frames, size, 1, num(params, "perWrite", 256))
     case "ws-raw":
       return wsRaw(frames, size)
     case "ws-tether":
