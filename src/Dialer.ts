@@ -327,6 +327,10 @@ export interface Dialer {
   readonly send: (frame: Uint8Array) => Effect.Effect<void, DialerStopped | Backlog.BacklogFull | Framing.FrameError>
   /** `send` for a frame already encoded with this dialer's codec (e.g. a shared broadcast buffer). */
   readonly sendEncoded: (frame: Connection.Encoded) => Effect.Effect<void, DialerStopped | Backlog.BacklogFull>
+  /** `sendEncoded` that never waits: `"full"` when the live connection's queue has no room (nothing was queued). */
+  readonly trySendEncoded: (
+    frame: Connection.Encoded
+  ) => Effect.Effect<"accepted" | "full", DialerStopped | Backlog.BacklogFull>
   readonly status: Effect.Effect<Status>
   readonly statusChanges: Stream.Stream<Status>
   /** The live connection, once its replay is done. */

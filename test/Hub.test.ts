@@ -3,8 +3,8 @@
  * backlogs, inbound peers that go away, and the event stream.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Queue, Schedule, TestClock } from "effect"
-import { Connection, DisconnectReason, Framing, Hub, Transport } from "tether"
+import { Chunk, Effect, Fiber, Queue, Schedule, TestClock } from "effect"
+import { Connection, Framing, Hub, Transport } from "tether"
 import { memoryServer, receivedFrames, settle } from "./helpers/dial.js"
 
 const utf8 = Framing.utf8
@@ -17,7 +17,8 @@ const inbound = (options?: Connection.Options & { readonly kernelBufferBytes?: n
     const encoded: Array<Connection.Encoded> = []
     const spy: Connection.Connection = {
       ...conn,
-      sendEncoded: (e) => Effect.zipRight(Effect.sync(() => encoded.push(e)), conn.sendEncoded(e))
+      sendEncoded: (e) => Effect.zipRight(Effect.sync(() => encoded.push(e)), conn.sendEncoded(e)),
+      trySendEncoded: (e) => Effect.zipRight(Effect.sync(() => encoded.push(e)), conn.trySendEncoded(e))
     }
     return { conn: spy, far, encoded }
   })
@@ -139,16 +140,42 @@ describe("Hub", () => {
     Effect.gen(function*() {
       const hub = yield* Hub.make()
       const ok = yield* inbound()
-      const closed = yield* inbound()
       yield* hub.addInbound("ok", ok.conn)
-      yield* hub.addInbound("closed", closed.conn)
-      // closed by its owner: the gate refuses, the watcher has not unregistered it yet
-      closed.conn.unsafeRequestClose(DisconnectReason.LocalClose({ message: "bye" }), "abort")
+      const server = yield* memoryServer()
+      server.setRefusing(true)
+      yield* hub.addDialer("down", {
+        connect: server.connect,
+        backoff: Schedule.spaced("1 hour"),
+        backlog: { maxMessages: 0 } // disconnected, and no room to keep anything
+      })
       const r = yield* hub.broadcast(utf8("x"))
       expect(r.accepted).toEqual(["ok"])
-      expect(r.failed.map((f) => [f.key, f.error._tag])).toEqual([["closed", "ConnectionClosed"]])
+      expect(r.failed.map((f) => [f.key, f.error._tag])).toEqual([["down", "BacklogFull"]])
       const tooBig = yield* Effect.flip(hub.broadcast(new Uint8Array(17 * 1024 * 1024)))
       expect(tooBig._tag).toBe("FrameError")
+    }))
+
+  it.scoped("broadcast waits for a peer whose queue is full without holding up the others", () =>
+    Effect.gen(function*() {
+      const hub = yield* Hub.make()
+      const slow = yield* inbound({ kernelBufferBytes: 1, sendQueueCapacity: 1, maxBatchFrames: 1 })
+      slow.far.setReading(false)
+      const fast = yield* inbound()
+      yield* hub.addInbound("slow", slow.conn)
+      yield* hub.addInbound("fast", fast.conn)
+      yield* hub.broadcast(utf8("1")) // slow: written (stuck in its kernel)
+      yield* settle
+      yield* hub.broadcast(utf8("2")) // slow: queued (queue now full)
+      const third = yield* Effect.fork(hub.broadcast(utf8("3")))
+      yield* settle
+      // the fast peer got "3" although the broadcast is still waiting for the slow one
+      expect(receivedFrames(fast.far)).toEqual(["1", "2", "3"])
+      expect(third.unsafePoll()).toBeNull()
+      slow.far.setReading(true)
+      const r = yield* Fiber.join(third)
+      expect([...r.accepted].sort()).toEqual(["fast", "slow"])
+      yield* settle
+      expect(receivedFrames(slow.far)).toEqual(["1", "2", "3"])
     }))
 
   it.effect("Hub.layer: a hub for the lifetime of the layer", () =>

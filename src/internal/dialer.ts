@@ -135,6 +135,20 @@ export const make = <E, R>(
           }
         )
       })
+    // non-waiting variant: "full" only when the live connection's queue has no room
+    const tryRoute = (
+      item: Connection.Encoded
+    ): Effect.Effect<"accepted" | "full", DialerStopped | Backlog.BacklogFull> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const stopped = stoppedError()
+        if (stopped) return Effect.fail(stopped)
+        const r = route
+        if (r._tag !== "Connected") return Effect.as(backlog.unsafeOffer(item, now), "accepted" as const)
+        return Effect.catchAll(r.conn.trySendEncoded(item), () => {
+          if (route === r) route = DISCONNECTED
+          return tryRoute(item)
+        })
+      })
     const send = (frame: Uint8Array) =>
       Effect.suspend((): Effect.Effect<void, DialerStopped | Backlog.BacklogFull | Framing.FrameError> => {
         const err = codec.check(frame)
@@ -402,6 +416,7 @@ export const make = <E, R>(
       codec,
       send,
       sendEncoded: (frame) => route_(frame),
+      trySendEncoded: tryRoute,
       status: SubscriptionRef.get(statusRef),
       statusChanges: statusRef.changes,
       connection: Effect.sync(() => (route._tag === "Connected" ? Option.some(route.conn) : Option.none())),

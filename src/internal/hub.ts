@@ -145,24 +145,47 @@ export const make = (options?: Hub.Options): Effect.Effect<Hub.Hub, never, Scope
         // encoded once: every peer on the same wire format gets this one buffer
         const shared = new Connection.Encoded(Framing.encode(codec, frame), frame)
         const targets = Array.from(peers.entries())
-        const sendTo = ([, p]: [string, Peer]): Effect.Effect<void, Hub.SendError> => {
+        const sendTo = (p: Peer): Effect.Effect<void, Hub.SendError> => {
           if (p.kind === "outbound") {
             return sameWire(p.dialer.codec, codec) ? p.dialer.sendEncoded(shared) : p.dialer.send(frame)
           }
           return sameWire(p.conn.codec, codec) ? p.conn.sendEncoded(shared) : p.conn.send(frame)
         }
-        return Effect.forEach(targets, (t) => Effect.either(sendTo(t)), { concurrency: "unbounded" }).pipe(
-          Effect.map((results) => {
-            const accepted: Array<string> = []
-            const failed: Array<{ readonly key: string; readonly error: Hub.SendError }> = []
-            results.forEach((r, i) => {
-              const key = targets[i]![0]
-              if (r._tag === "Right") accepted.push(key)
-              else failed.push({ key, error: r.left })
-            })
-            return { accepted, failed }
-          })
-        )
+        // first pass, in order and without forking: every peer with room takes the frame at once
+        const tryTo = (p: Peer): Effect.Effect<"accepted" | "full", Hub.SendError> => {
+          if (p.kind === "outbound") {
+            return sameWire(p.dialer.codec, codec)
+              ? p.dialer.trySendEncoded(shared)
+              : Effect.as(p.dialer.send(frame), "accepted" as const)
+          }
+          return sameWire(p.conn.codec, codec) ? p.conn.trySendEncoded(shared) : p.conn.trySend(frame)
+        }
+        const accepted: Array<string> = []
+        const failed: Array<{ readonly key: string; readonly error: Hub.SendError }> = []
+        const full: Array<[string, Peer]> = []
+        return Effect.forEach(targets, ([key, p]) =>
+          Effect.match(tryTo(p), {
+            onFailure: (error) => {
+              failed.push({ key, error })
+            },
+            onSuccess: (r) => {
+              if (r === "accepted") accepted.push(key)
+              else full.push([key, p])
+            }
+          }), { discard: true }).pipe(
+            // second pass: the peers whose queue was full are waited for concurrently (one slow peer
+            // does not hold up the others)
+            Effect.zipRight(Effect.forEach(full, ([key, p]) =>
+              Effect.match(sendTo(p), {
+                onFailure: (error) => {
+                  failed.push({ key, error })
+                },
+                onSuccess: () => {
+                  accepted.push(key)
+                }
+              }), { concurrency: "unbounded", discard: true })),
+            Effect.as<Hub.BroadcastResult>({ accepted, failed })
+          )
       })
 
     // closing the hub stops its dialers (their undelivered frames are reported as Removed events);
