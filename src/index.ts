@@ -54,6 +54,34 @@ export * as Transport from "./Transport.js"
 export * as Watchdog from "./Watchdog.js"
 
 /**
+ * Bounded reconnect backlogs: maxMessages, maxBytes, maxAge, rejectNew or dropOldest.
+ *
+ * @since 0.1.0
+ */
+export * as Backlog from "./Backlog.js"
+
+/**
+ * Outbound connections that reconnect by policy, within a session schedule.
+ *
+ * @since 0.1.0
+ */
+export * as Dialer from "./Dialer.js"
+
+/**
+ * Session windows (non-stop, daily, weekdays) in IANA time zones.
+ *
+ * @since 0.1.0
+ */
+export * as SessionSchedule from "./SessionSchedule.js"
+
+/**
+ * A registry of keyed peers (dialers and inbound connections): send by key, broadcast once.
+ *
+ * @since 0.1.0
+ */
+export * as Hub from "./Hub.js"
+
+/**
  * Servers with seats, a live session registry and a bounded shutdown (TCP, TLS).
  *
  * @since 0.1.0
