@@ -181,6 +181,23 @@ describe("Connection (loopback)", () => {
       yield* conn.abort()
     }))
 
+  it.scopedLive("connectTimeout fires on a connect that never completes (TLS handshake never answered)", () =>
+    Effect.gen(function*() {
+      const server = yield* rawServer({ allowHalfOpen: true }) // accepts TCP, never speaks TLS
+      const t0 = performance.now()
+      const err = yield* within(
+        3000,
+        "the connect timeout",
+        Effect.flip(Connection.connectTls({ port: server.port, connectTimeout: "300 millis", servername: "localhost" }))
+      )
+      expect(err).toMatchObject({ _tag: "TransportError", reason: "ConnectTimeout" })
+      expect(performance.now() - t0).toBeLessThan(1000)
+      const accepted = yield* Queue_take(server)
+      const ended = awaitEvent(accepted, "end")
+      accepted.resume() // consume the ClientHello so the FIN behind it is seen
+      if (!accepted.readableEnded) yield* within(1000, "the abandoned socket to be closed (FIN)", ended)
+    }))
+
   it.scopedLive("TLS: round trip and graceful close", () =>
     Effect.gen(function*() {
       const server = yield* tlsServer

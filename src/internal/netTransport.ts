@@ -228,8 +228,9 @@ const connectWith = <S extends Net.Socket>(
         })
     })
   )
+  // the connect itself must stay interruptible (the timeout, a closing scope); its canceler destroys the socket
   return Effect.acquireRelease(
-    Effect.map(bounded, (socket) => {
+    Effect.map(Effect.interruptible(bounded), (socket) => {
       applySocketOptions(socket, options)
       return makeSocketTransport(socket, kind, options)
     }),
