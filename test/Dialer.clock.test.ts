@@ -4,7 +4,7 @@
  * The far ends are in-memory transports handed out by a test "server".
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Option, Queue, Schedule, Stream, TestClock } from "effect"
+import { Clock, Deferred, Effect, Fiber, Option, Queue, Schedule, Stream, TestClock } from "effect"
 import { Dialer, Framing, SessionSchedule } from "tether"
 import { memoryServer, receivedFrames, settle } from "./helpers/dial.js"
 
@@ -175,6 +175,33 @@ describe("Dialer (TestClock)", () => {
       expect(yield* Clock.currentTimeMillis).toBe(Date.UTC(2026, 0, 5, 20, 0))
       expect(events).toEqual(["WaitingForWindow", "Stopped"])
       expect(server.attempts).toEqual([])
+    }))
+
+  it.effect("interrupting the fiber that owns the dialer ends it at once, while connecting and during backoff", () =>
+    Effect.gen(function*() {
+      const server = yield* memoryServer()
+      for (const state of ["Connecting", "Backoff"] as const) {
+        server.setHanging(state === "Connecting")
+        server.setRefusing(state === "Backoff")
+        const events: Array<string> = []
+        const started = yield* Deferred.make<void>()
+        const owner = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+          const d = yield* Dialer.make({
+            connect: server.connect,
+            connectTimeout: "1 hour",
+            backoff: Schedule.spaced("1 hour"),
+            onEvent: (e) => Effect.sync(() => events.push(e._tag))
+          })
+          yield* awaitStatus(d, state)
+          yield* Deferred.succeed(started, undefined)
+          return yield* Effect.never
+        })))
+        yield* Deferred.await(started)
+        const before = yield* Clock.currentTimeMillis
+        yield* Fiber.interrupt(owner)
+        expect(yield* Clock.currentTimeMillis).toBe(before)
+        expect(events.at(-1)).toBe("Stopped")
+      }
     }))
 
   it.scoped("a session deciding Stop against a peer that never closes ends the dialer at the linger bound", () =>
