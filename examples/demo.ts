@@ -7,7 +7,9 @@
  */
 import { Effect, Logger, LogLevel } from "effect"
 import { parseArgs } from "node:util"
+import * as DeadClient from "./demo/stories/deadClient.js"
 import * as ShutdownRace from "./demo/stories/shutdownRace.js"
+import * as WebSocketStory from "./demo/stories/webSocket.js"
 import * as Zombie from "./demo/stories/zombie.js"
 import * as Timeline from "./demo/timeline.js"
 
@@ -17,7 +19,9 @@ const program = Effect.gen(function*() {
   const tl = yield* Timeline.Timeline
   const results = [
     yield* Effect.scoped(Zombie.run({ lingerMs: 1500 })),
-    yield* Effect.scoped(ShutdownRace.run({ producers: 8, runMs: 150 }))
+    yield* Effect.scoped(ShutdownRace.run({ producers: 8, runMs: 150 })),
+    yield* Effect.scoped(WebSocketStory.run({ messages: 2000, pings: 200 })),
+    yield* Effect.scoped(DeadClient.run({ stallMs: 1500, probeMs: 250 }))
   ]
   yield* tl.report(results)
   const lost = results.reduce((n, r) => n + r.lost, 0)
