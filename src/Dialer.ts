@@ -202,16 +202,17 @@ export const Event = Data.taggedEnum<Event>()
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Dialer, Framing } from "tether"
+ * import { type Connection, Dialer, Framing } from "tether"
  *
  * // with readyOn: "session": log on first, then release the backlog
- * const session: Dialer.Options["session"] = (conn, control) =>
+ * const session = (conn: Connection.Connection, control: Dialer.SessionControl) =>
  *   Effect.gen(function*() {
  *     yield* conn.send(Framing.utf8("LOGON"))
  *     yield* control.ready
  *     yield* conn.closed
  *     return Dialer.Decision.Reconnect()
  *   })
+ * const dialer = Dialer.make({ port: 9876, readyOn: "session", session })
  * ```
  *
  * @since 0.1.0

@@ -48,7 +48,11 @@ import * as internal from "./internal/hub.js"
  * @since 0.1.0
  * @category errors
  */
-export class UnknownPeer extends Data.TaggedError("UnknownPeer")<{ readonly key: string }> {
+export class UnknownPeer extends Data.TaggedError("UnknownPeer")<{
+  readonly key: string
+  /** Never registered, or gone (an inbound peer that disconnected, a stopped or removed dialer). */
+  readonly reason: "NotRegistered"
+}> {
   override get message() {
     return `unknown peer: ${this.key}`
   }
@@ -61,15 +65,18 @@ export class UnknownPeer extends Data.TaggedError("UnknownPeer")<{ readonly key:
  * ```ts
  * import { Hub } from "tether"
  *
- * const e = new Hub.DuplicatePeer({ key: "venue-1" })
+ * const e = new Hub.DuplicatePeer({ key: "venue-1", reason: "AlreadyRegistered" })
  * ```
  *
  * @since 0.1.0
  * @category errors
  */
-export class DuplicatePeer extends Data.TaggedError("DuplicatePeer")<{ readonly key: string }> {
+export class DuplicatePeer extends Data.TaggedError("DuplicatePeer")<{
+  readonly key: string
+  readonly reason: "AlreadyRegistered" | "HubClosing"
+}> {
   override get message() {
-    return `peer already registered: ${this.key}`
+    return this.reason === "HubClosing" ? `hub closing: cannot add ${this.key}` : `peer already registered: ${this.key}`
   }
 }
 

@@ -30,11 +30,11 @@ describe("Hub", () => {
     Effect.gen(function*() {
       const hub = yield* Hub.make()
       const err = yield* Effect.flip(hub.send("nobody", utf8("x")))
-      expect(err).toEqual(new Hub.UnknownPeer({ key: "nobody" }))
+      expect(err).toEqual(new Hub.UnknownPeer({ key: "nobody", reason: "NotRegistered" }))
       const a = yield* inbound()
       yield* hub.addInbound("a", a.conn)
       const dup = yield* Effect.flip(hub.addInbound("a", a.conn))
-      expect(dup._tag).toBe("DuplicatePeer")
+      expect(dup).toMatchObject({ _tag: "DuplicatePeer", reason: "AlreadyRegistered" })
       expect(yield* Effect.flip(hub.remove("nobody"))).toMatchObject({ _tag: "UnknownPeer" })
     }))
 

@@ -3,7 +3,7 @@
  * the dialer driven through windows and period rollovers by TestClock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Option, Queue, Schedule, Stream, TestClock } from "effect"
+import { Clock, Effect, FastCheck as fc, Option, Queue, Schedule, Stream, TestClock } from "effect"
 import { Dialer, Framing, SessionSchedule } from "tether"
 import { memoryServer, receivedFrames, settle } from "./helpers/dial.js"
 
@@ -94,6 +94,38 @@ describe("SessionSchedule (pure)", () => {
     expect(SessionSchedule.nextOpen(s, utc(2026, 1, 9, 18))).toBe(utc(2026, 1, 12, 9))
     expect(SessionSchedule.isInside(s, utc(2026, 1, 10, 12))).toBe(false)
   })
+
+  it.prop(
+    "UTC: the period of a midnight-to-midnight window is the ISO date of the instant",
+    [fc.integer({ min: -2_000_000_000_000, max: 4_102_444_800_000 })],
+    ([t]) => {
+      const s = SessionSchedule.daily({ start: "00:00", end: "00:00" })
+      expect(SessionSchedule.periodKey(s, t)).toEqual(Option.some(new Date(t).toISOString().slice(0, 10)))
+    },
+    { fastCheck: { numRuns: 500 } }
+  )
+
+  it.prop(
+    "in any zone, inside a 09:00–17:00 window exactly when the local time (per Intl) is in [09:00, 17:00)",
+    [
+      fc.integer({ min: utc(2020, 1, 1), max: utc(2035, 1, 1) }),
+      fc.constantFrom("America/New_York", "Europe/London", "Asia/Tokyo", "Australia/Sydney", "Asia/Kolkata", "UTC")
+    ],
+    ([t, timeZone]) => {
+      const s = SessionSchedule.daily({ start: "09:00", end: "17:00", timeZone })
+      const parts = new Intl.DateTimeFormat("en-GB", { timeZone, hour: "numeric", minute: "numeric", hourCycle: "h23" })
+        .formatToParts(t)
+      const minutes = Number(parts.find((p) => p.type === "hour")!.value) * 60 +
+        Number(parts.find((p) => p.type === "minute")!.value)
+      const inside = minutes >= 9 * 60 && minutes < 17 * 60
+      expect(SessionSchedule.isInside(s, t)).toBe(inside)
+      const w = SessionSchedule.next(s, t)
+      expect(w.end).toBeGreaterThan(t)
+      expect(w.end - w.start).toBe(8 * H)
+      if (!inside) expect(w.start).toBeGreaterThan(t)
+    },
+    { fastCheck: { numRuns: 500 } }
+  )
 
   it("rejects malformed times, unknown zones and empty day lists", () => {
     expect(() => SessionSchedule.daily({ start: "8am", end: "17:00" })).toThrow(RangeError)

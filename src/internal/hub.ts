@@ -46,12 +46,13 @@ export const make = (options?: Hub.Options): Effect.Effect<Hub.Hub, never, Scope
     const lookup = (key: string) =>
       Effect.suspend(() => {
         const p = peers.get(key)
-        return p === undefined ? Effect.fail(new UnknownPeer({ key })) : Effect.succeed(p)
+        return p === undefined ? Effect.fail(new UnknownPeer({ key, reason: "NotRegistered" })) : Effect.succeed(p)
       })
 
     const addDialer = <E, R>(key: string, dialerOptions: Dialer.Options<E, R>) =>
       Effect.gen(function*() {
-        if (closing || peers.has(key)) return yield* Effect.fail(new DuplicatePeer({ key }))
+        if (closing) return yield* Effect.fail(new DuplicatePeer({ key, reason: "HubClosing" }))
+        if (peers.has(key)) return yield* Effect.fail(new DuplicatePeer({ key, reason: "AlreadyRegistered" }))
         const scope = yield* Scope.make(ExecutionStrategy.sequential)
         let dialerRef: Dialer.Dialer | undefined
         const userDialerOnEvent = dialerOptions.onEvent
@@ -92,7 +93,8 @@ export const make = (options?: Hub.Options): Effect.Effect<Hub.Hub, never, Scope
 
     const addInbound = (key: string, conn: Connection.Connection) =>
       Effect.gen(function*() {
-        if (closing || peers.has(key)) return yield* Effect.fail(new DuplicatePeer({ key }))
+        if (closing) return yield* Effect.fail(new DuplicatePeer({ key, reason: "HubClosing" }))
+        if (peers.has(key)) return yield* Effect.fail(new DuplicatePeer({ key, reason: "AlreadyRegistered" }))
         const peer: Peer = { kind: "inbound", conn }
         peers.set(key, peer)
         yield* emit(Event.Connected({ key, kind: "inbound", connectionId: conn.id }))

@@ -11,6 +11,29 @@
 
 const DAY_MS = 86_400_000
 
+/** Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). @internal */
+export const daysFromCivil = (y: number, m: number, d: number): number => {
+  const yy = m <= 2 ? y - 1 : y
+  const era = Math.floor(yy / 400)
+  const yoe = yy - era * 400
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy
+  return era * 146_097 + doe - 719_468
+}
+
+/** The date of a day count (inverse of {@link daysFromCivil}). @internal */
+export const civilFromDays = (days: number): readonly [number, number, number] => {
+  const z = days + 719_468
+  const era = Math.floor(z / 146_097)
+  const doe = z - era * 146_097
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365)
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100))
+  const mp = Math.floor((5 * doy + 2) / 153)
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1
+  const m = mp < 10 ? mp + 3 : mp - 9
+  return [yoe + era * 400 + (m <= 2 ? 1 : 0), m, d] as const
+}
+
 const formatters = new Map<string, Intl.DateTimeFormat>()
 
 /** @internal */
@@ -58,7 +81,7 @@ export const wallTime = (timeZone: string, instant: number): number => {
         break
     }
   }
-  return Date.UTC(y, mo - 1, d, h, mi, s)
+  return daysFromCivil(y, mo, d) * DAY_MS + ((h * 60 + mi) * 60 + s) * 1000
 }
 
 /** The zone's offset from UTC at an instant, in millis (local = instant + offset). @internal */
@@ -102,10 +125,7 @@ export const weekday = (day: number): number => (((day + 4) % 7) + 7) % 7
 
 /** `YYYY-MM-DD` of a local date. @internal */
 export const isoDate = (day: number): string => {
-  const date = new Date(day * DAY_MS)
-  const y = date.getUTCFullYear()
-  const m = date.getUTCMonth() + 1
-  const d = date.getUTCDate()
+  const [y, m, d] = civilFromDays(day)
   return `${String(y).padStart(4, "0")}-${String(m).padStart(2, "0")}-${String(d).padStart(2, "0")}`
 }
 
