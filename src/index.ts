@@ -33,6 +33,13 @@ export * as Framing from "./Framing.js"
 export * as Metrics from "./Metrics.js"
 
 /**
+ * Every option from Effect Config (environment variables by default).
+ *
+ * @since 0.1.0
+ */
+export * as Settings from "./Settings.js"
+
+/**
  * The stop-gate and its gated bounded queue.
  *
  * @since 0.1.0
