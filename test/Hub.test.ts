@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Queue, Schedule, TestClock } from "effect"
-import { Connection, Framing, Hub, Transport } from "tether"
+import { Connection, Dialer, Framing, Hub, Transport } from "tether"
 import { memoryServer, receivedFrames, settle } from "./helpers/dial.js"
 
 const utf8 = Framing.utf8
@@ -134,6 +134,22 @@ describe("Hub", () => {
       expect(back.map(Framing.text)).toEqual(["x"])
       expect(events.map(tagOf)).toEqual(["gone:Removed"])
       expect(yield* hub.keys).toEqual([])
+    }))
+
+  it.scoped("a dialer that stops by itself (session decides Stop) leaves the hub, reported as Removed", () =>
+    Effect.gen(function*() {
+      const events: Array<Hub.Event> = []
+      const hub = yield* Hub.make({ onEvent: (e) => Effect.sync(() => events.push(e)) })
+      const server = yield* memoryServer()
+      yield* hub.addDialer("fatal", {
+        connect: server.connect,
+        session: () => Effect.succeed(Dialer.Decision.Stop({ reason: "logon rejected" }))
+      })
+      yield* settle
+      expect(events.map(tagOf)).toEqual(["fatal:Connected", "fatal:Disconnected", "fatal:Removed"])
+      expect(events.at(-1)).toMatchObject({ reason: "logon rejected", undelivered: [] })
+      expect(yield* hub.keys).toEqual([])
+      expect((yield* Effect.flip(hub.send("fatal", utf8("x"))))._tag).toBe("UnknownPeer")
     }))
 
   it.scoped("broadcast: one failing peer does not fail the others", () =>

@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as FiberMap from "effect/FiberMap"
+import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
@@ -41,6 +42,8 @@ export const make = (options?: Hub.Options): Effect.Effect<Hub.Hub, never, Scope
       Effect.zipRight(PubSub.publish(pubsub, event), userOnEvent === undefined ? Effect.void : userOnEvent(event))
     const peers = new Map<string, Peer>()
     const watchers = yield* FiberMap.make<string>()
+    // closes the scopes of dialers that stopped by themselves (their own loop cannot close them)
+    const closers = yield* FiberSet.make()
     let closing = false
 
     const lookup = (key: string) =>
@@ -80,7 +83,11 @@ export const make = (options?: Hub.Options): Effect.Effect<Hub.Hub, never, Scope
             Connecting: () => Option.none(),
             ConnectFailed: () => Option.none()
           })
-          const own = Option.isSome(mapped) ? emit(mapped.value) : Effect.void
+          let own = Option.isSome(mapped) ? emit(mapped.value) : Effect.void
+          if (e._tag === "Stopped") {
+            // the dialer's own loop emits this: close its scope from another fiber, owned by the hub
+            own = Effect.zipRight(own, FiberSet.run(closers, Scope.close(scope, Exit.void)))
+          }
           return userDialerOnEvent === undefined ? own : Effect.zipRight(own, userDialerOnEvent(e))
         }
         const dialer = yield* Dialer.make({ id: key, ...dialerOptions, onEvent }).pipe(Scope.extend(scope))
