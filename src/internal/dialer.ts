@@ -80,6 +80,9 @@ export const make = <E, R>(
     const userOnEvent = options.onEvent
     const session = options.session ??
       ((conn: Connection.Connection) => Effect.as(conn.closed, Decision.Reconnect()))
+    if (options.connect === undefined && options.port === undefined) {
+      return yield* Effect.dieMessage("Dialer.make: either `port` or `connect` is required")
+    }
     const connect: Effect.Effect<Transport.Transport, Transport.TransportError, Scope.Scope> = options.connect ??
       Transport.connectTcp({ ...options.socket, host: options.host, port: options.port ?? 0, connectTimeout })
 
@@ -315,6 +318,7 @@ export const make = <E, R>(
             }
           }
           lastPeriod = Option.some(window.period)
+          yield* driver.reset // a new period starts with a fresh backoff
         }
         // 3. connect (bounded by connectTimeout), in a child scope
         attempts++
