@@ -111,7 +111,7 @@ const small: Case = {
       "tether-e2e",
       "tether `send` → tether `incoming`",
       "tether-send",
-      pick(size, 5_000_000, 500_000),
+      pick(size, 3_000_000, 500_000),
       60,
       {},
       "tether-frames"
