@@ -37,8 +37,8 @@ const stats = { runs: 0, resets: 0, handedBack: 0, requeued: 0 }
 
 // the property is not vacuous: plugs were pulled, and accepted frames came back from closing connections
 afterAll(() => {
-  expect(stats.runs).toBeGreaterThanOrEqual(100)
-  expect(stats.resets).toBeGreaterThan(100)
+  expect(stats.runs).toBeGreaterThanOrEqual(80)
+  expect(stats.resets).toBeGreaterThan(80)
   expect(stats.requeued).toBeGreaterThan(0)
 })
 
@@ -123,6 +123,6 @@ describe("Hub (property)", () => {
         stats.runs++
         stats.handedBack += handedBack.reduce((n, b) => n + b.length, 0)
       }),
-    { fastCheck: { numRuns: 100 } }
+    { fastCheck: { numRuns: 80 } }
   )
 })
