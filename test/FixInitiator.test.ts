@@ -303,7 +303,7 @@ describe("FIX initiator against the bundled tether acceptor", () => {
       expect(Number(get(secondLogon, Tag.MsgSeqNum))).toBeGreaterThanOrEqual(3) // Logon, TestRequest, heartbeats
       expect(get(secondLogon, Tag.ResetSeqNumFlag)).toBeUndefined()
       yield* initiator.stop("done")
-      expect(initiator.ends().map((e) => e.decision)).toEqual(["Reconnect", "Reconnect"])
+      expect(initiator.ends().map((e) => e.decision)).toEqual(["Reconnect", "Stop"])
       expect(initiator.ends()[1]!.logoutReceived).toBe(true)
       // the acceptor's session answered our Logout; both sides agree on the numbers
       yield* Effect.sleep("100 millis")
@@ -312,5 +312,22 @@ describe("FIX initiator against the bundled tether acceptor", () => {
       expect(last.text).toBe("logout by peer: done")
       expect(acceptor.store.nextIn).toBe(initiator.store.nextOut)
       expect(acceptor.store.nextOut).toBe(initiator.store.nextIn)
+    })))
+
+  it.live("closing the initiator's scope (e.g. Ctrl-C in the program) logs out before disconnecting", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const acceptor = yield* serveAcceptor({ port: 0 })
+      const rec = makeRecorder()
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* makeInitiator({
+          port: acceptor.server.address.port,
+          session: { senderCompId: "TETHER", targetCompId: "ACCEPTOR", heartBtInt: 30, observe: rec.observe }
+        })
+        yield* rec.waitFor("logon", (e) => e._tag === "LoggedOn")
+      }))
+      const end = rec.events.find((e) => e._tag === "Ended")
+      expect(end?._tag === "Ended" && [end.end.logoutSent, end.end.logoutReceived, end.end.text])
+        .toEqual([true, true, "initiator shutting down"])
+      expect(rec.sent(MsgType.Logout)).toHaveLength(1)
     })))
 })

@@ -102,17 +102,20 @@ export interface Initiator {
 export const makeInitiator = (options: InitiatorOptions): Effect.Effect<Initiator, never, Scope.Scope> =>
   Effect.gen(function*() {
     const store = options.store ?? new SequenceStore()
-    const outer = yield* Effect.scope
+    // sessions live in a scope of the initiator, made before the dialer: when the initiator's
+    // scope closes, the live session logs out first (finalizer below), then the dialer stops,
+    // then whatever is left of the sessions is interrupted
+    const sessions = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
     let current: Session | undefined
     const ends: Array<SessionEnd> = []
 
-    // A session's driver lives in a scope of the initiator, not in the dialer's session
-    // fiber: when the window ends the dialer interrupts that fiber and then calls
-    // `onWindowEnd`, which still needs the session to log out.
+    // A session's driver lives in the sessions scope, not in the dialer's session fiber: when
+    // the window ends the dialer interrupts that fiber and then calls `onWindowEnd`, which
+    // still needs the session to log out.
     const runSession = (conn: Connection.Connection, control: Dialer.SessionControl) =>
       Effect.gen(function*() {
         store.enterPeriod(control.period)
-        const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
+        const scope = yield* Scope.fork(sessions, ExecutionStrategy.sequential)
         const session = yield* start(conn, options.session, store).pipe(Scope.extend(scope))
         current = session
         yield* Effect.forkIn(
@@ -122,17 +125,17 @@ export const makeInitiator = (options: InitiatorOptions): Effect.Effect<Initiato
               if (current === session) current = undefined
               return Scope.close(scope, Exit.void)
             })),
-          outer
+          sessions
         )
         const end = yield* session.end
         return end.decision === "Stop" ? Dialer.Decision.Stop({ reason: end.text }) : Dialer.Decision.Reconnect()
       })
 
-    const logoutCurrent = (text: string, reason: DisconnectReason.DisconnectReason) =>
+    const logoutCurrent = (text: string, reason: DisconnectReason.DisconnectReason, decision: "Reconnect" | "Stop") =>
       Effect.suspend(() => {
         const s = current
         if (s === undefined) return Effect.void
-        return Effect.asVoid(s.logout(text, { reason, decision: "Reconnect" }))
+        return Effect.asVoid(s.logout(text, { reason, decision }))
       })
 
     const dialer = yield* Dialer.make({
@@ -153,19 +156,26 @@ export const makeInitiator = (options: InitiatorOptions): Effect.Effect<Initiato
       sessionGrace: "1 second",
       backoff: Schedule.spaced(options.reconnectInterval ?? "5 seconds"),
       ...(options.schedule !== undefined ? { schedule: options.schedule } : {}),
-      onWindowEnd: () => logoutCurrent("session window ended", DisconnectReason.ScheduleEnd({ message: "window ended" })),
+      onWindowEnd: () =>
+        logoutCurrent("session window ended", DisconnectReason.ScheduleEnd({ message: "window ended" }), "Reconnect"),
       onNewPeriod: ({ current: period }) => Effect.sync(() => void store.enterPeriod(period)),
       ...(options.onDialerEvent !== undefined ? { onEvent: options.onDialerEvent } : {})
     })
+
+    // closing the initiator's scope logs the live session out (bounded by its logout timeout and linger)
+    yield* Effect.addFinalizer(() =>
+      logoutCurrent("initiator shutting down", DisconnectReason.Shutdown(), "Stop")
+    )
 
     return {
       dialer,
       store,
       session: () => Option.fromNullable(current),
       ends: () => ends,
+      // decision Stop: the dialer cannot reconnect between the Logout and the stop
       stop: (text) =>
         Effect.zipRight(
-          logoutCurrent(text ?? "initiator stopping", DisconnectReason.Shutdown()),
+          logoutCurrent(text ?? "initiator stopping", DisconnectReason.Shutdown(), "Stop"),
           dialer.stop(text ?? "initiator stopping")
         )
     }

@@ -110,14 +110,19 @@ const main = Effect.gen(function*() {
         })
     })
     // Ctrl-C (or the end of --duration) logs out before the dialer stops
-    yield* Effect.addFinalizer(() => Effect.asVoid(initiator.stop("initiator shutting down")))
+    let requested = false
+    const stop = (text: string) => Effect.suspend(() => {
+      requested = true
+      return initiator.stop(text)
+    })
+    yield* Effect.addFinalizer(() => Effect.asVoid(stop("initiator shutting down")))
     const stopAfter = values.duration === undefined
       ? Effect.never
-      : Effect.zipRight(Effect.sleep(parseDuration("--duration", values.duration)), initiator.stop("done"))
+      : Effect.zipRight(Effect.sleep(parseDuration("--duration", values.duration)), stop("done"))
     const outcome = yield* Effect.raceFirst(initiator.dialer.outcome, stopAfter)
-    const last = initiator.ends().at(-1)
     print(`stopped: ${outcome.reason}`)
-    if (last?.decision === "Stop") process.exitCode = 2
+    // the session itself decided Stop (a protocol error), nobody asked for it
+    if (!requested && initiator.ends().at(-1)?.decision === "Stop") process.exitCode = 2
   }))
 })
 
