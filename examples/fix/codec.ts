@@ -11,7 +11,16 @@
  */
 import { Framing } from "tether"
 
-/** The field separator, SOH (0x01). */
+/**
+ * The field separator, SOH (0x01).
+ *
+ * @example
+ * ```ts
+ * import { SOH } from "./codec.js"
+ *
+ * const body = ["35=0", "34=2", ""].join(SOH) // "35=0\x0134=2\x01"
+ * ```
+ */
 export const SOH = "\x01"
 const SOH_BYTE = 0x01
 
