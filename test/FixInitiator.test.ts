@@ -172,33 +172,35 @@ const scriptedAcceptors = Effect.gen(function*() {
 const logons = (acc: ScriptedAcceptor) => acc.received.filter((m) => m.type === MsgType.Logon)
 
 describe("FIX initiator: session schedule (TestClock)", () => {
-  it.scoped("no connect outside the window; at its end Logout then disconnect; the next window is a new period", () =>
+  it.scoped("no connect outside the window; at its end Logout then disconnect, and no connect after it", () =>
     Effect.gen(function*() {
-      // Europe/London is on UTC in November: the window is 08:00-08:10 UTC
-      yield* TestClock.setTime(Date.parse("2026-11-20T06:00:00Z"))
+      // Europe/London is on UTC in November: the window is 08:00-08:05 UTC. Virtual spans are kept
+      // to minutes: every periodic fiber of the stack runs at each of its ticks under TestClock.
+      yield* TestClock.setTime(Date.parse("2026-11-20T07:59:00Z"))
       const { connect, all } = yield* scriptedAcceptors
       const events: Array<Dialer.Event> = []
       const rec = makeRecorder()
       const initiator = yield* makeInitiator({
         connect,
-        schedule: SessionSchedule.daily({ start: "08:00", end: "08:10", timeZone: "Europe/London" }),
+        schedule: SessionSchedule.daily({ start: "08:00", end: "08:05", timeZone: "Europe/London" }),
         reconnectInterval: "1 second",
         session: { senderCompId: "TETHER", targetCompId: "QFIX", heartBtInt: 30, observe: rec.observe },
         onDialerEvent: (e) => Effect.sync(() => void events.push(e))
       })
-      yield* TestClock.adjust("1 hour")
-      yield* TestClock.adjust("59 minutes")
+      yield* TestClock.adjust("59999 millis")
       yield* settle
-      expect(all).toHaveLength(0) // 07:59: outside the window, no connect
-      yield* TestClock.adjust("1 minute") // 08:00
+      expect(all).toHaveLength(0) // 07:59:59.999: outside the window, no connect
+      expect(events.map((e) => e._tag)).toEqual(["WaitingForWindow"])
+      yield* TestClock.adjust("1 millis") // 08:00
       yield* eventually("logged on", () => rec.events.some((e) => e._tag === "LoggedOn"))
       expect(all).toHaveLength(1)
       expect(get(logons(all[0]!)[0]!, Tag.MsgSeqNum)).toBe("1")
+      expect(initiator.store.period).toBe("2026-11-20")
       yield* Option.getOrThrow(initiator.session()).send(MsgType.TestRequest, [[Tag.TestReqID, "x"]])
       yield* eventually("answer", () => rec.received(MsgType.Heartbeat).length === 1)
 
-      // 08:10: Logout with the reason, the acceptor answers, then the connection closes
-      yield* TestClock.adjust("9 minutes")
+      // 08:05: Logout with the reason, the acceptor answers, then the connection closes
+      yield* TestClock.adjust("4 minutes")
       yield* TestClock.adjust("59 seconds")
       yield* settle
       expect(all[0]!.received.filter((m) => m.type === MsgType.Logout)).toEqual([])
@@ -214,28 +216,21 @@ describe("FIX initiator: session schedule (TestClock)", () => {
       expect(Number(get(logout, Tag.MsgSeqNum))).toBe(initiator.store.nextOut - 1)
       expect(initiator.store.nextOut).toBeGreaterThan(10)
 
-      // overnight: no connect until 08:00 the next day
-      yield* TestClock.adjust("23 hours")
-      yield* TestClock.adjust("49 minutes")
+      // after the window: waiting for tomorrow's (a new period), no connect
+      yield* TestClock.adjust("2 minutes")
       yield* settle
       expect(all).toHaveLength(1)
-      yield* TestClock.adjust("1 minute")
-      yield* eventually("second logon", () => rec.events.filter((e) => e._tag === "LoggedOn").length === 2)
-      expect(all).toHaveLength(2)
-      const second = logons(all[1]!)[0]!
-      expect(get(second, Tag.MsgSeqNum)).toBe("1") // a new period resets the numbers
-      expect(get(second, Tag.ResetSeqNumFlag)).toBe("Y")
-      expect(initiator.store.period).toBe("2026-11-21")
-      expect(events.filter((e) => e._tag === "NewPeriod").map((e) => e._tag === "NewPeriod" && e.current))
-        .toEqual(["2026-11-20", "2026-11-21"])
+      expect(yield* initiator.dialer.status).toBe("WaitingForWindow")
+      const waiting = events.filter((e) => e._tag === "WaitingForWindow").at(-1)
+      expect(waiting?._tag === "WaitingForWindow" && new Date(waiting.opensAt).toISOString()).toBe("2026-11-21T08:00:00.000Z")
       yield* Effect.fork(initiator.stop("test over"))
       yield* eventually("stopped", () => initiator.dialer.unsafeStats().status === "Stopped")
     }))
 
   it.scoped("midnight rollover (24 h window in New York): numbers continue across a reconnect, reset at midnight", () =>
     Effect.gen(function*() {
-      // 23:50 in New York (UTC-5 in November)
-      yield* TestClock.setTime(Date.parse("2026-11-21T04:50:00Z"))
+      // 23:58 in New York (UTC-5 in November)
+      yield* TestClock.setTime(Date.parse("2026-11-21T04:58:00Z"))
       const { connect, all } = yield* scriptedAcceptors
       const rec = makeRecorder()
       const initiator = yield* makeInitiator({
@@ -246,8 +241,8 @@ describe("FIX initiator: session schedule (TestClock)", () => {
       })
       yield* eventually("logged on", () => rec.events.some((e) => e._tag === "LoggedOn"))
       expect(initiator.store.period).toBe("2026-11-20")
-      // the connection drops at 23:55: reconnect after 1 s, same period, numbers continue
-      yield* TestClock.adjust("5 minutes")
+      // the connection drops at 23:59: reconnect after 1 s, same period, numbers continue
+      yield* TestClock.adjust("1 minute")
       yield* eventually("heartbeats", () => rec.sent(MsgType.Heartbeat).length >= 1)
       yield* all[0]!.peer.reset
       yield* eventually("dropped", () => initiator.ends().length === 1)
@@ -259,7 +254,6 @@ describe("FIX initiator: session schedule (TestClock)", () => {
       expect(get(again, Tag.ResetSeqNumFlag)).toBeUndefined()
 
       // midnight New York time: Logout, disconnect, reconnect at once into the new period from 1
-      yield* TestClock.adjust("4 minutes")
       yield* TestClock.adjust("58 seconds") // 23:59:59
       yield* settle
       expect(all).toHaveLength(2)
