@@ -18,6 +18,7 @@ import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Connection from "./Connection.js"
+import type * as Metrics from "./Metrics.js"
 import * as internal from "./internal/backlog.js"
 
 /**
@@ -153,6 +154,8 @@ export interface Options {
   readonly keepAcrossPeriods?: boolean | undefined
   /** Called for every frame leaving the backlog other than by `takeAll` / `drainAll`. Must not block. */
   readonly onEvent?: ((event: Event) => Effect.Effect<void>) | undefined
+  /** Metric labels (a dialer passes its own); see the Metrics module. */
+  readonly labels?: Metrics.Labels | undefined
 }
 
 /**

@@ -3,8 +3,8 @@
  * connection's annotations; options load from Config with errors that name the key.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Either, HashMap, Logger, LogLevel, Metric, MetricLabel, TestClock } from "effect"
-import { Connection, Framing, Metrics, Transport, Watchdog } from "tether"
+import { ConfigProvider, Duration, Effect, Either, HashMap, Logger, LogLevel, Metric, MetricLabel, Schedule, TestClock } from "effect"
+import { Backlog, Connection, Dialer, Framing, Metrics, Transport, Watchdog } from "tether"
 
 const counter = (metric: Metric.Metric.Counter<number>, tags: ReadonlyArray<MetricLabel.MetricLabel>) =>
   Effect.map(Metric.value(Metric.taggedWithLabels(metric, tags)), (s) => s.count)
@@ -95,6 +95,35 @@ describe("Observability", () => {
       ).toBe(1)
     }).pipe(Effect.provide(layer), Logger.withMinimumLogLevel(LogLevel.Debug))
   })
+
+  it.scoped("backlog depth, oldest age and dropped frames are metered", () =>
+    Effect.gen(function*() {
+      const labels = { role: "client", endpoint: "backlog-metrics" }
+      const tags = Metrics.labelsOf(labels)
+      const backlog = yield* Backlog.make({ labels, maxMessages: 2, policy: "dropOldest", maxAge: "1 minute" })
+      for (const n of [1, 2, 3]) yield* backlog.offer(new Uint8Array([n]))
+      expect(yield* gauge(Metrics.backlogDepth, tags)).toBe(2)
+      expect(yield* counter(Metrics.backlogDropped, [...tags, MetricLabel.make("outcome", "evicted")])).toBe(1)
+      yield* TestClock.adjust("5 seconds")
+      yield* backlog.expire // any change (or expiry pass) samples the oldest frame's age
+      expect(yield* gauge(Metrics.backlogOldestAge, tags)).toBe(5)
+      yield* TestClock.adjust("1 minute")
+      expect(yield* counter(Metrics.backlogDropped, [...tags, MetricLabel.make("outcome", "expired")])).toBe(2)
+      expect(yield* gauge(Metrics.backlogDepth, tags)).toBe(0)
+    }))
+
+  it.scoped("reconnect attempts are counted", () =>
+    Effect.gen(function*() {
+      const dialer = yield* Dialer.make({
+        id: "reconnect-metrics",
+        connect: Effect.fail(new Transport.TransportError({ reason: "Connect", message: "refused" })),
+        backoff: Schedule.spaced("1 second")
+      })
+      yield* TestClock.adjust("3500 millis")
+      const tags = Metrics.labelsOf({ role: "client", endpoint: "reconnect-metrics" })
+      expect(yield* counter(Metrics.reconnectAttempts, tags)).toBe(3)
+      yield* dialer.stop("done")
+    }))
 
   it.effect("options load from Config (environment variables by default)", () =>
     Effect.gen(function*() {

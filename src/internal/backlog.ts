@@ -6,10 +6,12 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as MetricLabel from "effect/MetricLabel"
 import type * as Scope from "effect/Scope"
 import type * as Backlog from "../Backlog.js"
 import { BacklogFull, Event } from "../Backlog.js"
 import { Encoded } from "../Connection.js"
+import * as Metrics from "../Metrics.js"
 
 /** @internal */
 export const defaults = {
@@ -51,7 +53,40 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
       }
     }
 
-    const report = (event: Backlog.Event) => (event.frames.length === 0 ? Effect.void : onEvent(event))
+    // metrics: depth moves by deltas after every change; frames leaving other than by replay are counted
+    const tags = Metrics.labelsOf(options?.labels)
+    const droppedTags = {
+      Expired: [...tags, MetricLabel.make("outcome", "expired")],
+      Evicted: [...tags, MetricLabel.make("outcome", "evicted")],
+      Rejected: [...tags, MetricLabel.make("outcome", "rejected")],
+      Discarded: [...tags, MetricLabel.make("outcome", "discarded")]
+    } as const
+    let reportedDepth = 0
+    // depth by delta; the oldest frame's age as of this change (no periodic timer: TestClock-friendly)
+    const syncDepth = (now?: number) => {
+      if (entries.length !== reportedDepth) {
+        Metrics.backlogDepth.unsafeModify(entries.length - reportedDepth, tags)
+        reportedDepth = entries.length
+      }
+      if (now !== undefined) {
+        let oldest = Number.POSITIVE_INFINITY
+        for (const e of entries) if (e.at < oldest) oldest = e.at
+        Metrics.backlogOldestAge.unsafeUpdate(oldest === Number.POSITIVE_INFINITY ? 0 : (now - oldest) / 1000, tags)
+      }
+    }
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        if (reportedDepth !== 0) Metrics.backlogDepth.unsafeModify(-reportedDepth, tags)
+        Metrics.backlogOldestAge.unsafeUpdate(0, tags)
+      })
+    )
+
+    const report = (event: Backlog.Event) => {
+      syncDepth()
+      if (event.frames.length === 0) return Effect.void
+      Metrics.backlogDropped.unsafeUpdate(event.frames.length, droppedTags[event._tag])
+      return onEvent(event)
+    }
 
     const unsafeExpire = (now: number): Array<Uint8Array> => {
       if (maxAgeMillis === Number.POSITIVE_INFINITY || entries.length === 0) return []
@@ -68,6 +103,7 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
     }
     const expire = Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const expired = unsafeExpire(now)
+      syncDepth(now)
       return Effect.as(report(Event.Expired({ frames: expired })), expired)
     })
 
@@ -90,12 +126,14 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
     const push = (entry: Entry) => {
       entries.push(entry)
       bytes += entry.size
+      syncDepth()
       if (entries.length === 1) wake()
     }
 
     // decides and commits synchronously; the returned effect reports and carries a refusal
     const unsafeOffer = (item: Backlog.Item, now: number): Effect.Effect<void, BacklogFull> => {
       const expired = unsafeExpire(now)
+      syncDepth(now)
       const size = payload(item).length
       const entry: Entry = { item, size, at: now }
       const before = report(Event.Expired({ frames: expired }))
@@ -136,6 +174,7 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
           }
           const wasEmpty = entries.length === 0
           entries = front.concat(entries)
+          syncDepth()
           if (wasEmpty) wake()
           if (policy !== "dropOldest") return Effect.void
           return report(Event.Evicted({ frames: unsafeEvict(0, 0) }))
@@ -146,6 +185,7 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
       const out = entries.map((e) => e.item)
       entries = []
       bytes = 0
+      syncDepth()
       return out
     }
     const takeAll = Effect.map(expire, () => unsafeTakeAll())

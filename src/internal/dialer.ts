@@ -27,6 +27,7 @@ import { Decision, DialerStopped, Event } from "../Dialer.js"
 import * as DR from "../DisconnectReason.js"
 import type { DisconnectReason } from "../DisconnectReason.js"
 import * as Framing from "../Framing.js"
+import * as Metrics from "../Metrics.js"
 import * as SessionSchedule from "../SessionSchedule.js"
 import * as StopGate from "../StopGate.js"
 import * as Transport from "../Transport.js"
@@ -69,6 +70,8 @@ export const make = <E, R>(
 ): Effect.Effect<Dialer.Dialer, never, Scope.Scope | R> =>
   Effect.gen(function*() {
     const id = options.id ?? `dialer-${++nextId}`
+    const labels = options.connection?.labels ?? { role: "client", endpoint: id }
+    const metricTags = Metrics.labelsOf(labels)
     const codec = options.connection?.codec ?? Framing.lengthPrefixed()
     const connectTimeout = Duration.decode(options.connectTimeout ?? defaults.connectTimeout)
     const resetAfter = Duration.toMillis(Duration.decode(options.resetAfter ?? defaults.resetAfter))
@@ -91,6 +94,7 @@ export const make = <E, R>(
       Effect.zipRight(PubSub.publish(pubsub, event), userOnEvent === undefined ? Effect.void : userOnEvent(event))
 
     const backlog = yield* Backlog.make({
+      labels,
       ...options.backlog,
       onEvent: (e) => {
         const mapped = Backlog.Event.$match(e, {
@@ -249,7 +253,10 @@ export const make = <E, R>(
               Effect.succeed(Decision.Stop({ reason: `session failed: ${Cause.pretty(cause)}` }))
             )
           ),
-          Effect.map((decision): PhaseEnd => ({ _tag: "Decided", decision }))
+          Effect.map((decision): PhaseEnd => ({ _tag: "Decided", decision })),
+          Effect.withSpan("tether.session", {
+            attributes: { "tether.dialer": id, "tether.connection": conn.id, "tether.role": "client" }
+          })
         )
         const closedThenGrace = conn.closed.pipe(
           Effect.zipRight(Effect.sleep(sessionGrace)),
@@ -322,6 +329,7 @@ export const make = <E, R>(
         }
         // 3. connect (bounded by connectTimeout), in a child scope
         attempts++
+        if (attempts > 1) Metrics.reconnectAttempts.unsafeUpdate(1, metricTags)
         yield* setStatus("Connecting")
         yield* emit(Event.Connecting({ attempt: attempts }))
         const scope = yield* Scope.make(ExecutionStrategy.sequential)
@@ -336,7 +344,8 @@ export const make = <E, R>(
                   message: `connect timed out after ${Duration.format(connectTimeout)}`
                 })
             }),
-            Scope.extend(scope)
+            Scope.extend(scope),
+            Effect.withSpan("tether.connect", { attributes: { "tether.dialer": id, "tether.attempt": attempts } })
           )
         ))
         if (Option.isNone(connected)) {
@@ -351,6 +360,7 @@ export const make = <E, R>(
         }
         const conn = yield* Connection.make(connected.value.right, {
           ...options.connection,
+          labels,
           codec,
           id: `${id}#${attempts}`
         }).pipe(Scope.extend(scope))

@@ -127,11 +127,14 @@ export const makeCore = <E, R, RA>(
       handshakeTimeout === undefined ? Effect.void : Effect.forkScoped(
         Deferred.await(handshake).pipe(
           Effect.timeout(handshakeTimeout),
+          Effect.withSpan("tether.handshake", { attributes: { "tether.connection": conn.id } }),
           Effect.catchTag("TimeoutException", () =>
             Effect.suspend(() => {
               handshakeTimeouts++
               conn.unsafeRequestClose(DR.HandshakeTimeout({ timeout: handshakeTimeout }), "graceful")
-              return Effect.logInfo(`handshake not completed within ${Duration.format(handshakeTimeout)}`)
+              return Effect.logWarning(`handshake not completed within ${Duration.format(handshakeTimeout)}`).pipe(
+                Effect.annotateLogs({ connection: conn.id, reason: "HandshakeTimeout" })
+              )
             }))
         )
       ).pipe(Effect.asVoid)
@@ -187,7 +190,8 @@ export const makeCore = <E, R, RA>(
             Effect.provideService(sessionTag, info),
             Effect.catchAllCause((cause) =>
               Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning("session handler failed", cause)
-            )
+            ),
+            Effect.withSpan("tether.session", { attributes: { "tether.connection": conn.id, "tether.role": "server" } })
           ),
           Effect.asVoid(conn.closed)
         )

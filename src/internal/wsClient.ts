@@ -79,7 +79,10 @@ export const connectTransport = (
     })
   )
   // the handshake must stay interruptible (by its timeout) inside the acquire
-  return Effect.acquireRelease(Effect.interruptible(bounded), (t) => t.destroy)
+  return Effect.acquireRelease(
+    Effect.interruptible(bounded).pipe(Effect.withSpan("tether.handshake", { attributes: { "tether.transport": "websocket" } })),
+    (t) => t.destroy
+  )
 }
 
 /** @internal */
