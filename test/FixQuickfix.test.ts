@@ -65,4 +65,34 @@ describe.skipIf(!build.ok)("FIX initiator against QuickFIX", () => {
       expect(rec.received(MsgType.Reject)).toEqual([])
       expect(initiator.ends()).toHaveLength(1)
     })))
+
+  it.live("a gap on our side: QuickFIX asks for a resend, our SequenceReset-GapFill satisfies it", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const qf = yield* runAcceptor(binary)
+      const rec = makeRecorder()
+      const initiator = yield* makeInitiator({
+        port: qf.port,
+        reconnectInterval: "200 millis",
+        session: { senderCompId: "TETHER", targetCompId: "QFIX", heartBtInt: 1, observe: rec.observe }
+      })
+      yield* rec.waitFor("Logon answer", (e) => e._tag === "LoggedOn", "5 seconds")
+      const session = Option.getOrThrow(initiator.session())
+      // skip three numbers: QuickFIX sees MsgSeqNum too high
+      const skippedFrom = initiator.store.nextOut
+      initiator.store.nextOut += 3
+      yield* session.send(MsgType.TestRequest, [[Tag.TestReqID, "AFTER-GAP"]])
+      const rr = yield* rec.waitFor("QuickFIX's ResendRequest", isReceived(MsgType.ResendRequest))
+      expect(rr._tag === "Received" && get(rr.message, Tag.BeginSeqNo)).toBe(String(skippedFrom))
+      const gapFill = yield* rec.waitFor("our GapFill", isSent(MsgType.SequenceReset))
+      expect(gapFill._tag === "Sent" && [get(gapFill.message, Tag.MsgSeqNum), get(gapFill.message, Tag.GapFillFlag)])
+        .toEqual([String(skippedFrom), "Y"])
+      // QuickFIX accepts the fill and is back in sequence: a new TestRequest is answered
+      yield* session.send(MsgType.TestRequest, [[Tag.TestReqID, "IN-SEQUENCE"]])
+      yield* rec.waitFor("the answer in sequence", isReceived(MsgType.Heartbeat, hasField(Tag.TestReqID, "IN-SEQUENCE")))
+      yield* qf.waitForLine(/^IN 4 .*\|123=Y\|/)
+      yield* initiator.stop("bye")
+      expect(initiator.ends()[0]!.logoutReceived).toBe(true)
+      expect(rec.received(MsgType.Reject)).toEqual([])
+      expect(qf.lines().filter((l) => /^OUT 5 /.test(l)).join("\n")).not.toMatch(/58=/) // no error Logout
+    })))
 })
