@@ -172,7 +172,7 @@ const scriptedAcceptors = Effect.gen(function*() {
 const logons = (acc: ScriptedAcceptor) => acc.received.filter((m) => m.type === MsgType.Logon)
 
 describe("FIX initiator: session schedule (TestClock)", () => {
-  it.scoped("no connect outside the window; at its end Logout then disconnect, and no connect after it", () =>
+  it.scoped("no connect outside the window; at its end Logout then disconnect; the next window is a new period", () =>
     Effect.gen(function*() {
       // Europe/London is on UTC in November: the window is 08:00-08:05 UTC. Virtual spans are kept
       // to minutes: every periodic fiber of the stack runs at each of its ticks under TestClock.
@@ -223,6 +223,15 @@ describe("FIX initiator: session schedule (TestClock)", () => {
       expect(yield* initiator.dialer.status).toBe("WaitingForWindow")
       const waiting = events.filter((e) => e._tag === "WaitingForWindow").at(-1)
       expect(waiting?._tag === "WaitingForWindow" && new Date(waiting.opensAt).toISOString()).toBe("2026-11-21T08:00:00.000Z")
+
+      // tomorrow 08:00: a new period, numbers from 1 with ResetSeqNumFlag
+      yield* TestClock.setTime(Date.parse("2026-11-21T08:00:00Z"))
+      yield* eventually("second logon", () => rec.events.filter((e) => e._tag === "LoggedOn").length === 2)
+      expect(all).toHaveLength(2)
+      const second = logons(all[1]!)[0]!
+      expect(get(second, Tag.MsgSeqNum)).toBe("1")
+      expect(get(second, Tag.ResetSeqNumFlag)).toBe("Y")
+      expect(initiator.store.period).toBe("2026-11-21")
       yield* Effect.fork(initiator.stop("test over"))
       yield* eventually("stopped", () => initiator.dialer.unsafeStats().status === "Stopped")
     }))
