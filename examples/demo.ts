@@ -8,6 +8,7 @@
 import { Effect, Logger, LogLevel } from "effect"
 import { parseArgs } from "node:util"
 import * as DeadClient from "./demo/stories/deadClient.js"
+import * as HubStory from "./demo/stories/hub.js"
 import * as ShutdownRace from "./demo/stories/shutdownRace.js"
 import * as WebSocketStory from "./demo/stories/webSocket.js"
 import * as Zombie from "./demo/stories/zombie.js"
@@ -19,6 +20,7 @@ const program = Effect.gen(function*() {
   const tl = yield* Timeline.Timeline
   const results = [
     yield* Effect.scoped(Zombie.run({ lingerMs: 1500 })),
+    yield* Effect.scoped(HubStory.run({ ticks: 300, dropAt: 100, maxMessages: 500 })),
     yield* Effect.scoped(ShutdownRace.run({ producers: 8, runMs: 150 })),
     yield* Effect.scoped(WebSocketStory.run({ messages: 2000, pings: 200 })),
     yield* Effect.scoped(DeadClient.run({ stallMs: 1500, probeMs: 250 }))
