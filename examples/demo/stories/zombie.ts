@@ -5,7 +5,7 @@
  * reconnect.
  */
 import { Effect, Option, Stream } from "effect"
-import { Connection, DisconnectReason, Framing } from "tether"
+import { Dialer, Framing } from "tether"
 import { frameReader, lengthPrefixed, rawPeer } from "../peers.js"
 import { Timeline, type StoryResult } from "../timeline.js"
 
@@ -33,52 +33,56 @@ export const run = (options: { readonly lingerMs: number }) =>
     yield* tl.event(STORY, "acceptor up: answers Logon, then repeats seq 1 without PossDup; never closes its socket")
 
     const started = performance.now()
-    let connects = 0
-    const outcome = yield* Effect.scoped(
-      Effect.gen(function*() {
-        const conn = yield* Connection.connectTcp({ port: peer.port, lingerTimeout: `${options.lingerMs} millis` })
-        connects++
-        yield* tl.event(STORY, "connected; sending Logon", { connection: conn.id })
-        yield* conn.send(Framing.utf8("Logon seq=1"))
-        let expected = 1
-        // the session: the first message with a sequence number lower than expected is fatal → Stop
-        const fatal = yield* conn.incoming.pipe(
-          Stream.map(Framing.text),
-          Stream.filterMap((msg): Option.Option<string> => {
-            const seq = Number(/seq=(\d+)/.exec(msg)?.[1])
-            if (seq < expected) return Option.some(`MsgSeqNum too low: got ${seq}, expected ${expected}`)
-            expected = seq + 1
-            return Option.none()
-          }),
-          Stream.runHead
-        )
-        const reason = Option.getOrElse(fatal, () => "peer closed")
-        yield* tl.event(STORY, "fatal protocol error → Logout, decision Stop (no reconnect)", { reason })
-        yield* conn.send(Framing.utf8(`Logout text="${reason}"`))
-        return yield* tl.waiting(
-          `full shutdown: FIN sent, waiting up to ${options.lingerMs} ms for the peer's EOF`,
-          conn.close(DisconnectReason.LocalClose({ message: reason }))
-        )
-      })
-    )
-    const resolvedMs = performance.now() - started
-    yield* tl.event(STORY, "socket destroyed", {
-      finSent: outcome.finSent,
-      lingerExpired: outcome.lingerExpired,
-      closeMs: outcome.closeMillis,
-      reconnects: connects - 1
+    let fatalReason = ""
+    // an initiator: a Dialer whose session decides Stop on a fatal protocol error
+    const dialer = yield* Dialer.make({
+      port: peer.port,
+      connection: { lingerTimeout: `${options.lingerMs} millis` },
+      session: (conn) =>
+        Effect.gen(function*() {
+          yield* tl.event(STORY, "connected; sending Logon", { connection: conn.id })
+          yield* conn.send(Framing.utf8("Logon seq=1"))
+          let expected = 1
+          // the first message with a sequence number lower than expected is fatal
+          const fatal = yield* conn.incoming.pipe(
+            Stream.map(Framing.text),
+            Stream.filterMap((msg): Option.Option<string> => {
+              const seq = Number(/seq=(\d+)/.exec(msg)?.[1])
+              if (seq < expected) return Option.some(`MsgSeqNum too low: got ${seq}, expected ${expected}`)
+              expected = seq + 1
+              return Option.none()
+            }),
+            Stream.runHead
+          )
+          if (Option.isNone(fatal)) return Dialer.Decision.Reconnect()
+          fatalReason = fatal.value
+          yield* tl.event(STORY, "fatal protocol error → Logout, decision Stop (no reconnect)", { reason: fatalReason })
+          yield* conn.send(Framing.utf8(`Logout text="${fatalReason}"`))
+          return Dialer.Decision.Stop({ reason: fatalReason })
+        }).pipe(Effect.orDie)
     })
-    const delivered = outcome.delivered
+    const stop = yield* tl.waiting(
+      `full shutdown: FIN sent, waiting up to ${options.lingerMs} ms for the peer's EOF`,
+      dialer.outcome
+    )
+    const attempts = dialer.unsafeStats().attempts
+    const resolvedMs = performance.now() - started
+    yield* tl.event(STORY, "dialer stopped; socket destroyed", {
+      reason: stop.reason,
+      attempts,
+      status: dialer.unsafeStats().status,
+      peerSawFrames: peerReceived
+    })
     const result: StoryResult = {
       story: STORY,
       peer: "fatal seq, never closes",
       tether: `Logout, FIN, linger ${options.lingerMs} ms, destroy, no reconnect`,
       resolvedMs,
-      delivered,
-      undelivered: outcome.undelivered.length,
-      lost: 2 - delivered - outcome.undelivered.length,
-      ok: outcome.finSent && connects === 1 && peerReceived === delivered &&
-        outcome.closeMillis <= options.lingerMs + 200
+      delivered: peerReceived,
+      undelivered: stop.undelivered.length,
+      lost: 2 - peerReceived - stop.undelivered.length,
+      ok: attempts === 1 && stop.reason === fatalReason && peerReceived === 2 &&
+        resolvedMs <= options.lingerMs + 500
     }
     return result
   })
