@@ -26,7 +26,7 @@
  * | `TETHER_WS_HEARTBEAT_INTERVAL` / `TETHER_WS_HEARTBEAT_TIMEOUT` | off / interval | WebSocket PINGs |
  * | `TETHER_DIALER_HOST` / `TETHER_DIALER_PORT` / `TETHER_DIALER_CONNECT_TIMEOUT` | 127.0.0.1 / — / 10 s | dialer target |
  * | `TETHER_DIALER_BACKOFF_BASE` / `TETHER_DIALER_BACKOFF_MAX` / `TETHER_DIALER_RESET_AFTER` | 100 ms / 30 s / 10 s | reconnect backoff |
- * | `TETHER_BACKLOG_MAX_MESSAGES` / `TETHER_BACKLOG_MAX_BYTES` / `TETHER_BACKLOG_MAX_AGE` | Backlog defaults | reconnect backlog bounds |
+ * | `TETHER_BACKLOG_MAX_MESSAGES` / `TETHER_BACKLOG_MAX_BYTES` / `TETHER_BACKLOG_MAX_AGE` | 10000 / 16 MiB / 5 min | reconnect backlog bounds |
  * | `TETHER_BACKLOG_POLICY` / `TETHER_BACKLOG_KEEP_ACROSS_PERIODS` | rejectNew / — | backlog policy |
  *
  * @since 0.1.0
