@@ -64,6 +64,39 @@ const rawStream = async (frames: number, size: number, perWrite: number) => {
   finish({ startAt, sentAt, frames })
 }
 
+/** Like `rawStream` with one frame per write, but each frame as two chunks (header, payload) through cork/uncork (writev), `perWrite` frames per writev. */
+const rawWritev = async (frames: number, size: number, perWrite: number) => {
+  const socket = await connectRaw()
+  let i = 0
+  const startAt = nowNs()
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject)
+    const pump = () => {
+      while (i < frames) {
+        const k = Math.min(perWrite, frames - i)
+        socket.cork()
+        let ok = true
+        for (let j = 0; j < k; j++) {
+          const header = Buffer.allocUnsafe(4)
+          header.writeUInt32BE(size, 0)
+          ok = socket.write(header) && ok
+          ok = socket.write(payload(i++, size)) && ok
+        }
+        socket.uncork()
+        if (!ok) {
+          socket.once("drain", pump)
+          return
+        }
+      }
+      resolve()
+    }
+    pump()
+  })
+  const sentAt = nowNs()
+  await endRaw(socket)
+  finish({ startAt, sentAt, frames })
+}
+
 const platformStream = async (frames: number, size: number) => {
   const { Deferred, Effect, Fiber } = await import("effect")
   const NodeSocket = await import("@effect/platform-node/NodeSocket")
@@ -366,6 +399,8 @@ const main = async () => {
       return rawStream(frames, size, 1)
     case "raw-packed":
       return rawStream(frames, size, num(params, "perWrite", 256))
+    case "raw-writev":
+      return rawWritev(frames, size, num(params, "perWrite", 4))
     case "platform":
       return platformStream(frames, size)
     case "tether-send":
