@@ -24,7 +24,7 @@ export interface EchoClientOptions {
   readonly host?: string | undefined
   readonly port: number
   /** The lines to send, in order (sent as they arrive, replies printed as they come). */
-  readonly lines: Stream.Stream<string, Error> | Iterable<string>
+  readonly lines: Stream.Stream<string, Error> | ReadonlyArray<string>
   readonly connectTimeout?: Duration.DurationInput | undefined
   /** How long to wait, once the input ends, for the replies still owed. */
   readonly replyTimeout?: Duration.DurationInput | undefined
@@ -32,6 +32,8 @@ export interface EchoClientOptions {
   /** Called with each reply as it arrives. */
   readonly onReply?: ((reply: string) => Effect.Effect<void>) | undefined
 }
+
+const isLines = (x: EchoClientOptions["lines"]): x is ReadonlyArray<string> => Array.isArray(x)
 
 /**
  * Connects, sends every line, waits for as many replies, closes gracefully.
@@ -54,7 +56,7 @@ export const client = (options: EchoClientOptions) =>
         if (options.onReply) yield* options.onReply(reply)
         yield* Queue.offer(arrived, undefined)
       })))
-    const lines = Symbol.iterator in options.lines ? Stream.fromIterable(options.lines) : options.lines
+    const lines = isLines(options.lines) ? Stream.fromIterable(options.lines) : options.lines
     let sent = 0
     // `send` completes when the frame is queued for the writer fiber (not when it is written)
     yield* Stream.runForEach(lines, (line) => Effect.tap(conn.send(Framing.utf8(line)), () => sent++))
