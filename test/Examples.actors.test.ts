@@ -64,4 +64,34 @@ describe("examples/actors", () => {
       expect(report.handled).toBe(report.accepted)
       expect(report.unhandled).toEqual([])
     }))
+
+  it.live("the TCP front door while the broker drains: a line is answered 'refused <reason>'", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<number>()
+      const stop = yield* Deferred.make<void>()
+      // a slow actor with a full mailbox: the drain takes a while, and the front door is still open meanwhile
+      const fiber = yield* Effect.fork(run({
+        producers: 2,
+        mailboxCapacity: 16,
+        slowWork: "30 millis",
+        tcp: { port: 0 },
+        onStart: (server) => Deferred.succeed(started, server!.address.port),
+        until: Deferred.await(stop)
+      }))
+      const port = yield* Deferred.await(started).pipe(Effect.timeout("5 seconds"))
+      const answers = yield* Effect.scoped(Effect.gen(function*() {
+        const conn = yield* Connection.connectTcp({ port, codec: Framing.newline() })
+        const replies = yield* Stream.toPull(Stream.map(conn.incoming, Framing.text))
+        const ask = Effect.zipRight(conn.send(Framing.utf8("audit ping")), replies)
+        expect(Array.from(yield* ask)).toEqual(["accepted"])
+        yield* Deferred.succeed(stop, undefined) // the shutdown begins: gate closed, drain under way
+        const seen: Array<string> = []
+        while (!seen.some((a) => a.startsWith("refused"))) seen.push(...(yield* ask))
+        return seen
+      })).pipe(Effect.timeout("5 seconds"))
+      expect(answers.at(-1)).toBe("refused run-for elapsed")
+      const { report } = yield* Fiber.join(fiber).pipe(Effect.timeout("5 seconds"))
+      expect(report.queuedAtClose).toBeGreaterThan(0)
+      expect(report.handled).toBe(report.accepted)
+    }))
 })

@@ -213,7 +213,12 @@ const main = () => {
       `streaming on ws://${ws.address.host}:${ws.address.port}/ (one seat); ` +
         `sessions at http://${http.host}:${http.port}/sessions (Ctrl-C to stop)`
     )
-    yield* Effect.never
+    yield* Effect.never.pipe(
+      Effect.onInterrupt(() =>
+        Effect.flatMap(ws.shutdown, (r) =>
+          Console.log(`shut down: ${r.sessions} sessions, ${r.graceful} graceful, ${r.aborted} aborted, ${r.millis} ms`))
+      )
+    )
   })
   NodeRuntime.runMain(Effect.scoped(program))
 }
