@@ -31,6 +31,10 @@ export const parseTick = (frame: Uint8Array): number | undefined => {
  * Serves publishers in the current scope. Closing the scope is a graceful
  * shutdown: each session closes its gate, sends FIN and keeps reading until
  * the publisher's FIN, so every tick that was on the wire is still recorded.
+ *
+ * Keep `onTick` quick (synchronous work): the listener interrupts a session's
+ * handler as soon as its connection has closed, and frames still waiting in
+ * `incoming` behind a slow handler would not be handled.
  */
 export const subscriber = (options: SubscriberOptions) =>
   Listener.serve(
