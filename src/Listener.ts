@@ -280,6 +280,11 @@ export interface Options extends Omit<Connection.Options, "id">, Transport.Socke
   readonly maxConnections?: number | undefined
   /** Time a session has to call {@link handshakeDone} (default: no limit). */
   readonly handshakeTimeout?: Duration.DurationInput | undefined
+  /**
+   * After its connection has closed, how long a handler may still run to finish the frames it already
+   * read (`incoming` delivers them, then ends) before it is interrupted (default 5 s).
+   */
+  readonly sessionGrace?: Duration.DurationInput | undefined
   /** Bound on the graceful part of a shutdown before the rest is aborted (default 10 s). */
   readonly shutdownTimeout?: Duration.DurationInput | undefined
   /** Prefix of session ids (default "session"). */

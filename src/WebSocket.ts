@@ -503,6 +503,8 @@ export interface ServerOptions<RU = never> extends Omit<Connection.Options, "id"
   readonly maxConnections?: number | undefined
   readonly handshakeTimeout?: Duration.DurationInput | undefined
   readonly shutdownTimeout?: Duration.DurationInput | undefined
+  /** After the connection closed, how long the handler may finish what it read (default 5 s). */
+  readonly sessionGrace?: Duration.DurationInput | undefined
   readonly idPrefix?: string | undefined
   readonly readHighWaterMark?: number | undefined
   /** Send PINGs from a heartbeat on every session (default: off). */

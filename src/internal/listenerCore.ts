@@ -23,13 +23,15 @@ import type * as Transport from "../Transport.js"
 /** @internal */
 export const defaults = {
   maxConnections: 10_000,
-  shutdownTimeout: "10 seconds"
+  shutdownTimeout: "10 seconds",
+  sessionGrace: "5 seconds"
 } as const
 
 /** @internal */
 export interface CoreOptions {
   readonly maxConnections?: number | undefined
   readonly handshakeTimeout?: Duration.DurationInput | undefined
+  readonly sessionGrace?: Duration.DurationInput | undefined
   readonly shutdownTimeout?: Duration.DurationInput | undefined
   readonly idPrefix?: string | undefined
   readonly connection: Omit<Connection.Options, "id">
@@ -94,6 +96,7 @@ export const makeCore = <E, R, RA>(
   Effect.gen(function*() {
     const maxConnections = options.maxConnections ?? defaults.maxConnections
     const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? defaults.shutdownTimeout)
+    const sessionGrace = Duration.decode(options.sessionGrace ?? defaults.sessionGrace)
     const handshakeTimeout = options.handshakeTimeout === undefined
       ? undefined
       : Duration.decode(options.handshakeTimeout)
@@ -185,15 +188,23 @@ export const makeCore = <E, R, RA>(
             })
             : Effect.void)
         const info: Listener.Session = { id, remoteAddress: a.remoteAddress, connection: conn, handshakeDone }
+        // The handler runs until it ends. Once the connection has closed it still gets `sessionGrace` to
+        // finish what it already read (`incoming` delivers every buffered frame, then ends); only a handler
+        // that ignores the close is interrupted, so a seat is never held for long by a dead session.
         yield* Effect.raceFirst(
           handler(conn).pipe(
             Effect.provideService(sessionTag, info),
-            Effect.catchAllCause((cause) =>
-              Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning("session handler failed", cause)
-            ),
+            Effect.catchAllCause((cause) => {
+              if (Cause.isInterruptedOnly(cause)) return Effect.void
+              // a send on a closed connection is how most handlers learn of the close: not a failure
+              const failure = Cause.failureOption(cause)
+              const closedSend = Option.isSome(failure) && typeof failure.value === "object" && failure.value !== null &&
+                "_tag" in failure.value && failure.value._tag === "ConnectionClosed"
+              return closedSend ? Effect.void : Effect.logWarning("session handler failed", cause)
+            }),
             Effect.withSpan("tether.session", { attributes: { "tether.connection": conn.id, "tether.role": "server" } })
           ),
-          Effect.asVoid(conn.closed)
+          Effect.zipRight(conn.closed, Effect.sleep(sessionGrace))
         )
       })).pipe(
         Effect.ensuring(Effect.suspend(() => {

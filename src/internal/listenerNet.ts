@@ -81,6 +81,7 @@ export const serve = <E, R>(
       noDelay,
       port: _port,
       readHighWaterMark,
+      sessionGrace,
       shutdownTimeout,
       tls,
       ...connection
@@ -92,6 +93,7 @@ export const serve = <E, R>(
     const core = yield* makeCore<E, R, never>({
       maxConnections,
       handshakeTimeout,
+      sessionGrace,
       shutdownTimeout,
       idPrefix,
       connection,

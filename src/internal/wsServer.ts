@@ -51,6 +51,7 @@ export const serve = <E, R, RU>(
       perMessageDeflate,
       port: _port,
       readHighWaterMark,
+      sessionGrace,
       shutdownTimeout,
       tls,
       upgrade,
@@ -71,6 +72,7 @@ export const serve = <E, R, RU>(
     const core = yield* makeCore<E, R, RU>({
       maxConnections,
       handshakeTimeout,
+      sessionGrace,
       shutdownTimeout,
       idPrefix: idPrefix ?? "ws",
       connection: connOptions,

@@ -1,0 +1,46 @@
+/**
+ * A session handler finishes the frames it already read after the client
+ * closes (nothing accepted is dropped); a handler that ignores the close is
+ * interrupted at `sessionGrace`, so the seat is freed.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Stream } from "effect"
+import { Connection, Framing, Listener } from "tether"
+
+describe("Listener session grace", () => {
+  it.scopedLive("frames read before the client's close are all handled, even by a slow handler", () =>
+    Effect.gen(function*() {
+      let handled = 0
+      const done = yield* Deferred.make<void>()
+      const server = yield* Listener.serve({ port: 0 }, (conn) =>
+        Stream.runForEach(conn.incoming, () =>
+          Effect.zipRight(Effect.sleep("1 millis"), Effect.sync(() => handled++))).pipe(
+            Effect.ensuring(Deferred.succeed(done, undefined))
+          ))
+      const outcome = yield* Effect.scoped(Effect.gen(function*() {
+        const client = yield* Connection.connectTcp({ port: server.address.port })
+        yield* client.sendAll(Array.from({ length: 100 }, (_, i) => Framing.utf8(`frame ${i}`)))
+        return yield* client.close()
+      }))
+      expect(outcome.delivered).toBe(100)
+      yield* Deferred.await(done).pipe(Effect.timeout("5 seconds"))
+      expect(handled).toBe(100)
+    }))
+
+  it.scopedLive("a handler that ignores the close is interrupted at sessionGrace and the seat frees", () =>
+    Effect.gen(function*() {
+      const server = yield* Listener.serve({ port: 0, sessionGrace: "200 millis", maxConnections: 1 }, () => Effect.never)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const client = yield* Connection.connectTcp({ port: server.address.port })
+        yield* Effect.repeat(server.stats, { until: (s) => s.active === 1 })
+        yield* client.close()
+      }))
+      const t0 = performance.now()
+      const stats = yield* Stream.runHead(
+        Stream.filter(server.sessionChanges, (rows) => rows.length === 0)
+      ).pipe(Effect.timeout("3 seconds"))
+      expect(stats._tag).toBe("Some")
+      expect(performance.now() - t0).toBeLessThan(1500)
+      expect(server.unsafeStats().active).toBe(0)
+    }))
+})
