@@ -21,6 +21,7 @@
  * | `TETHER_LISTENER_HOST` / `TETHER_LISTENER_PORT` / `TETHER_LISTENER_BACKLOG` | 127.0.0.1 / any / OS | listening socket |
  * | `TETHER_LISTENER_MAX_CONNECTIONS` | 10000 | seats |
  * | `TETHER_LISTENER_HANDSHAKE_TIMEOUT` / `TETHER_LISTENER_SHUTDOWN_TIMEOUT` | off / 10 s | server bounds |
+ * | `TETHER_LISTENER_SESSION_GRACE` | 5 s | a handler's time to finish what it read after its connection closed |
  * | `TETHER_WS_PATH` / `TETHER_WS_MAX_PAYLOAD` / `TETHER_WS_PER_MESSAGE_DEFLATE` | any / 16 MiB / false | WebSocket |
  * | `TETHER_WS_HANDSHAKE_TIMEOUT` | none | WebSocket client handshake |
  * | `TETHER_WS_HEARTBEAT_INTERVAL` / `TETHER_WS_HEARTBEAT_TIMEOUT` | off / interval | WebSocket PINGs |
@@ -129,7 +130,8 @@ const listenerOnly = Config.all({
   backlog: opt(cfg.positiveInt("BACKLOG")),
   maxConnections: opt(cfg.positiveInt("MAX_CONNECTIONS")),
   handshakeTimeout: opt(cfg.duration("HANDSHAKE_TIMEOUT")),
-  shutdownTimeout: opt(cfg.duration("SHUTDOWN_TIMEOUT"))
+  shutdownTimeout: opt(cfg.duration("SHUTDOWN_TIMEOUT")),
+  sessionGrace: opt(cfg.duration("SESSION_GRACE"))
 }).pipe(Config.nested("LISTENER"), Config.nested("TETHER"))
 
 /**
