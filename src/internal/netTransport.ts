@@ -9,6 +9,7 @@ import * as Net from "node:net"
 import * as Tls from "node:tls"
 import type { SocketOptions, Transport, TransportState, TransportStats } from "../Transport.js"
 import { TransportError } from "../Transport.js"
+import * as Inbound from "./inbound.js"
 
 const DEFAULT_READ_HWM = 256 * 1024
 const DEFAULT_KEEPALIVE = Duration.seconds(30)
@@ -44,73 +45,20 @@ export const makeSocketTransport = (
   kind: "tcp" | "tls",
   options?: SocketOptions
 ): Transport => {
-  const hwm = options?.readHighWaterMark ?? DEFAULT_READ_HWM
-  let chunks: Array<Uint8Array> = []
-  let buffered = 0
-  let paused = false
-  let ended = false
-  let closed = false
-  let failure: TransportError | undefined
-  let bytesRead = 0
-  let readWaiter: (() => void) | undefined
-
-  const wake = () => {
-    if (readWaiter !== undefined) {
-      const w = readWaiter
-      readWaiter = undefined
-      w()
-    }
-  }
-  socket.on("data", (chunk: Buffer) => {
-    chunks.push(chunk)
-    buffered += chunk.length
-    bytesRead += chunk.length
-    if (buffered >= hwm && !paused) {
-      paused = true
-      socket.pause()
-    }
-    wake()
+  const inbound = Inbound.make({
+    highWaterMark: options?.readHighWaterMark ?? DEFAULT_READ_HWM,
+    pause: () => socket.pause(),
+    resume: () => {
+      if (!socket.destroyed) socket.resume()
+    },
+    destroyed: () => socket.destroyed,
+    closedMessage: "socket destroyed"
   })
-  socket.on("end", () => {
-    ended = true
-    wake()
-  })
-  socket.on("error", (cause) => {
-    if (failure === undefined) failure = toTransportError("Read", cause)
-    wake()
-  })
-  socket.on("close", () => {
-    closed = true
-    wake()
-  })
-
-  const read: Effect.Effect<ReadonlyArray<Uint8Array>, TransportError> = Effect.suspend(() => {
-    if (chunks.length > 0) {
-      const out = chunks
-      chunks = []
-      buffered = 0
-      if (paused) {
-        paused = false
-        if (!socket.destroyed) socket.resume()
-      }
-      return Effect.succeed(out)
-    }
-    if (failure !== undefined) return Effect.fail(failure)
-    if (ended) return Effect.succeed([])
-    if (closed || socket.destroyed) {
-      return Effect.fail(new TransportError({ reason: "Closed", message: "socket destroyed" }))
-    }
-    return Effect.zipRight(
-      Effect.async<void>((resume) => {
-        const w = () => resume(Effect.void)
-        readWaiter = w
-        return Effect.sync(() => {
-          if (readWaiter === w) readWaiter = undefined
-        })
-      }),
-      read
-    )
-  })
+  socket.on("data", (chunk: Buffer) => inbound.push(chunk))
+  socket.on("end", inbound.end)
+  socket.on("error", (cause) => inbound.fail(toTransportError("Read", cause)))
+  socket.on("close", inbound.close)
+  const read = inbound.read
 
   const write = (batch: ReadonlyArray<Uint8Array>): Effect.Effect<void, TransportError> =>
     Effect.async<void, TransportError>((resume) => {
@@ -165,11 +113,11 @@ export const makeSocketTransport = (
   })
 
   const state = (): TransportState =>
-    socket.destroyed || closed
+    socket.destroyed || inbound.closed()
       ? "closed"
       : socket.writableEnded
       ? "half-closed-local"
-      : ended
+      : inbound.ended()
       ? "half-closed-remote"
       : "open"
 
@@ -178,7 +126,7 @@ export const makeSocketTransport = (
     return {
       queuedBytes: queued,
       bytesHandedToKernel: Math.max(0, socket.bytesWritten - queued),
-      bytesRead,
+      bytesRead: inbound.bytesRead(),
       state: state(),
       socket
     }

@@ -18,6 +18,7 @@ import { FrameError } from "../Framing.js"
 import type * as Framing from "../Framing.js"
 import type { ControlLane, Transport, TransportState, TransportStats } from "../Transport.js"
 import { TransportError } from "../Transport.js"
+import * as Inbound from "./inbound.js"
 
 /** @internal */
 export const KIND_TEXT = 1
@@ -213,28 +214,22 @@ export const make = (
   const receiver = internals._receiver
   const hwm = options.readHighWaterMark ?? DEFAULT_READ_HWM
 
-  let chunks: Array<Uint8Array> = []
-  let buffered = 0
-  let paused = false
-  let eof = false
-  let closed = false
-  let failure: TransportError | undefined
+  const inbound = Inbound.make({
+    highWaterMark: hwm,
+    pause: () => ws.pause(),
+    resume: () => ws.resume(),
+    destroyed: () => socket.destroyed,
+    closedMessage: "WebSocket closed without a Close frame (1006)",
+    eofBeforeFailure: true
+  })
   let received: CloseInfo["received"]
   let sent: CloseInfo["sent"]
   let protocolError: CloseInfo["protocolError"]
   let closeFrame: { code: number; reason: string } | undefined
-  let readWaiter: (() => void) | undefined
   let pendingControl: Array<{ readonly ping: boolean; readonly data: Buffer }> = []
   let wakeWriter: (() => void) | undefined
   const pongListeners = new Set<(data: Buffer) => void>()
 
-  const wake = () => {
-    if (readWaiter !== undefined) {
-      const w = readWaiter
-      readWaiter = undefined
-      w()
-    }
-  }
 
   // ---- read side ----
   ws.on("message", (data: Buffer | ArrayBuffer | Array<Buffer>, isBinary: boolean) => {
@@ -242,13 +237,7 @@ export const make = (
     const chunk = Buffer.allocUnsafe(payload.length + 1)
     chunk[0] = isBinary ? KIND_BINARY : KIND_TEXT
     payload.copy(chunk, 1)
-    chunks.push(chunk)
-    buffered += chunk.length
-    if (buffered >= hwm && !paused) {
-      paused = true
-      ws.pause()
-    }
-    wake()
+    inbound.push(chunk)
   })
   // the peer's PING: the PONG is written by the connection's writer fiber, never from here
   ws.on("ping", (data: Buffer) => {
@@ -260,17 +249,10 @@ export const make = (
     for (const f of pongListeners) f(data)
   })
   ws.on("error", (cause: Error) => {
-    if (failure === undefined) failure = toError("Read", cause)
-    wake()
+    inbound.fail(toError("Read", cause))
   })
-  ws.on("close", () => {
-    closed = true
-    wake()
-  })
-  socket.on("end", () => {
-    eof = true
-    wake()
-  })
+  ws.on("close", inbound.close)
+  socket.on("end", inbound.end)
 
   // stop feeding ws's parser (what ws does itself when a Close frame or a protocol error ends reading)
   const wsDataListeners = socket.listeners("data") as Array<(chunk: Buffer) => void>
@@ -290,47 +272,17 @@ export const make = (
     received = { code, reason: reason.toString() }
     stopReading()
     if (internals._closeFrameSent) socket.end() // both Close frames exchanged
-    eof = true
-    wake()
+    inbound.end()
   })
   receiver.on("error", (err: Error) => {
     const status = statusOf(err)
     protocolError = { status, code: codeOf(err), message: err.message }
     stopReading()
     const size = (receiver._totalPayloadLength ?? 0) + (receiver._payloadLength ?? 0)
-    chunks.push(errorMarker(status === 1009, status === 1009 ? size : 0, options.maxPayload, err.message))
-    wake()
+    inbound.push(errorMarker(status === 1009, status === 1009 ? size : 0, options.maxPayload, err.message))
   })
 
-  const read: Effect.Effect<ReadonlyArray<Uint8Array>, TransportError> = Effect.suspend(() => {
-    if (chunks.length > 0) {
-      const out = chunks
-      chunks = []
-      buffered = 0
-      if (paused) {
-        paused = false
-        ws.resume()
-      }
-      return Effect.succeed(out)
-    }
-    if (eof) return Effect.succeed([])
-    if (failure !== undefined) return Effect.fail(failure)
-    if (closed || socket.destroyed) {
-      return Effect.fail(
-        new TransportError({ reason: "Closed", message: "WebSocket closed without a Close frame (1006)" })
-      )
-    }
-    return Effect.zipRight(
-      Effect.async<void>((resume) => {
-        const w = () => resume(Effect.void)
-        readWaiter = w
-        return Effect.sync(() => {
-          if (readWaiter === w) readWaiter = undefined
-        })
-      }),
-      read
-    )
-  })
+  const read = inbound.read
 
   // ---- write side (the connection's writer fiber only) ----
   const notOpen = () =>
@@ -406,11 +358,11 @@ export const make = (
   })
 
   const state = (): TransportState =>
-    socket.destroyed || closed
+    socket.destroyed || inbound.closed()
       ? "closed"
       : sent !== undefined || socket.writableEnded
       ? "half-closed-local"
-      : eof
+      : inbound.ended()
       ? "half-closed-remote"
       : "open"
 

@@ -1,0 +1,115 @@
+/**
+ * The pull-based inbound buffer shared by the socket transports (TCP/TLS and
+ * WebSocket): event callbacks push chunks; the connection's reader takes them
+ * all at once. Above the high-water mark the source is paused until the reader
+ * takes what is buffered, so a slow consumer pushes back on the peer through
+ * TCP. One reader at a time.
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import { TransportError } from "../Transport.js"
+
+/** @internal */
+export interface Inbound {
+  /** Appends a chunk (from a 'data'/'message' callback); pauses the source above the high-water mark. */
+  readonly push: (chunk: Uint8Array) => void
+  /** The peer's end of stream. */
+  readonly end: () => void
+  /** A read-side failure (the first one wins). */
+  readonly fail: (error: TransportError) => void
+  /** The source closed (without necessarily an EOF or an error). */
+  readonly close: () => void
+  /** Wakes the reader to re-check (after a state change made elsewhere). */
+  readonly wake: () => void
+  /** Every buffered chunk, waiting for one; `[]` is the EOF. */
+  readonly read: Effect.Effect<ReadonlyArray<Uint8Array>, TransportError>
+  readonly bytesRead: () => number
+  readonly ended: () => boolean
+  readonly closed: () => boolean
+}
+
+/** @internal */
+export const make = (options: {
+  readonly highWaterMark: number
+  readonly pause: () => void
+  readonly resume: () => void
+  /** Whether the underlying socket is already destroyed (then a read fails with `closedMessage`). */
+  readonly destroyed: () => boolean
+  readonly closedMessage: string
+  /** Whether an EOF is reported before a pending failure (WebSocket: a Close frame ends reading cleanly). */
+  readonly eofBeforeFailure?: boolean | undefined
+}): Inbound => {
+  let chunks: Array<Uint8Array> = []
+  let buffered = 0
+  let bytesRead = 0
+  let paused = false
+  let ended = false
+  let closed = false
+  let failure: TransportError | undefined
+  let waiter: (() => void) | undefined
+
+  const wake = () => {
+    if (waiter !== undefined) {
+      const w = waiter
+      waiter = undefined
+      w()
+    }
+  }
+  const awaitChange = Effect.async<void>((resume) => {
+    const w = () => resume(Effect.void)
+    waiter = w
+    return Effect.sync(() => {
+      if (waiter === w) waiter = undefined
+    })
+  })
+
+  const read: Effect.Effect<ReadonlyArray<Uint8Array>, TransportError> = Effect.suspend(() => {
+    if (chunks.length > 0) {
+      const out = chunks
+      chunks = []
+      buffered = 0
+      if (paused) {
+        paused = false
+        options.resume()
+      }
+      return Effect.succeed(out)
+    }
+    if (options.eofBeforeFailure && ended) return Effect.succeed([])
+    if (failure !== undefined) return Effect.fail(failure)
+    if (ended) return Effect.succeed([])
+    if (closed || options.destroyed()) {
+      return Effect.fail(new TransportError({ reason: "Closed", message: options.closedMessage }))
+    }
+    return Effect.zipRight(awaitChange, read)
+  })
+
+  return {
+    push: (chunk) => {
+      chunks.push(chunk)
+      buffered += chunk.length
+      bytesRead += chunk.length
+      if (buffered >= options.highWaterMark && !paused) {
+        paused = true
+        options.pause()
+      }
+      wake()
+    },
+    end: () => {
+      ended = true
+      wake()
+    },
+    fail: (error) => {
+      if (failure === undefined) failure = error
+      wake()
+    },
+    close: () => {
+      closed = true
+      wake()
+    },
+    wake,
+    read,
+    bytesRead: () => bytesRead,
+    ended: () => ended,
+    closed: () => closed
+  }
+}
