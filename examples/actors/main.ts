@@ -13,6 +13,7 @@ import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import type { Listener } from "tether"
 import { broker, type MailboxClosed, serveTcp, type ShutdownReport, type UnknownActor } from "./broker.js"
+import { duration } from "../cli.js"
 
 /** Options of {@link run}. */
 export interface RunOptions {
@@ -137,14 +138,6 @@ usage: npx tsx examples/actors/main.ts [options]
   -h, --help
 
 durations: 500ms, 2s, 1m`
-
-/** Parses `500ms`, `2s`, `1m` or a bare number of milliseconds. */
-const duration = (flag: string, text: string): Duration.Duration => {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim())
-  if (m === null) throw new Error(`${flag}: expected a duration like 500ms, 2s, 1m (got '${text}')`)
-  const n = Number(m[1])
-  return m[2] === "s" ? Duration.seconds(n) : m[2] === "m" ? Duration.minutes(n) : Duration.millis(n)
-}
 
 const main = () => {
   const { values } = parseArgs({

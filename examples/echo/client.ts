@@ -11,6 +11,7 @@ import * as Readline from "node:readline"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import { Connection, DisconnectReason, Framing } from "tether"
+import { duration } from "../cli.js"
 
 /** The server did not answer every line in time. */
 export class EchoTimeout extends Data.TaggedError("EchoTimeout")<{
@@ -86,14 +87,6 @@ usage: npx tsx examples/echo/client.ts [options] [line ...]
   -h, --help
 
 durations: 500ms, 2s, 1m`
-
-/** Parses `500ms`, `2s`, `1m` or a bare number of milliseconds. */
-const duration = (flag: string, text: string): Duration.Duration => {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim())
-  if (m === null) throw new Error(`${flag}: expected a duration like 500ms, 2s, 1m (got '${text}')`)
-  const n = Number(m[1])
-  return m[2] === "s" ? Duration.seconds(n) : m[2] === "m" ? Duration.minutes(n) : Duration.millis(n)
-}
 
 const main = () => {
   const { values, positionals } = parseArgs({

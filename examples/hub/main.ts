@@ -15,7 +15,8 @@ import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import type { Backlog, Hub, Listener } from "tether"
 import { defaultBacklog, describeEvent, publisher } from "./publisher.js"
-import { duration, subscriber } from "./subscriber.js"
+import { duration } from "../cli.js"
+import { subscriber } from "./subscriber.js"
 
 /** Options of {@link run}. */
 export interface RunOptions {

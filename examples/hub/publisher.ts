@@ -14,7 +14,8 @@ import { Console, Duration, Effect, Option, Schedule, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import { type Backlog, type Dialer, DisconnectReason, Framing, Hub } from "tether"
-import { duration, parseTick } from "./subscriber.js"
+import { duration } from "../cli.js"
+import { parseTick } from "./subscriber.js"
 
 /** One outbound peer. */
 export interface Peer {

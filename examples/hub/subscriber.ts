@@ -9,6 +9,7 @@ import { Console, Duration, Effect, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import { Framing, Listener } from "tether"
+import { duration } from "../cli.js"
 
 /** Options of {@link subscriber}. */
 export interface SubscriberOptions {
@@ -64,14 +65,6 @@ usage: npx tsx examples/hub/subscriber.ts [options]
   --linger-timeout <dur>     wait for the publisher's FIN on close (default 2s)
   --shutdown-timeout <dur>   bound on the graceful shutdown (default 3s)
   -h, --help`
-
-/** Parses `500ms`, `2s`, `1m` or a bare number of milliseconds. */
-export const duration = (flag: string, text: string): Duration.Duration => {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim())
-  if (m === null) throw new Error(`${flag}: expected a duration like 500ms, 2s, 1m (got '${text}')`)
-  const n = Number(m[1])
-  return m[2] === "s" ? Duration.seconds(n) : m[2] === "m" ? Duration.minutes(n) : Duration.millis(n)
-}
 
 const main = () => {
   const { values } = parseArgs({

@@ -9,7 +9,8 @@ import { Console, Data, type Duration, Effect, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import { WebSocket } from "tether"
-import { decode, duration, encode } from "./relay.js"
+import { duration } from "../cli.js"
+import { decode, encode } from "./relay.js"
 
 /** Not every request was answered in time. */
 export class RelayTimeout extends Data.TaggedError("RelayTimeout")<{

@@ -10,7 +10,8 @@ import { Console, type Duration, Effect, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import { DisconnectReason, WebSocket } from "tether"
-import { decode, duration, encode } from "./relay.js"
+import { duration } from "../cli.js"
+import { decode, encode } from "./relay.js"
 
 /** Options of {@link provider}. */
 export interface ProviderOptions {

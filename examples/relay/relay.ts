@@ -20,6 +20,7 @@ import { Console, Duration, Effect, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import { type Connection, DisconnectReason, Listener, WebSocket } from "tether"
+import { duration } from "../cli.js"
 
 /** A message of the relay protocol. */
 export type Message =
@@ -230,14 +231,6 @@ usage: npx tsx examples/relay/relay.ts [options]
 
 durations: 500ms, 2s, 1m
 then: npx tsx examples/relay/provider.ts --name p1 ; npx tsx examples/relay/client.ts hello world`
-
-/** Parses `500ms`, `2s`, `1m` or a bare number of milliseconds. */
-export const duration = (flag: string, text: string): Duration.Duration => {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim())
-  if (m === null) throw new Error(`${flag}: expected a duration like 500ms, 2s, 1m (got '${text}')`)
-  const n = Number(m[1])
-  return m[2] === "s" ? Duration.seconds(n) : m[2] === "m" ? Duration.minutes(n) : Duration.millis(n)
-}
 
 const main = () => {
   const { values } = parseArgs({

@@ -12,7 +12,7 @@ import { Clock, Console, type Duration, Effect, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import { DisconnectReason, WebSocket } from "tether"
-import { duration } from "./server.js"
+import { duration } from "../cli.js"
 
 /** Options of {@link client}. */
 export interface StreamClientOptions {

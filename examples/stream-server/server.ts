@@ -19,6 +19,7 @@ import * as Http from "node:http"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import { type Connection, DisconnectReason, type Listener, Watchdog, WebSocket } from "tether"
+import { duration } from "../cli.js"
 
 /** Options of {@link server}. */
 export interface StreamServerOptions {
@@ -165,14 +166,6 @@ usage: npx tsx examples/stream-server/server.ts [options]
   -h, --help
 
 durations: 500ms, 2s, 1m`
-
-/** Parses `500ms`, `2s`, `1m` or a bare number of milliseconds. */
-export const duration = (flag: string, text: string): Duration.Duration => {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim())
-  if (m === null) throw new Error(`${flag}: expected a duration like 500ms, 2s, 1m (got '${text}')`)
-  const n = Number(m[1])
-  return m[2] === "s" ? Duration.seconds(n) : m[2] === "m" ? Duration.minutes(n) : Duration.millis(n)
-}
 
 const main = () => {
   const { values } = parseArgs({
