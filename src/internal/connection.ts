@@ -530,7 +530,10 @@ export const make = (
       trySendEncoded: (frame) => trySend(frame) as Effect.Effect<"accepted" | "full", ConnectionClosed>,
       incoming: Mailbox.toStream(inbound),
       state: SubscriptionRef.get(stateRef),
-      stateChanges: stateRef.changes,
+      // built on access (as SubscriptionRef's own `changes` is): an eager copy is ~2 KB per idle connection
+      get stateChanges() {
+        return stateRef.changes
+      },
       close: closeWith("graceful", (message) => DR.LocalClose({ message })),
       abort: closeWith("abort", (message) => DR.Aborted({ message })),
       unsafeRequestClose,
