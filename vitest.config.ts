@@ -6,6 +6,9 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 20_000,
     pool: "forks",
+    // Most files spend their time waiting on live timers and loopback sockets, not on the CPU: vitest's
+    // default of (cores − 1) workers would run them one at a time on a 2-core machine.
+    poolOptions: { forks: { minForks: 1, maxForks: 3 } },
     sequence: { concurrent: false }
   }
 })

