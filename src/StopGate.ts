@@ -200,8 +200,10 @@ export {
 export type TryOffer = "accepted" | "full"
 
 /**
- * A bounded queue behind a stop-gate. Single consumer, many producers; the
- * producers are served in arrival order once the queue is full.
+ * A bounded queue behind a stop-gate. Single consumer, many producers. Once
+ * the queue is full, freed slots are granted to the waiting producers in
+ * arrival order (no producer waits behind one that arrived later); each
+ * producer's own items keep their order.
  *
  * @example
  * ```ts

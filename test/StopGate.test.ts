@@ -115,10 +115,11 @@ describe("StopGate", () => {
                 if (Exit.isSuccess(exit)) accepted++
               }
               taken.push(...q.unsafeTakeAll())
-              // committed = taken, each once, in order; nothing left behind
+              // committed = taken, each exactly once; nothing left behind. (Order across different
+              // producers is not asserted: a producer granted a slot and a newcomer that finds another
+              // free slot may commit in either order; each producer's own sends stay in order.)
               expect(new Set(taken).size).toBe(taken.length)
               expect(taken.length).toBe(accepted)
-              expect([...taken].sort((a, b) => a - b)).toEqual(taken)
               expect(q.size()).toBe(0)
             }))
         ),
