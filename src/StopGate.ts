@@ -12,6 +12,7 @@
  */
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 
@@ -436,3 +437,95 @@ interface Waiter {
   granted: boolean
   readonly wake: () => void
 }
+
+/**
+ * What {@link closeAndDrain} did.
+ *
+ * @example
+ * ```ts
+ * import type { StopGate } from "tether"
+ *
+ * const report = (d: StopGate.DrainReport<string>) => `${d.handled} handled, ${d.remaining.length} handed back`
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DrainReport<A> {
+  /** Items taken from the queue and handled. */
+  readonly handled: number
+  /** Items still queued when the bound expired (or after a handler failure), in order. */
+  readonly remaining: ReadonlyArray<A>
+  /** Whether the queue was emptied within the bound. */
+  readonly drained: boolean
+}
+
+/**
+ * Shutdown in one step: closes the gate (every later offer fails, producers
+ * waiting for capacity fail too), then hands every item that was accepted
+ * before the close to `handle`, in order, bounded by `timeout`. What could not
+ * be handled in time is returned, never dropped. Deterministic: no sleeps —
+ * the drain ends exactly when the queue is empty.
+ *
+ * Use it when you own the queue's consumer (an actor's mailbox); a connection
+ * does the same internally with its writer fiber.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { StopGate } from "tether"
+ *
+ * const program = Effect.gen(function*() {
+ *   const gate = yield* StopGate.make<string>()
+ *   const mailbox = StopGate.unsafeMakeQueue<string, string>(gate, { capacity: 64 })
+ *   yield* mailbox.offer("last order")
+ *   const report = yield* StopGate.closeAndDrain(mailbox, "shutdown", (msg) => Effect.log(msg), "2 seconds")
+ *   // report: { handled: 1, remaining: [], drained: true }
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const closeAndDrain = <A, R, E, Rh>(
+  queue: GatedQueue<A, R>,
+  reason: R,
+  handle: (a: A) => Effect.Effect<void, E, Rh>,
+  timeout: Duration.DurationInput
+): Effect.Effect<DrainReport<A>, never, Rh> =>
+  Effect.suspend(() => {
+    queue.gate.unsafeClose(reason)
+    let handled = 0
+    let failed = false
+    // the item being handled: if the bound interrupts its handler, it was not handled and goes back
+    let current: { readonly item: A } | undefined
+    // the gate is closed: nothing can be committed any more, so this ends exactly when the queue is empty
+    const loop: Effect.Effect<void, never, Rh> = Effect.suspend(() => {
+      const batch = queue.unsafeTakeUpTo(1)
+      if (batch.length === 0) return Effect.void
+      current = { item: batch[0]! }
+      return handle(current.item).pipe(
+        Effect.matchEffect({
+          onFailure: () =>
+            Effect.sync(() => {
+              failed = true
+            }),
+          onSuccess: () =>
+            Effect.suspend(() => {
+              current = undefined
+              handled++
+              return loop
+            })
+        })
+      )
+    })
+    // interruptible even when called from an uninterruptible shutdown, so the bound always holds
+    return Effect.interruptible(loop).pipe(
+      Effect.timeout(timeout),
+      Effect.option,
+      Effect.map((done) => {
+        const remaining = (current === undefined ? [] : [current.item]).concat(queue.unsafeTakeAll())
+        return { handled, remaining, drained: done._tag === "Some" && !failed && remaining.length === 0 }
+      })
+    )
+  })

@@ -3,7 +3,7 @@
  * capacity when it closes fails instead of slipping in.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, FastCheck as fc } from "effect"
+import { Effect, Exit, FastCheck as fc, Fiber, TestClock } from "effect"
 import { StopGate } from "tether"
 
 describe("StopGate", () => {
@@ -126,4 +126,50 @@ describe("StopGate", () => {
         { numRuns: 200 }
       )
     ))
+})
+
+describe("StopGate.closeAndDrain", () => {
+  it.effect("closes the gate, hands every accepted item to the handler in order, refuses the rest", () =>
+    Effect.gen(function*() {
+      const gate = yield* StopGate.make<string>()
+      const q = StopGate.unsafeMakeQueue<number, string>(gate, { capacity: 2 })
+      yield* q.offer(1)
+      yield* q.offer(2)
+      const waiting = yield* Effect.fork(q.offer(3)) // waiting for capacity when the gate closes
+      yield* Effect.yieldNow()
+      const seen: Array<number> = []
+      const report = yield* StopGate.closeAndDrain(q, "shutdown", (n) => Effect.sync(() => seen.push(n)), "1 second")
+      expect(report).toEqual({ handled: 2, remaining: [], drained: true })
+      expect(seen).toEqual([1, 2])
+      expect(yield* Fiber.await(waiting)).toEqual(Exit.fail(new StopGate.GateClosed({ reason: "shutdown" })))
+      expect(yield* Effect.flip(q.offer(4))).toEqual(new StopGate.GateClosed({ reason: "shutdown" }))
+    }))
+
+  it.effect("at the bound, the item being handled and everything after it are handed back (TestClock)", () =>
+    Effect.gen(function*() {
+      const gate = yield* StopGate.make<string>()
+      const q = StopGate.unsafeMakeQueue<number, string>(gate, { capacity: 8 })
+      for (const n of [1, 2, 3, 4]) yield* q.offer(n)
+      const drain = yield* Effect.fork(
+        StopGate.closeAndDrain(q, "shutdown", () => Effect.sleep("400 millis"), "1 second")
+      )
+      yield* TestClock.adjust("1 second")
+      const report = yield* Fiber.join(drain)
+      // 1 and 2 took 800 ms; 3 was being handled when the second ran out
+      expect(report).toEqual({ handled: 2, remaining: [3, 4], drained: false })
+    }))
+
+  it.effect("a failing handler stops the drain; that item and the rest are handed back", () =>
+    Effect.gen(function*() {
+      const gate = yield* StopGate.make<string>()
+      const q = StopGate.unsafeMakeQueue<number, string>(gate, { capacity: 8 })
+      for (const n of [1, 2, 3]) yield* q.offer(n)
+      const report = yield* StopGate.closeAndDrain(
+        q,
+        "shutdown",
+        (n) => (n === 2 ? Effect.fail("boom") : Effect.void),
+        "1 second"
+      )
+      expect(report).toEqual({ handled: 1, remaining: [2, 3], drained: false })
+    }))
 })
