@@ -5,9 +5,10 @@
  *   npm start              # human timeline + report table
  *   npm start -- --json    # the same as JSON lines of events
  */
-import { Effect, Logger, LogLevel } from "effect"
+import { Effect, Logger, LogLevel, Option } from "effect"
 import { parseArgs } from "node:util"
 import * as DeadClient from "./demo/stories/deadClient.js"
+import * as DroppedLink from "./demo/stories/droppedLink.js"
 import * as HubStory from "./demo/stories/hub.js"
 import * as ShutdownRace from "./demo/stories/shutdownRace.js"
 import * as WebSocketStory from "./demo/stories/webSocket.js"
@@ -23,7 +24,8 @@ const program = Effect.gen(function*() {
     yield* Effect.scoped(HubStory.run({ ticks: 300, dropAt: 100, maxMessages: 500 })),
     yield* Effect.scoped(ShutdownRace.run({ producers: 8, runMs: 150 })),
     yield* Effect.scoped(WebSocketStory.run({ messages: 2000, pings: 200 })),
-    yield* Effect.scoped(DeadClient.run({ stallMs: 1500, probeMs: 250 }))
+    yield* Effect.scoped(DeadClient.run({ stallMs: 1500, probeMs: 250 })),
+    ...Option.toArray(yield* Effect.scoped(DroppedLink.run({ stallMs: 1500, probeMs: 250 })))
   ]
   yield* tl.report(results)
   const lost = results.reduce((n, r) => n + r.lost, 0)

@@ -19,13 +19,9 @@ describe("demo", () => {
     )
     const events = stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
     const results = events.filter((e) => e.event === "result")
-    expect(results.map((r) => r.story)).toEqual([
-      "1 zombie session",
-      "2 hub backlog",
-      "3 shutdown race",
-      "4 two writers",
-      "5 dead client"
-    ])
+    // 5b (a real dropped link) runs where network namespaces are permitted (as root, with iproute2)
+    const stories = results.map((r) => r.story).filter((s) => s !== "5b dropped link")
+    expect(stories).toEqual(["1 zombie session", "2 hub backlog", "3 shutdown race", "4 two writers", "5 dead client"])
     for (const r of results) {
       expect(r, r.story).toMatchObject({ ok: true, lost: 0 })
     }

@@ -8,7 +8,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, HashMap, Logger, Schedule } from "effect"
 import { Connection, Watchdog } from "tether"
-import * as NetNs from "./helpers/netns.js"
+import * as NetNs from "../examples/demo/netns.js"
 
 const within = <A, E, R>(ms: number, what: string, self: Effect.Effect<A, E, R>) =>
   Effect.timeoutFail(self, { duration: ms, onTimeout: () => new Error(`timed out after ${ms} ms waiting for ${what}`) })

@@ -79,5 +79,10 @@ export const layer = (json: boolean) =>
         console.log(line(header))
         console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`)
         for (const row of rows) console.log(line(row))
+        console.log(
+          "\ndelivered: counted by the peer where it is ours to read (2, 3, 4); handed to the peer's kernel where the\n" +
+            "peer is dead or stubborn (1, 5, 5b). not delivered: accepted frames the connection handed back, never dropped.\n" +
+            "lost: accepted − delivered − not delivered."
+        )
       })
   })

@@ -1,5 +1,5 @@
 /**
- * A peer in its own network namespace behind a veth pair, for tests that need a
+ * A peer in its own network namespace behind a veth pair, for the demo and the tests that need a
  * real half-open link: taking the peer's end down inside its namespace makes it
  * vanish without FIN or RST (our kernel keeps retransmitting into the void).
  *
