@@ -20,7 +20,8 @@ const tetherOptions = (params.tether ?? {}) as Record<string, number>
 
 const connectRaw = (): Promise<Net.Socket> =>
   new Promise((resolve, reject) => {
-    const socket = Net.connect({ host, port, noDelay: true })
+    // no-delay like tether's sockets, unless the orchestrator asks otherwise (param `noDelay: false`)
+    const socket = Net.connect({ host, port, noDelay: params.noDelay !== false })
     socket.once("connect", () => {
       socket.off("error", reject)
       resolve(socket)
