@@ -4,7 +4,7 @@
  * interrupted at `sessionGrace`, so the seat is freed.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Stream } from "effect"
+import { Deferred, Effect, Stream, TestClock } from "effect"
 import { Connection, Framing, Listener } from "tether"
 
 describe("Listener session grace", () => {
@@ -41,6 +41,27 @@ describe("Listener session grace", () => {
       ).pipe(Effect.timeout("3 seconds"))
       expect(stats._tag).toBe("Some")
       expect(performance.now() - t0).toBeLessThan(1500)
+      expect(server.unsafeStats().active).toBe(0)
+    }))
+
+  it.scoped("TestClock: the grace ends exactly at sessionGrace after the close", () =>
+    Effect.gen(function*() {
+      const server = yield* Listener.serve({ port: 0, sessionGrace: "5 seconds" }, () => Effect.never)
+      const rowsOf = (n: number) =>
+        Stream.runHead(Stream.filter(server.sessionChanges, (rows) => rows.length === n)).pipe(Effect.asVoid)
+      // real sockets, virtual time: wait on events, never on the clock
+      yield* Effect.scoped(Effect.gen(function*() {
+        const client = yield* Connection.connectTcp({ port: server.address.port, lingerTimeout: "0 millis" })
+        yield* rowsOf(1)
+        yield* client.abort()
+      }))
+      yield* Stream.runHead(
+        Stream.filter(server.sessionChanges, (rows) => rows.length === 1 && rows[0]!.state === "Closed")
+      )
+      yield* TestClock.adjust("4999 millis")
+      expect(server.unsafeStats().active).toBe(1) // still within its grace
+      yield* TestClock.adjust("1 millis")
+      yield* rowsOf(0)
       expect(server.unsafeStats().active).toBe(0)
     }))
 })
