@@ -3,30 +3,15 @@
  * connection's annotations; options load from Config with errors that name the key.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Either, HashMap, Logger, LogLevel, Metric, MetricLabel, Schedule, TestClock } from "effect"
+import { ConfigProvider, Duration, Effect, Either, Logger, LogLevel, Metric, MetricLabel, Schedule, TestClock } from "effect"
 import { Backlog, Connection, Dialer, Framing, Metrics, Transport, Watchdog } from "tether"
+import { captureLogs } from "./helpers/logs.js"
 
 const counter = (metric: Metric.Metric.Counter<number>, tags: ReadonlyArray<MetricLabel.MetricLabel>) =>
   Effect.map(Metric.value(Metric.taggedWithLabels(metric, tags)), (s) => s.count)
 const gauge = (metric: Metric.Metric.Gauge<number>, tags: ReadonlyArray<MetricLabel.MetricLabel>) =>
   Effect.map(Metric.value(Metric.taggedWithLabels(metric, tags)), (s) => s.value)
 
-interface Entry {
-  readonly level: string
-  readonly message: string
-  readonly annotations: Record<string, unknown>
-}
-const captureLogs = () => {
-  const entries: Array<Entry> = []
-  const logger = Logger.make(({ annotations, logLevel, message }) => {
-    entries.push({
-      level: logLevel.label,
-      message: String(Array.isArray(message) ? message.join(" ") : message),
-      annotations: Object.fromEntries(HashMap.toEntries(annotations))
-    })
-  })
-  return { entries, layer: Logger.replace(Logger.defaultLogger, logger) }
-}
 
 describe("Observability", () => {
   it.scoped("metrics move on connect, send and close", () =>
@@ -56,7 +41,7 @@ describe("Observability", () => {
     }))
 
   it.scoped("a write timeout is logged once, at warning, with the connection's annotations", () => {
-    const { entries, layer } = captureLogs()
+    const { lines: entries, layer } = captureLogs()
     return Effect.gen(function*() {
       const [t, peer] = yield* Transport.memoryPair({ kernelBufferBytes: 1 })
       peer.setReading(false)
@@ -75,7 +60,7 @@ describe("Observability", () => {
   })
 
   it.scoped("a reap moves the reaps metric and is logged once, with the figures that decided it", () => {
-    const { entries, layer } = captureLogs()
+    const { lines: entries, layer } = captureLogs()
     return Effect.gen(function*() {
       const [t, peer] = yield* Transport.memoryPair({ kernelBufferBytes: 16 })
       peer.setReading(false)

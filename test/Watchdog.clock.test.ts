@@ -5,25 +5,12 @@
  * or scripted through a replacement `Watchdog.TcpProbe`.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Fiber, HashMap, Logger, Schedule, TestClock } from "effect"
+import { ConfigProvider, Duration, Effect, Fiber, Schedule, TestClock } from "effect"
 import { Connection, DisconnectReason, Framing, Transport, Watchdog } from "tether"
+import { captureLogs, type LogLine } from "./helpers/logs.js"
 
 const frame = (n: number, size = 8) => new Uint8Array(size).fill(n % 256)
 
-interface LogLine {
-  readonly level: string
-  readonly message: string
-  readonly annotations: Record<string, unknown>
-}
-/** Captures log lines (Effect.logWarning etc.) of the test. */
-const captureLogs = () => {
-  const lines: Array<LogLine> = []
-  const logger = Logger.make<unknown, void>(({ annotations, logLevel, message }) => {
-    const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
-    lines.push({ level: logLevel.label, message: text, annotations: Object.fromEntries(HashMap.toEntries(annotations)) })
-  })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
-}
 /** The watchdogs' reap lines (warnings annotated with the watchdog's name). */
 const warnings = (lines: ReadonlyArray<LogLine>) =>
   lines.filter((l) => l.level === "WARN" && l.annotations["watchdog"] !== undefined)

@@ -6,9 +6,10 @@
  * probe; a stubborn peer after `close` is destroyed by the liveness watchdog.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, HashMap, Logger, Schedule } from "effect"
+import { Deferred, Effect, Fiber, Schedule } from "effect"
 import * as Net from "node:net"
 import { Connection, Framing, Watchdog } from "tether"
+import { captureLogs, type LogLine } from "./helpers/logs.js"
 
 const within = <A, E, R>(ms: number, what: string, self: Effect.Effect<A, E, R>) =>
   Effect.timeoutFail(self, { duration: ms, onTimeout: () => new Error(`timed out after ${ms} ms waiting for ${what}`) })
@@ -37,19 +38,6 @@ const server = (options: Net.ServerOpts, onSocket?: (socket: Net.Socket) => void
     return { port: (srv.address() as Net.AddressInfo).port, accepted: Deferred.await(accepted) }
   })
 
-interface LogLine {
-  readonly level: string
-  readonly message: string
-  readonly annotations: Record<string, unknown>
-}
-const captureLogs = () => {
-  const lines: Array<LogLine> = []
-  const logger = Logger.make<unknown, void>(({ annotations, logLevel, message }) => {
-    const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
-    lines.push({ level: logLevel.label, message: text, annotations: Object.fromEntries(HashMap.toEntries(annotations)) })
-  })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
-}
 const reaps = (lines: ReadonlyArray<LogLine>) =>
   lines.filter((l) => l.level === "WARN" && l.annotations["watchdog"] !== undefined)
 

@@ -7,6 +7,7 @@
  * @internal
  */
 import * as Effect from "effect/Effect"
+import type { TransportState } from "../Transport.js"
 import { TransportError } from "../Transport.js"
 
 /** @internal */
@@ -26,6 +27,8 @@ export interface Inbound {
   readonly bytesRead: () => number
   readonly ended: () => boolean
   readonly closed: () => boolean
+  /** The transport's state, given whether the socket is destroyed and whether our side sent its FIN. */
+  readonly state: (destroyed: boolean, localEnded: boolean) => TransportState
 }
 
 /** @internal */
@@ -110,6 +113,8 @@ export const make = (options: {
     read,
     bytesRead: () => bytesRead,
     ended: () => ended,
-    closed: () => closed
+    closed: () => closed,
+    state: (destroyed, localEnded) =>
+      destroyed || closed ? "closed" : localEnded ? "half-closed-local" : ended ? "half-closed-remote" : "open"
   }
 }

@@ -112,14 +112,7 @@ export const makeSocketTransport = (
     if (!socket.destroyed) socket.destroy()
   })
 
-  const state = (): TransportState =>
-    socket.destroyed || inbound.closed()
-      ? "closed"
-      : socket.writableEnded
-      ? "half-closed-local"
-      : inbound.ended()
-      ? "half-closed-remote"
-      : "open"
+  const state = (): TransportState => inbound.state(socket.destroyed, socket.writableEnded)
 
   const stats = (): TransportStats => {
     const queued = socket.writableLength

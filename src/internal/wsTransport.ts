@@ -357,14 +357,7 @@ export const make = (
     if (!socket.destroyed) socket.destroy()
   })
 
-  const state = (): TransportState =>
-    socket.destroyed || inbound.closed()
-      ? "closed"
-      : sent !== undefined || socket.writableEnded
-      ? "half-closed-local"
-      : inbound.ended()
-      ? "half-closed-remote"
-      : "open"
+  const state = (): TransportState => inbound.state(socket.destroyed, sent !== undefined || socket.writableEnded)
 
   const stats = (): TransportStats => {
     const queued = ws.bufferedAmount
