@@ -284,7 +284,11 @@ export interface Options<E = never, R = never> {
   readonly resetAfter?: Duration.DurationInput | undefined
   /** When connecting is allowed (default non-stop). */
   readonly schedule?: SessionSchedule.SessionSchedule | undefined
-  /** Runs on the live connection when its window ends, before the graceful close (e.g. send a Logout). */
+  /**
+   * Runs on the live connection when its window ends, before the graceful close (e.g. send a Logout).
+   * The session fiber has already been interrupted by then: send through the connection given here,
+   * and keep any protocol state the hook needs outside the session callback (as examples/fix does).
+   */
   readonly onWindowEnd?: ((connection: Connection.Connection) => Effect.Effect<void, unknown>) | undefined
   /** Runs when a new session period begins, before its first connection (e.g. reset sequence numbers). */
   readonly onNewPeriod?:
