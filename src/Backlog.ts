@@ -148,7 +148,11 @@ export interface Options {
   readonly maxBytes?: number | undefined
   /** A frame expires when its age reaches this (default 5 minutes; `Duration.infinity` for never). */
   readonly maxAge?: Duration.DurationInput | undefined
-  /** What a full backlog does with an offer (default `"rejectNew"`). */
+  /**
+   * What a full backlog does with an offer (default `"rejectNew"`). Under `rejectNew` a refused frame is
+   * reported twice on purpose — to its sender (the offer fails with {@link BacklogFull}) and as a `Rejected`
+   * event (a dialer's `BacklogOverflow`) for monitoring: count losses from one of the two, not both.
+   */
   readonly policy?: Policy | undefined
   /** Whether frames held at a session-period rollover are kept for the next period (default false: discarded and reported). */
   readonly keepAcrossPeriods?: boolean | undefined
