@@ -14,8 +14,8 @@ import * as Effect from "effect/Effect"
 import type { EventEmitter } from "node:events"
 import type * as Net from "node:net"
 import type { WebSocket } from "ws"
+import * as Framing from "../Framing.js"
 import { FrameError } from "../Framing.js"
-import type * as Framing from "../Framing.js"
 import type { ControlLane, Transport, TransportState, TransportStats } from "../Transport.js"
 import { TransportError } from "../Transport.js"
 import * as Inbound from "./inbound.js"
@@ -101,6 +101,9 @@ export const decodeMarker = (chunk: Uint8Array): FrameError => {
     : new FrameError({ reason: "MalformedFrame", message })
 }
 
+/** The writer's wire format toward the transport: a 4-byte length prefix marks each message's boundary. */
+const wire = Framing.lengthPrefixed({ maxFrameBytes: Number.MAX_SAFE_INTEGER })
+
 /**
  * The connection codec for WebSocket transports: a frame is one message, its
  * first byte the kind (1 text, 2 binary), the rest the payload. On the way to
@@ -109,6 +112,7 @@ export const decodeMarker = (chunk: Uint8Array): FrameError => {
  * @internal
  */
 export const codec = (maxPayload: number): Framing.Codec => ({
+  ...wire,
   name: "websocket",
   maxFrameBytes: maxPayload,
   check: (frame) => {
@@ -128,21 +132,6 @@ export const codec = (maxPayload: number): Framing.Codec => ({
       })
       : undefined
   },
-  encodedLength: (frame) => frame.length + 4,
-  encodeInto: (frame, target, offset) => {
-    const n = frame.length
-    target[offset] = n >>> 24
-    target[offset + 1] = (n >>> 16) & 0xff
-    target[offset + 2] = (n >>> 8) & 0xff
-    target[offset + 3] = n & 0xff
-    target.set(frame, offset + 4)
-    return offset + 4 + n
-  },
-  encodeChunks: (frame) => {
-    const header = Buffer.allocUnsafe(4)
-    header.writeUInt32BE(frame.length, 0)
-    return [header, frame]
-  },
   makeDecoder: () => ({
     buffered: () => 0,
     decode: (chunk, out) => {
@@ -153,48 +142,15 @@ export const codec = (maxPayload: number): Framing.Codec => ({
   })
 })
 
-/** Splits the writer's batch (length-prefixed frames, possibly split across chunks) into messages. */
+/** Splits the writer's batch (whole length-prefixed frames, possibly split across chunks) into messages. */
 const parseBatch = (chunks: ReadonlyArray<Uint8Array>): Array<{ binary: boolean; data: Buffer }> => {
-  const out: Array<{ binary: boolean; data: Buffer }> = []
-  let header: Array<number> = []
-  let need = 0 // bytes of the current frame still missing
-  let parts: Array<Uint8Array> = []
-  const emit = (frame: Uint8Array) => {
+  const frames: Array<Uint8Array> = []
+  const decoder = wire.makeDecoder()
+  for (const c of chunks) decoder.decode(c, frames) // no limit: cannot fail
+  return frames.map((frame) => {
     const b = Buffer.from(frame.buffer, frame.byteOffset, frame.length)
-    out.push({ binary: b[0] === KIND_BINARY, data: b.subarray(1) })
-  }
-  for (const c of chunks) {
-    let i = 0
-    while (i < c.length) {
-      if (need === 0) {
-        if (header.length === 0 && c.length - i >= 4) {
-          need = ((c[i]! << 24) >>> 0) + (c[i + 1]! << 16) + (c[i + 2]! << 8) + c[i + 3]!
-          i += 4
-        } else {
-          header.push(c[i]!)
-          i++
-          if (header.length === 4) {
-            need = ((header[0]! << 24) >>> 0) + (header[1]! << 16) + (header[2]! << 8) + header[3]!
-            header = []
-          }
-        }
-        continue
-      }
-      const take = Math.min(need, c.length - i)
-      if (parts.length === 0 && take === need) {
-        emit(c.subarray(i, i + take))
-      } else {
-        parts.push(c.subarray(i, i + take))
-        if (take === need) {
-          emit(Buffer.concat(parts))
-          parts = []
-        }
-      }
-      need -= take
-      i += take
-    }
-  }
-  return out
+    return { binary: b[0] === KIND_BINARY, data: b.subarray(1) }
+  })
 }
 
 /** @internal */
