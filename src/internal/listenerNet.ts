@@ -13,11 +13,8 @@ import type * as Listener from "../Listener.js"
 import { ListenerError } from "../Listener.js"
 import * as Transport from "../Transport.js"
 import { makeCore } from "./listenerCore.js"
+import { errorCode } from "./netTransport.js"
 
-const errorCode = (cause: unknown): string | undefined =>
-  typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string"
-    ? cause.code
-    : undefined
 
 /** @internal */
 export const formatAddress = (host: string | undefined, port: number | undefined) =>

@@ -14,7 +14,8 @@ import * as Inbound from "./inbound.js"
 const DEFAULT_READ_HWM = 256 * 1024
 const DEFAULT_KEEPALIVE = Duration.seconds(30)
 
-const errorCode = (cause: unknown): string | undefined =>
+/** The `code` of a Node error (ECONNRESET, EADDRINUSE, ...), if it has one. @internal */
+export const errorCode = (cause: unknown): string | undefined =>
   typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string"
     ? cause.code
     : undefined

@@ -19,6 +19,7 @@ import { FrameError } from "../Framing.js"
 import type { ControlLane, Transport, TransportState, TransportStats } from "../Transport.js"
 import { TransportError } from "../Transport.js"
 import * as Inbound from "./inbound.js"
+import { errorCode } from "./netTransport.js"
 
 /** @internal */
 export const KIND_TEXT = 1
@@ -69,14 +70,12 @@ const statusOf = (err: Error): number => {
   }
   return 1002
 }
-const codeOf = (err: unknown): string | undefined =>
-  typeof err === "object" && err !== null && "code" in err && typeof err.code === "string" ? err.code : undefined
 
 const toError = (reason: TransportError["reason"], cause: unknown) =>
   new TransportError({
     reason,
     message: cause instanceof Error ? cause.message : String(cause),
-    code: codeOf(cause),
+    code: errorCode(cause),
     cause
   })
 
@@ -232,7 +231,7 @@ export const make = (
   })
   receiver.on("error", (err: Error) => {
     const status = statusOf(err)
-    protocolError = { status, code: codeOf(err), message: err.message }
+    protocolError = { status, code: errorCode(err), message: err.message }
     stopReading()
     const size = (receiver._totalPayloadLength ?? 0) + (receiver._payloadLength ?? 0)
     inbound.push(errorMarker(status === 1009, status === 1009 ? size : 0, options.maxPayload, err.message))
