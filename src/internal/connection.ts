@@ -497,18 +497,21 @@ export const make = (
         return Deferred.await(outcomeDeferred)
       })
 
-    const unsafeStats = (): Connection.Stats => ({
-      id,
-      state: currentState,
-      framesIn,
-      framesOut,
-      bytesIn: transport.stats().bytesRead,
-      bytesOut,
-      queueDepth: queue.size(),
-      lastReadAt,
-      lastWriteAt,
-      transport: transport.stats()
-    })
+    const unsafeStats = (): Connection.Stats => {
+      const t = transport.stats()
+      return {
+        id,
+        state: currentState,
+        framesIn,
+        framesOut,
+        bytesIn: t.bytesRead,
+        bytesOut,
+        queueDepth: queue.size(),
+        lastReadAt,
+        lastWriteAt,
+        transport: t
+      }
+    }
 
     // attachments (watchdogs) start now; their fibers are interrupted only after the close below has run
     const conn: Connection.Connection = {
