@@ -5,7 +5,7 @@
  * and the session schedule (window end, midnight rollover) in virtual time.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Option, Queue, TestClock } from "effect"
+import { Deferred, Effect, Option, Queue, Schedule, TestClock } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Path from "node:path"
 import { DisconnectReason, type Dialer, SessionSchedule, Transport } from "tether"
@@ -308,8 +308,11 @@ describe("FIX initiator against the bundled tether acceptor", () => {
       yield* initiator.stop("done")
       expect(initiator.ends().map((e) => e.decision)).toEqual(["Reconnect", "Stop"])
       expect(initiator.ends()[1]!.logoutReceived).toBe(true)
-      // the acceptor's session answered our Logout; both sides agree on the numbers
-      yield* Effect.sleep("100 millis")
+      // the acceptor's session answered our Logout (await its recorded end); both sides agree on the numbers
+      yield* Effect.repeat(Effect.sync(() => acceptor.ends().at(-1)?.logoutReceived === true), {
+        until: (done) => done,
+        schedule: Schedule.spaced("5 millis")
+      }).pipe(Effect.timeout("2 seconds"))
       const last = acceptor.ends().at(-1)!
       expect(last.logoutReceived && last.logoutSent).toBe(true)
       expect(last.text).toBe("logout by peer: done")
