@@ -250,7 +250,11 @@ export interface Connection {
    * commit. Completes when the frame is accepted (not when it is written).
    */
   readonly send: (frame: Uint8Array) => Effect.Effect<void, ConnectionClosed | Framing.FrameError>
-  /** Queues frames in order (validated first: all or nothing on a too large frame). */
+  /**
+   * Queues frames in order (validated first: all or nothing on a too large frame). If the connection
+   * closes partway, the frames accepted before the close are, like any accepted frame, either written
+   * or handed back in `outcome.undelivered`; the `ConnectionClosed` error stands for the rest.
+   */
   readonly sendAll: (frames: Iterable<Uint8Array>) => Effect.Effect<void, ConnectionClosed | Framing.FrameError>
   /** Like `send`, but never waits: `"full"` when the queue has no free slot. */
   readonly trySend: (frame: Uint8Array) => Effect.Effect<"accepted" | "full", ConnectionClosed | Framing.FrameError>
