@@ -12,6 +12,11 @@
  *   `lingerTimeout`) and destroys the socket. Closing the scope is `close`.
  *   Every accepted frame is either written or handed back in the
  *   {@link CloseOutcome}.
+ * - **Exact at the kernel boundary**: however the connection ends, the batch
+ *   being written is split at the byte the kernel accepted (read from the
+ *   socket right before it is destroyed): frames it took in full count as
+ *   delivered, at most one frame cut in the middle is `outcome.truncated`, and
+ *   only frames none of whose bytes reached the kernel are `undelivered`.
  *
  * @since 0.1.0
  */
@@ -47,6 +52,12 @@ import type * as Transport from "./Transport.js"
  */
 export class ConnectionClosed extends Data.TaggedError("ConnectionClosed")<{
   readonly reason: DisconnectReason
+  /**
+   * Set by `sendAll` (since 0.2.0): how many of its frames, from the first, were accepted before the
+   * connection closed. Those are, like any accepted frame, delivered, truncated or handed back in
+   * the outcome; the frames from index `accepted` on were never queued.
+   */
+  readonly accepted?: number | undefined
 }> {
   override get message() {
     return `connection closed: ${this.reason._tag}`
@@ -86,10 +97,29 @@ export type State = "Active" | "Draining" | "Closing" | "Closed"
  */
 export interface CloseOutcome {
   readonly reason: DisconnectReason
-  /** Frames handed to the kernel over the connection's life. */
+  /**
+   * Frames the kernel accepted in full over the connection's life, including those of the batch
+   * being written when the connection ended (counted exactly, see `undelivered`).
+   */
   readonly delivered: number
-  /** Accepted frames that were never written (payloads as given to `send`), in send order. */
+  /**
+   * Accepted frames none of whose bytes reached the kernel (payloads as given to `send`), in send
+   * order: safe to send again anywhere, the peer can never see them. Exact on every ending (close,
+   * drain timeout, abort, write timeout, watchdog reap, scope close): the accepted part of the write
+   * in progress is read from the socket right before it is destroyed. Over TLS, "reached" means
+   * "in a TLS record the kernel accepted in full" (a partial record cannot be decrypted). Where a
+   * transport cannot tell (WebSocket, or the socket was already destroyed by an I/O error), the
+   * whole batch in flight is counted as not written: handed back, possibly read by the peer.
+   */
   readonly undelivered: ReadonlyArray<Uint8Array>
+  /**
+   * The frame (at most one: the kernel accepts a prefix of the batch) that was cut in the middle:
+   * part of it reached the kernel, the rest never will. The peer cannot decode it (it sees an
+   * incomplete frame, then the connection ends), so it is neither delivered nor undelivered; resending
+   * it on a new connection is safe with a self-delimiting codec (length-prefixed, newline), as the
+   * Dialer does. With `Framing.raw` the peer may have read its first bytes. (since 0.2.0)
+   */
+  readonly truncated?: Uint8Array | undefined
   /** Whether the writer flushed everything before the deadline. */
   readonly drained: boolean
   /** Whether FIN was sent. */
@@ -251,9 +281,16 @@ export interface Connection {
    */
   readonly send: (frame: Uint8Array) => Effect.Effect<void, ConnectionClosed | Framing.FrameError>
   /**
-   * Queues frames in order (validated first: all or nothing on a too large frame). If the connection
-   * closes partway, the frames accepted before the close are, like any accepted frame, either written
-   * or handed back in `outcome.undelivered`; the `ConnectionClosed` error stands for the rest.
+   * Queues frames in order (validated first: all or nothing on a too large frame, `FrameError` means
+   * none was queued). If the connection closes partway, the error's `accepted` says how many frames,
+   * from the first, were queued: those are, like any accepted frame, delivered, `truncated` or handed
+   * back in `outcome.undelivered`; the frames from `accepted` on were not queued and are the caller's.
+   *
+   * ```ts
+   * conn.sendAll(frames).pipe(
+   *   Effect.catchTag("ConnectionClosed", (e) => retryLater(frames.slice(e.accepted ?? 0)))
+   * )
+   * ```
    */
   readonly sendAll: (frames: Iterable<Uint8Array>) => Effect.Effect<void, ConnectionClosed | Framing.FrameError>
   /** Like `send`, but never waits: `"full"` when the queue has no free slot. */
@@ -266,15 +303,26 @@ export interface Connection {
   readonly incoming: Stream.Stream<Uint8Array>
   readonly state: Effect.Effect<State>
   readonly stateChanges: Stream.Stream<State>
-  /** Graceful close; completes when the socket is destroyed. Idempotent: later calls get the same outcome. */
+  /**
+   * Graceful close; completes when the socket is destroyed. Idempotent: later calls get the same outcome.
+   * The outcome is exact at frame granularity: `delivered` frames the kernel took in full, at most
+   * one `truncated` frame, and `undelivered` frames none of whose bytes reached the kernel.
+   */
   readonly close: (reason?: string | DisconnectReason) => Effect.Effect<CloseOutcome>
-  /** Immediate close: destroys the socket; queued frames are reported undelivered. */
+  /**
+   * Immediate close: destroys the socket; queued frames are reported undelivered, and the write in
+   * progress is split exactly at the byte the kernel accepted (see {@link CloseOutcome}).
+   */
   readonly abort: (reason?: string | DisconnectReason) => Effect.Effect<CloseOutcome>
   /** Asks for a close without waiting for it (for watchdogs and callbacks). */
   readonly unsafeRequestClose: (reason: DisconnectReason, mode: "graceful" | "abort") => void
   /** Completes with the reason once the connection is closed. */
   readonly closed: Effect.Effect<DisconnectReason>
-  /** Completes with the full outcome once the connection is closed. */
+  /**
+   * Completes with the full outcome once the connection is closed, however it closed (close, abort,
+   * write or drain timeout, watchdog, peer, scope): `delivered` + `truncated` + `undelivered` account
+   * for every accepted frame exactly once.
+   */
   readonly outcome: Effect.Effect<CloseOutcome>
   readonly unsafeStats: () => Stats
   readonly stats: Effect.Effect<Stats>

@@ -82,7 +82,12 @@ export type TransportState = "open" | "half-closed-local" | "half-closed-remote"
 export interface TransportStats {
   /** Bytes accepted by `write` but still in user space (Node's `writableLength`). */
   readonly queuedBytes: number
-  /** Bytes handed to the kernel so far (`bytesWritten − writableLength` for sockets). */
+  /**
+   * Bytes the kernel accepted so far, exact, including the accepted part of a write in progress
+   * (for sockets it is read from libuv's write queue, not Node's `bytesWritten − writableLength`,
+   * which misses that part). For TLS it counts plaintext whose complete TLS records the kernel
+   * accepted (the bytes the peer can decrypt).
+   */
   readonly bytesHandedToKernel: number
   /** Bytes read from the peer so far. */
   readonly bytesRead: number
@@ -133,6 +138,15 @@ export interface Transport {
   readonly destroy: Effect.Effect<void>
   /** Synchronous snapshot of the counters. */
   readonly stats: () => TransportStats
+  /**
+   * How many bytes of one write (the very array passed to `write`) the kernel accepted: 0 if that
+   * array is not the latest write, its whole length once the write completed, the exact part in
+   * between (TLS: the plaintext of complete records). After `destroy` it keeps answering with the
+   * value read right before the socket was destroyed (nothing can reach the kernel after that).
+   * `undefined` when the transport cannot tell (then a connection counts the write as not accepted).
+   * Optional: transports without it (WebSocket) get that fallback.
+   */
+  readonly unsafeKernelAccepted?: ((chunks: ReadonlyArray<Uint8Array>) => number | undefined) | undefined
   /**
    * Optional control lane: writes the transport itself needs made (e.g. a
    * WebSocket PONG). They are run by the connection's writer fiber, ahead of

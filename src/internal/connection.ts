@@ -127,6 +127,7 @@ export const make = (
     let lastWriteAt = startedAt
     let discardedInbound = 0
     let inFlight: Array<Outbound> = []
+    let inFlightChunks: ReadonlyArray<Uint8Array> | undefined // what `inFlight` was encoded into
 
     // close requests: the first reason wins; an abort request can cut a graceful close short
     const closeRequest = Deferred.unsafeMake<{ reason: DisconnectReason; mode: "graceful" | "abort" }>(
@@ -244,6 +245,7 @@ export const make = (
         inFlight = batch
         reportDepth()
         const chunks = encodeBatch(batch)
+        inFlightChunks = chunks
         beginWrite(startedNanos)
         const write = deadlineFiber === undefined && writeTimeoutNanos !== undefined
           ? Effect.zipRight(startDeadline(writeTimeoutNanos), transport.write(chunks))
@@ -253,6 +255,7 @@ export const make = (
           Effect.map((nowNanos) => {
             writeStartedAt = undefined
             inFlight = []
+            inFlightChunks = undefined
             let bytes = 0
             for (const c of chunks) bytes += c.length
             framesOut += batch.length
@@ -427,9 +430,29 @@ export const make = (
       if (deadlineFiber !== undefined) yield* Fiber.interrupt(deadlineFiber)
       yield* transport.destroy
       yield* Fiber.interrupt(readerFiber)
+      // The batch in flight, split at what the kernel accepted (read by the transport right before
+      // the destroy above): frames it took in full were written, a frame it took in part is on the
+      // wire truncated (`outcome.truncated`), the others never reached it and are handed back.
       const undelivered: Array<Uint8Array> = []
-      for (const o of inFlight) undelivered.push(o instanceof Encoded ? o.payload : o)
+      let truncated: Uint8Array | undefined
+      if (inFlight.length > 0) {
+        const accepted = inFlightChunks === undefined ? 0 : (transport.unsafeKernelAccepted?.(inFlightChunks) ?? 0)
+        let offset = 0
+        let written = 0
+        for (const o of inFlight) {
+          const end = offset + weight(o)
+          if (end <= accepted) written++
+          else if (offset < accepted) truncated = o instanceof Encoded ? o.payload : o
+          else undelivered.push(o instanceof Encoded ? o.payload : o)
+          offset = end
+        }
+        framesOut += written
+        bytesOut += Math.min(accepted, offset)
+        if (written > 0) Metrics.framesOut.unsafeUpdate(written, tags)
+        if (accepted > 0) Metrics.bytesOut.unsafeUpdate(Math.min(accepted, offset), tags)
+      }
       inFlight = []
+      inFlightChunks = undefined
       for (const o of queue.unsafeTakeAll()) undelivered.push(o instanceof Encoded ? o.payload : o)
       yield* inbound.end
       yield* setState("Closed")
@@ -438,7 +461,8 @@ export const make = (
         reason,
         delivered: framesOut,
         undelivered,
-        drained: drained && undelivered.length === 0,
+        truncated,
+        drained: drained && undelivered.length === 0 && truncated === undefined,
         finSent,
         peerEof: eofSeen,
         lingerExpired,
@@ -450,7 +474,9 @@ export const make = (
       Metrics.disconnects.unsafeUpdate(1, [...tags, MetricLabel.make("reason", reason._tag)])
       Metrics.closeDuration.unsafeUpdate(outcome.closeMillis / 1000, tags)
       yield* logAt(DR.severity(reason))(
-        `closed: ${DR.describe(reason)}; ${framesOut} frames delivered, ${undelivered.length} undelivered`
+        `closed: ${DR.describe(reason)}; ${framesOut} frames delivered, ${undelivered.length} undelivered${
+          truncated === undefined ? "" : ", 1 truncated"
+        }`
       ).pipe(Effect.annotateLogs("reason", reason._tag))
       yield* Deferred.succeed(outcomeDeferred, outcome)
     }))
@@ -466,12 +492,17 @@ export const make = (
       return Effect.mapError(queue.offer(frame), closedError)
     }
     // Queues frames in order: synchronously while there is room, waiting (in line) only when full.
+    // A close partway fails with `accepted`: how many frames (from the first) were queued.
     const offerFrom = (list: ReadonlyArray<Outbound>, from: number): Effect.Effect<void, ConnectionClosed> => {
       for (let i = from; i < list.length; i++) {
         const r = queue.unsafeTryOffer(list[i]!)
         if (r === "accepted") continue
-        if (r !== "full") return Effect.fail(closedError(r))
-        return Effect.flatMap(Effect.mapError(queue.offer(list[i]!), closedError), () => offerFrom(list, i + 1))
+        const accepted = i
+        if (r !== "full") return Effect.fail(new ConnectionClosed({ reason: r.reason, accepted }))
+        return Effect.flatMap(
+          Effect.mapError(queue.offer(list[i]!), (c) => new ConnectionClosed({ reason: c.reason, accepted })),
+          () => offerFrom(list, i + 1)
+        )
       }
       return Effect.void
     }

@@ -220,13 +220,16 @@ export const make = <E, R>(
         yield* conn.close(reason)
         yield* Fiber.interrupt(replayFiber) // puts back what it had taken (before the undelivered go in front)
         const outcome = yield* conn.outcome
-        yield* backlog.prepend(outcome.undelivered)
+        // exactly what the peer cannot have decoded: the frame cut in the middle (its truncated copy
+        // dies with the destroyed connection) and the frames none of whose bytes reached the kernel
+        const requeue = outcome.truncated === undefined ? outcome.undelivered : [outcome.truncated, ...outcome.undelivered]
+        yield* backlog.prepend(requeue)
         yield* Scope.close(scope, Exit.void)
         const now = yield* Clock.currentTimeMillis
         yield* emit(Event.Disconnected({
           connectionId: conn.id,
           reason: outcome.reason,
-          requeued: outcome.undelivered.length,
+          requeued: requeue.length,
           uptimeMillis: now - connectedAt
         }))
         return now - connectedAt

@@ -16,6 +16,11 @@ import type { MemoryPeer, Transport, TransportStats } from "../Transport.js"
 import { TransportError } from "../Transport.js"
 
 interface PendingWrite {
+  /** The array given to `write` (the identity `unsafeKernelAccepted` asks about). */
+  readonly chunks: ReadonlyArray<Uint8Array>
+  readonly total: number
+  /** Bytes not yet moved into the "kernel" (a chunk can be taken in part, like a short write). */
+  remainingBytes: number
   remaining: Array<Uint8Array>
   readonly resume: (result: Effect.Effect<void, TransportError>) => void
 }
@@ -115,6 +120,7 @@ export const memoryPair = (options?: {
           kernelBytes += n
           handedToKernel += n
           pendingBytes -= n
+          w.remainingBytes -= n
           if (n === c.length) w.remaining.shift()
           else w.remaining[0] = c.subarray(n)
         }
@@ -148,15 +154,23 @@ export const memoryPair = (options?: {
       return Effect.zipRight(nearReadable.wait, read)
     })
 
+    let lastWrite: PendingWrite | undefined
     const enqueue = (chunks: ReadonlyArray<Uint8Array>) =>
       Effect.async<void, TransportError>((resume) => {
         if (isReset) return resume(Effect.fail(resetError("Write")))
         if (destroyed || finRequested) return resume(Effect.fail(closedError()))
         const remaining = chunks.filter((c) => c.length > 0)
-        for (const c of remaining) pendingBytes += c.length
-        pending.push({ remaining, resume: (r) => resume(r) })
+        let total = 0
+        for (const c of remaining) total += c.length
+        pendingBytes += total
+        const w: PendingWrite = { chunks, total, remainingBytes: total, remaining, resume: (r) => resume(r) }
+        lastWrite = w
+        pending.push(w)
         pump()
       })
+    // exact, like the socket transports: the part of a write that moved into the "kernel" stays there
+    const unsafeKernelAccepted = (chunks: ReadonlyArray<Uint8Array>): number =>
+      lastWrite === undefined || lastWrite.chunks !== chunks ? 0 : lastWrite.total - lastWrite.remainingBytes
     const write = (chunks: ReadonlyArray<Uint8Array>): Effect.Effect<void, TransportError> =>
       writeDelay === undefined ? enqueue(chunks) : Effect.zipRight(Effect.sleep(writeDelay), enqueue(chunks))
 
@@ -202,7 +216,8 @@ export const memoryPair = (options?: {
       write,
       shutdownWrite,
       destroy,
-      stats
+      stats,
+      unsafeKernelAccepted
     }
 
     const peerWrite = (bytes: Uint8Array): Effect.Effect<void> =>

@@ -35,6 +35,91 @@ const applySocketOptions = (socket: Net.Socket, options: SocketOptions | undefin
 const address = (host: string | undefined, port: number | undefined) =>
   host === undefined ? undefined : `${host.includes(":") ? `[${host}]` : host}:${port}`
 
+/** A write handed to the socket whose callback has not reported success yet. */
+interface InFlightWrite {
+  readonly chunks: ReadonlyArray<Uint8Array>
+  /** Plaintext bytes of the write. */
+  readonly bytes: number
+  done: boolean
+  /** What the handle held before the write was dispatched (undefined: unreadable). */
+  readonly before: number | undefined
+  /** TLS: ciphertext bytes the write became (undefined: unknown). */
+  cipher: number | undefined
+}
+
+// ---- the one place that reads semi-private Node fields ----
+//
+// `socket._handle.writeQueueSize` is what Node's own lib/net.js reads to refresh socket timeouts
+// (`Socket.prototype._onTimeout`). For a TCP handle (LibuvStreamWrap) it is libuv's
+// `uv_stream_t.write_queue_size`: the bytes of queued writes libuv has not yet written to the kernel
+// (libuv first tries a synchronous write and queues the remainder). For a TLS socket `_handle` is a
+// TLSWrap, whose `writeQueueSize` is BIO_pending(enc_out): ciphertext not yet confirmed written by
+// the underlying handle, and `_handle._parent` is that underlying TCP handle. Everything is read
+// synchronously on the JS thread, so nothing can reach the kernel between a read and `destroy()`.
+// Guarded: when a field is missing or inconsistent the result is `undefined` ("cannot tell"), and
+// callers fall back to counting the whole in-flight write as not accepted (at-least-once, the
+// behaviour before exact accounting).
+
+const queueSize = (handle: unknown): number | undefined => {
+  const v = typeof handle === "object" && handle !== null ? (handle as { writeQueueSize?: unknown }).writeQueueSize : undefined
+  return typeof v === "number" && v >= 0 ? v : undefined
+}
+const handleOf = (socket: Net.Socket): unknown => (socket as unknown as { _handle?: unknown })._handle
+const parentOf = (handle: unknown): unknown =>
+  typeof handle === "object" && handle !== null ? (handle as { _parent?: unknown })._parent : undefined
+
+/** What the socket's handle holds right now (TLS: ciphertext pending in TLSWrap). */
+const handleQueued = (socket: Net.Socket): number | undefined => queueSize(handleOf(socket))
+
+/** TLS: the ciphertext a write just dispatched became (TLSWrap encrypts synchronously in DoWrite). */
+const dispatchedCipher = (socket: Net.Socket, before: number | undefined): number | undefined => {
+  const after = handleQueued(socket)
+  return before === 0 && after !== undefined && after > 0 ? after : undefined
+}
+
+/** TLS record plaintext limit (OpenSSL's default max_send_fragment; Node does not change it). */
+const TLS_RECORD = 16384
+/** Largest per-record overhead for which Node's TLSWrap allocates the whole write's ciphertext in one BIO buffer. */
+const TLS_MAX_OVERHEAD = 37
+
+/**
+ * Plaintext bytes of a TLS write that the peer can decrypt, given how much of its ciphertext the
+ * kernel accepted. One SSL_write of `plain` bytes (TLSWrap joins a writev into one) makes
+ * ceil(plain / 16384) records of 16384 plaintext bytes (the last one shorter), each with the same
+ * overhead (AEAD suites: TLS 1.3 22 bytes, TLS 1.2 GCM 29); a record is decryptable only when all of
+ * it arrives, so only complete records count. Undefined when the sizes do not fit that model
+ * (e.g. CBC padding).
+ */
+export const tlsPlainAccepted = (plain: number, cipher: number, acceptedCipher: number): number | undefined => {
+  const records = Math.ceil(plain / TLS_RECORD)
+  const overhead = (cipher - plain) / records
+  if (!Number.isInteger(overhead) || overhead < 0 || overhead > TLS_MAX_OVERHEAD) return undefined
+  if (acceptedCipher >= cipher) return plain
+  return Math.min(plain, Math.floor(acceptedCipher / (TLS_RECORD + overhead)) * TLS_RECORD)
+}
+
+/**
+ * Bytes of the write in progress that the kernel accepted (TLS: plaintext of the complete records
+ * it accepted), or undefined when the handle cannot tell. Read it before `destroy`: afterwards the
+ * handle is gone.
+ */
+const inFlightAccepted = (socket: Net.Socket, w: InFlightWrite): number | undefined => {
+  const handle = handleOf(socket)
+  if (w.before !== 0) return undefined // something else was queued: the remainder is not ours alone
+  if (!(socket instanceof Tls.TLSSocket)) {
+    const held = queueSize(handle)
+    return held === undefined || held > w.bytes ? undefined : w.bytes - held
+  }
+  // TLS: TLSWrap hands the whole write's ciphertext (one BIO buffer, see TLS_MAX_OVERHEAD) to the
+  // underlying handle in one write; the kernel took all of it but what the underlying handle holds.
+  const pending = queueSize(handle)
+  const held = queueSize(parentOf(handle))
+  if (w.cipher === undefined || pending === undefined || held === undefined || held > pending || pending > w.cipher) {
+    return undefined
+  }
+  return tlsPlainAccepted(w.bytes, w.cipher, w.cipher - held)
+}
+
 /**
  * Wraps a connected socket. Reads are pulled: chunks are buffered until `read`
  * takes them, and the socket is paused while more than the high-water mark is
@@ -61,25 +146,49 @@ export const makeSocketTransport = (
   socket.on("close", inbound.close)
   const read = inbound.read
 
+  // ---- kernel accounting: what of our writes the kernel accepted ----
+  // Node counts a chunk as pending (writableLength) until its write callback, although libuv may
+  // have written most of it already; so the transport tracks its own writes: `completedBytes` (writes
+  // whose callback reported success) and the write in progress, whose accepted part is read from
+  // the handle by `inFlightAccepted`. `destroy` freezes that part (nothing reaches the kernel after).
+  let completedBytes = 0
+  let current: InFlightWrite | undefined
+  let frozen: number | undefined // accepted bytes of `current`, read right before our destroy
+  const acceptedOfCurrent = (): number => {
+    if (current === undefined || current.done) return 0 // a completed write is in completedBytes
+    if (frozen !== undefined) return frozen
+    return (socket.destroyed ? undefined : inFlightAccepted(socket, current)) ?? 0
+  }
+
   const write = (batch: ReadonlyArray<Uint8Array>): Effect.Effect<void, TransportError> =>
     Effect.async<void, TransportError>((resume) => {
       if (socket.destroyed || socket.writableEnded) {
         resume(Effect.fail(new TransportError({ reason: "Closed", message: "socket is closed for writing" })))
         return
       }
-      const done = (err?: Error | null) =>
-        resume(err ? Effect.fail(toTransportError("Write", err)) : Effect.void)
       const n = batch.length
       if (n === 0) return resume(Effect.void)
+      let bytes = 0
+      for (let i = 0; i < n; i++) bytes += batch[i]!.length
+      const w: InFlightWrite = { chunks: batch, bytes, done: false, before: handleQueued(socket), cipher: undefined }
+      current = w
+      const done = (err?: Error | null) => {
+        if (!err && !w.done && current === w && frozen === undefined) {
+          w.done = true
+          completedBytes += bytes
+        }
+        resume(err ? Effect.fail(toTransportError("Write", err)) : Effect.void)
+      }
       if (n === 1) {
         socket.write(batch[0]!, done)
-        return
+      } else {
+        // one writev for the whole batch
+        socket.cork()
+        for (let i = 0; i < n - 1; i++) socket.write(batch[i]!)
+        socket.write(batch[n - 1]!, done)
+        socket.uncork()
       }
-      // one writev for the whole batch
-      socket.cork()
-      for (let i = 0; i < n - 1; i++) socket.write(batch[i]!)
-      socket.write(batch[n - 1]!, done)
-      socket.uncork()
+      if (kind === "tls" && !w.done) w.cipher = dispatchedCipher(socket, w.before)
     })
 
   const shutdownWrite: Effect.Effect<void, TransportError> = Effect.async<void, TransportError>((resume) => {
@@ -110,8 +219,18 @@ export const makeSocketTransport = (
   })
 
   const destroy = Effect.sync(() => {
-    if (!socket.destroyed) socket.destroy()
+    if (socket.destroyed) return
+    // the last moment the handle can say how much of the write in progress the kernel took
+    if (current !== undefined && !current.done) frozen = inFlightAccepted(socket, current) ?? 0
+    socket.destroy()
   })
+
+  const unsafeKernelAccepted = (chunks: ReadonlyArray<Uint8Array>): number | undefined => {
+    if (current === undefined || current.chunks !== chunks) return 0 // never handed to the socket
+    if (current.done) return current.bytes
+    if (frozen !== undefined) return frozen
+    return socket.destroyed ? undefined : inFlightAccepted(socket, current)
+  }
 
   const state = (): TransportState => inbound.state(socket.destroyed, socket.writableEnded)
 
@@ -119,7 +238,7 @@ export const makeSocketTransport = (
     const queued = socket.writableLength
     return {
       queuedBytes: queued,
-      bytesHandedToKernel: Math.max(0, socket.bytesWritten - queued),
+      bytesHandedToKernel: completedBytes + acceptedOfCurrent(),
       bytesRead: inbound.bytesRead(),
       state: state(),
       socket
@@ -134,7 +253,8 @@ export const makeSocketTransport = (
     write,
     shutdownWrite,
     destroy,
-    stats
+    stats,
+    unsafeKernelAccepted
   }
 }
 
