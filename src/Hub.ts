@@ -105,7 +105,9 @@ export type SendError =
  *
  * - `Connected` / `Reconnected`: a dialer's first / later connection, or an inbound peer added.
  * - `Disconnected`: a connection ended. For an inbound peer, `undelivered` are
- *   the frames it had accepted but not written (lost with it, reported here);
+ *   the frames it had accepted but not written (lost with it, reported here): the
+ *   frame cut in the middle (`CloseOutcome.truncated`, undecodable by the peer), if
+ *   any, then those none of whose bytes reached the kernel — all safe to resend;
  *   for a dialer they went back to its backlog (`requeued`).
  * - `BacklogOverflow`, `Expired`, `Discarded`: frames a dialer's backlog gave up on.
  * - `Removed`: a peer left the hub (dialer stopped or `remove`), with the frames handed back.

@@ -20,6 +20,10 @@ import * as Framing from "../Framing.js"
 import type * as Hub from "../Hub.js"
 import { DuplicatePeer, Event, UnknownPeer } from "../Hub.js"
 
+/** What an inbound peer cannot have decoded: the frame cut in the middle, if any, then the undelivered ones (as the Dialer requeues). */
+const resendable = (o: Connection.CloseOutcome): ReadonlyArray<Uint8Array> =>
+  o.truncated === undefined ? o.undelivered : [o.truncated, ...o.undelivered]
+
 /** @internal */
 export const defaults = {
   eventsCapacity: 1024
@@ -117,7 +121,7 @@ export const make = (options?: Hub.Options): Effect.Effect<Hub.Hub, never, Scope
                 key,
                 kind: "inbound",
                 reason: o.reason,
-                undelivered: o.undelivered,
+                undelivered: resendable(o),
                 requeued: 0
               }))
             }))
@@ -135,9 +139,9 @@ export const make = (options?: Hub.Options): Effect.Effect<Hub.Hub, never, Scope
         }
         return p.conn.close(DR.LocalClose({ message: "removed from hub" })).pipe(
           Effect.tap((o) =>
-            emit(Event.Removed({ key, kind: "inbound", reason: "removed from hub", undelivered: o.undelivered }))
+            emit(Event.Removed({ key, kind: "inbound", reason: "removed from hub", undelivered: resendable(o) }))
           ),
-          Effect.map((o) => o.undelivered)
+          Effect.map(resendable)
         )
       })
 
