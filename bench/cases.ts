@@ -334,7 +334,7 @@ const backlog: Case = {
   id: "backlog",
   title: "Backlog: offer cost at 1k, 10k and 100k frames held (peer down, dropOldest, default maxAge 5 minutes)",
   notes: [
-    "Steady depth: the backlog is filled to the depth (untimed; `Backlog` by one `prepend`, the Dialer by sends), then every timed offer evicts the oldest frame (dropOldest at maxMessages = depth), so the depth never changes. 60-byte payloads allocated per offer; the age bound (5 minutes) is checked on every offer.",
+    "Steady depth: the backlog is filled to the depth (untimed; `Backlog` by one `prepend`, the Dialer by sends), then `offers` untimed offers warm up, then every timed offer evicts the oldest frame (dropOldest at maxMessages = depth), so the depth never changes. 60-byte payloads allocated per offer; the age bound (5 minutes) is checked on every offer.",
     "Raw: what a careful user writes — a JS array as a deque (`push` / `shift`), entries stamped with `Date.now()`, the age bound checked from the front on every offer. tether `Backlog.offer` is the same work through Effect, with metrics and eviction events; `Dialer.send` adds the send router (the peer's port refuses connects, so every send goes to the backlog).",
     "events/1k offers: eviction events reported per 1 000 evicting offers (bursts coalesce them; before, one event per evicted frame)."
   ],

@@ -396,7 +396,8 @@ const closeTether = async (frames: number, size: number) => {
 
 /**
  * Offer cost at a steady depth: fill to `depth` (untimed), then `offers` timed offers, each evicting the
- * oldest frame (dropOldest at maxMessages = depth), so the depth stays `depth` throughout. Frames are
+ * oldest frame (dropOldest at maxMessages = depth), so the depth stays `depth` throughout; `offers` untimed
+ * offers before them warm the code up. Frames are
  * 60-byte payloads allocated per offer; maxAge is the default 5 minutes (each offer checks the age bound).
  */
 const backlogRaw = (depth: number, offers: number, size: number) => {
@@ -415,8 +416,10 @@ const backlogRaw = (depth: number, offers: number, size: number) => {
     q.push({ frame, at: now })
   }
   for (let i = 0; i < depth; i++) offer(payload(i, size))
+  for (let i = 0; i < offers; i++) offer(payload(depth + i, size)) // warm-up
+  evicted = 0
   const startAt = nowNs()
-  for (let i = 0; i < offers; i++) offer(payload(depth + i, size))
+  for (let i = 0; i < offers; i++) offer(payload(depth + offers + i, size))
   const endAt = nowNs()
   if (q.length !== depth || evicted !== offers) throw new Error(`raw deque: depth ${q.length}, evicted ${evicted}`)
   finish({ startAt, endAt, offers, depth: q.length, evicted, events: 0 })
@@ -441,8 +444,12 @@ const backlogTether = async (depth: number, offers: number, size: number) => {
     const fill: Array<Uint8Array> = []
     for (let i = 0; i < depth; i++) fill.push(payload(i, size))
     yield* backlog.prepend(fill)
+    for (let i = 0; i < offers; i++) yield* backlog.offer(payload(depth + i, size)) // warm-up
+    yield* Effect.yieldNow() // its last burst is reported
+    events = 0
+    evicted = 0
     const startAt = nowNs()
-    for (let i = 0; i < offers; i++) yield* backlog.offer(payload(depth + i, size))
+    for (let i = 0; i < offers; i++) yield* backlog.offer(payload(depth + offers + i, size))
     const endAt = nowNs()
     const held = backlog.size()
     yield* backlog.drainAll // reports any eviction burst still pending
@@ -472,9 +479,12 @@ const backlogDialer = async (depth: number, offers: number, size: number) => {
           }
         })
     })
-    for (let i = 0; i < depth; i++) yield* dialer.send(payload(i, size))
+    for (let i = 0; i < depth + offers; i++) yield* dialer.send(payload(i, size)) // fill, then warm-up
+    yield* Effect.yieldNow() // the warm-up's last burst is reported
+    events = 0
+    evicted = 0
     const startAt = nowNs()
-    for (let i = 0; i < offers; i++) yield* dialer.send(payload(depth + i, size))
+    for (let i = 0; i < offers; i++) yield* dialer.send(payload(depth + offers + i, size))
     const endAt = nowNs()
     const held = dialer.unsafeStats().backlogMessages
     const outcome = yield* dialer.stop("done")
