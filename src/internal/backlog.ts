@@ -362,14 +362,16 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
           const pending = endBurst()
           const at = stamp(now)
           const wasEmpty = count === 0
-          for (let i = items.length - 1; i >= 0; i--) {
+          const batch: Array<Entry> = new Array(items.length)
+          for (let i = 0; i < items.length; i++) {
             const item = items[i]!
             const e: Entry = { item, size: payload(item).length, at, live: true }
-            fifo.pushFront(e)
-            byAge.pushBack(e) // same stamp for the whole batch, the newest: stamp order holds
+            batch[i] = e
+            byAge.pushBack(e) // one stamp for the batch, the newest: stamp order holds (ties in delivery order)
             count++
             bytes += e.size
           }
+          for (let i = batch.length - 1; i >= 0; i--) fifo.pushFront(batch[i]!)
           syncDepth(now)
           if (wasEmpty) wake()
           if (policy !== "dropOldest") return pending
