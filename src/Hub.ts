@@ -107,7 +107,8 @@ export type SendError =
  * - `Disconnected`: a connection ended. For an inbound peer, `undelivered` are
  *   the frames it had accepted but not written (lost with it, reported here);
  *   for a dialer they went back to its backlog (`requeued`).
- * - `BacklogOverflow`, `Expired`, `Discarded`: frames a dialer's backlog gave up on.
+ * - `BacklogOverflow`, `Expired`, `Discarded`: frames a dialer's backlog gave up on (evictions under
+ *   `dropOldest` come one event per burst, see `Backlog.Options.policy`).
  * - `Removed`: a peer left the hub (dialer stopped or `remove`), with the frames handed back.
  *
  * @example
