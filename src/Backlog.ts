@@ -11,6 +11,10 @@
  * comes out exactly once: taken (for replay), evicted, expired, discarded or
  * drained.
  *
+ * Every operation is O(1) amortized whatever the depth, and an offer never
+ * waits; so that a storm of offers (sends to a peer that is down) cannot starve
+ * the event loop, every 256th offer (process-wide) yields to it.
+ *
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
@@ -85,7 +89,8 @@ export type Item = Uint8Array | Connection.Encoded
 /**
  * Frames leaving the backlog other than by being taken for delivery.
  *
- * - `Evicted`: pushed out by newer frames (`dropOldest`).
+ * - `Evicted`: pushed out by newer frames (`dropOldest`), one event per eviction
+ *   burst (see {@link Options.policy}).
  * - `Rejected`: refused on offer (`rejectNew`, or a frame larger than `maxBytes`).
  * - `Expired`: their age reached `maxAge`.
  * - `Discarded`: cleared on purpose (e.g. a new session period).
@@ -151,12 +156,24 @@ export interface Options {
   /**
    * What a full backlog does with an offer (default `"rejectNew"`). Under `rejectNew` a refused frame is
    * reported twice on purpose — to its sender (the offer fails with {@link BacklogFull}) and as a `Rejected`
-   * event (a dialer's `BacklogOverflow`) for monitoring: count losses from one of the two, not both.
+   * event (a dialer's `BacklogOverflow`) for monitoring: count losses from one of the two, not both; a warning
+   * is logged once per run of refusals (until an offer is accepted or the backlog is taken).
+   *
+   * Under `dropOldest` evictions are reported in bursts. A burst is the frames evicted by consecutive offers
+   * with no other backlog event between them; it is reported as one `Evicted` event carrying all of them (in
+   * eviction order) and one warning log line, as soon as the evicting fiber yields (a storm of offers yields
+   * every 256 offers, so at the latest then), or earlier by the next operation that does anything else — an
+   * offer that fits, a refusal, an expiry, `prepend`, `takeAll`, `drainAll`, `discardAll` or the scope closing
+   * — which reports it first, so events stay in order. The evictions of one `prepend` are a burst of their own.
+   * Every evicted frame is in exactly one event.
    */
   readonly policy?: Policy | undefined
   /** Whether frames held at a session-period rollover are kept for the next period (default false: discarded and reported). */
   readonly keepAcrossPeriods?: boolean | undefined
-  /** Called for every frame leaving the backlog other than by `takeAll` / `drainAll`. Must not block. */
+  /**
+   * Called for every frame leaving the backlog other than by `takeAll` / `drainAll` (eviction bursts from
+   * the backlog's own fiber, the other events from the operation's). Must not block.
+   */
   readonly onEvent?: ((event: Event) => Effect.Effect<void>) | undefined
   /** Metric labels (a dialer passes its own); see the Metrics module. */
   readonly labels?: Metrics.Labels | undefined

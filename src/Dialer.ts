@@ -170,7 +170,10 @@ export type Event = Data.TaggedEnum<{
     readonly requeued: number
     readonly uptimeMillis: number
   }
-  /** Frames evicted (`dropOldest`) or refused (`rejectNew`) by the full backlog. */
+  /**
+   * Frames evicted (`dropOldest`: one event per eviction burst, see `Backlog.Options.policy`) or refused
+   * (`rejectNew`: one event per refused send) by the full backlog.
+   */
   BacklogOverflow: {
     readonly policy: Backlog.Policy
     readonly reason: "evicted" | "maxMessages" | "maxBytes"

@@ -109,7 +109,8 @@ export type SendError =
  *   frame cut in the middle (`CloseOutcome.truncated`, undecodable by the peer), if
  *   any, then those none of whose bytes reached the kernel — all safe to resend;
  *   for a dialer they went back to its backlog (`requeued`).
- * - `BacklogOverflow`, `Expired`, `Discarded`: frames a dialer's backlog gave up on.
+ * - `BacklogOverflow`, `Expired`, `Discarded`: frames a dialer's backlog gave up on (evictions under
+ *   `dropOldest` come one event per burst, see `Backlog.Options.policy`).
  * - `Removed`: a peer left the hub (dialer stopped or `remove`), with the frames handed back.
  *
  * @example

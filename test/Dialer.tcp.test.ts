@@ -76,6 +76,7 @@ describe("Dialer (TCP loopback)", () => {
           })
       })
       for (const s of ["aaaa", "bbbb", "cccc", "dddd", "eeee"]) yield* dialer.send(utf8(s))
+      yield* Effect.yieldNow() // the eviction burst is reported once the sending fiber yields
       expect(evicted).toEqual(["aaaa", "bbbb", "cccc"])
       expect(dialer.unsafeStats().backlogBytes).toBe(8)
       yield* server.up

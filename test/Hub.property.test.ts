@@ -1,7 +1,9 @@
 /**
  * Property: over random interleavings of send, broadcast, disconnect and
  * reconnect for several peers, every peer receives every frame it accepted
- * exactly once and in order, and accepted = delivered + handed back.
+ * exactly once and in order, and accepted = delivered + handed back (+ evicted,
+ * under dropOldest with a small backlog: each evicted frame in exactly one
+ * BacklogOverflow event, and never also delivered or handed back).
  *
  * The peers are dialers in a hub over in-memory transports whose far ends read
  * everything (so "handed to the kernel" = received). Reconnects are immediate
@@ -33,32 +35,40 @@ const chaosArb = fc.record({
   peer: fc.integer({ min: 0, max: 2 })
 })
 
-const stats = { runs: 0, resets: 0, handedBack: 0, requeued: 0 }
+const stats = { runs: 0, resets: 0, handedBack: 0, requeued: 0, evicted: 0 }
 
 // the property is not vacuous: plugs were pulled, and accepted frames came back from closing connections
 afterAll(() => {
   expect(stats.runs).toBeGreaterThanOrEqual(80)
   expect(stats.resets).toBeGreaterThan(80)
   expect(stats.requeued).toBeGreaterThan(0)
+  expect(stats.evicted).toBeGreaterThan(0)
 })
 
 describe("Hub (property)", () => {
   it.scoped.prop(
-    "each peer gets each accepted frame exactly once, in order; accepted = delivered + handed back",
+    "each peer gets each accepted frame exactly once, in order; accepted = delivered + handed back + evicted",
     {
       ops: fc.array(opArb, { minLength: 1, maxLength: 40 }),
       chaos: fc.array(chaosArb, { maxLength: 8 }),
       yieldsPerStep: fc.integer({ min: 0, max: 4 }),
       macrotaskSteps: fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }),
       queueCapacity: fc.constantFrom(1, 2, 8, 64),
-      readyOnSession: fc.boolean()
+      readyOnSession: fc.boolean(),
+      // rejectNew with the default bounds (nothing refused), or dropOldest with a backlog of 1..4 frames
+      dropOldest: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined })
     },
-    ({ chaos, macrotaskSteps, ops, queueCapacity, readyOnSession, yieldsPerStep }) =>
+    ({ chaos, dropOldest, macrotaskSteps, ops, queueCapacity, readyOnSession, yieldsPerStep }) =>
       Effect.gen(function*() {
+        const evicted: Array<Array<string>> = KEYS.map(() => [])
         const hub = yield* Hub.make({
           onEvent: (e) =>
             Effect.sync(() => {
               if (e._tag === "Disconnected") stats.requeued += e.requeued
+              if (e._tag === "BacklogOverflow") {
+                expect(e.reason).toBe("evicted")
+                evicted[KEYS.indexOf(e.key as typeof KEYS[number])]!.push(...e.frames.map(Framing.text))
+              }
             })
         })
         const farEnds: Array<Array<Transport.MemoryPeer>> = KEYS.map(() => [])
@@ -73,7 +83,9 @@ describe("Hub (property)", () => {
               connect: server.connect,
               backoff: Schedule.forever, // reconnect at once
               connection: { sendQueueCapacity: queueCapacity, maxBatchFrames: 1 },
-              backlog: { maxAge: Duration.infinity },
+              backlog: dropOldest === undefined
+                ? { maxAge: Duration.infinity }
+                : { maxAge: Duration.infinity, maxMessages: dropOldest, policy: "dropOldest" },
               ...(readyOnSession
                 ? {
                   readyOn: "session" as const,
@@ -117,7 +129,13 @@ describe("Hub (property)", () => {
         for (let k = 0; k < KEYS.length; k++) {
           const received = farEnds[k]!.flatMap((p) => decodeFrames(p.received()))
           const back = handedBack[k]!.map(Framing.text)
-          expect([...received, ...back]).toEqual(accepted[k])
+          // every evicted frame was accepted and is reported once; the others arrive or come back, in order
+          const gone = new Set(evicted[k])
+          expect(gone.size).toBe(evicted[k]!.length)
+          for (const label of gone) expect(accepted[k]).toContain(label)
+          expect([...received, ...back]).toEqual(accepted[k]!.filter((label) => !gone.has(label)))
+          if (dropOldest === undefined) expect(evicted[k]).toEqual([])
+          stats.evicted += gone.size
         }
         expect(dialers.every((d) => d.unsafeStats().status === "Stopped")).toBe(true)
         stats.runs++

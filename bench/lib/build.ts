@@ -9,9 +9,11 @@
  * connection. Raw node:net, ws and @effect/platform come precompiled from
  * node_modules, so loading tether through tsx would not be a fair comparison.
  *
- * The output goes to node_modules/.cache/tether-bench/src so that bare imports
+ * The output goes to node_modules/.cache/tether-bench-<checkout>/src (one directory per checkout: worktrees
+ * share node_modules, and one checkout's build must not replace another's mid-run) so that bare imports
  * ("effect", "ws") resolve to the project's node_modules.
  */
+import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -22,7 +24,8 @@ const rootDir = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..",
 /** Transpiles every src/**\/*.ts file; returns the absolute path of the compiled index.js. */
 export const buildTether = (): string => {
   const srcDir = Path.join(rootDir, "src")
-  const outDir = Path.join(rootDir, "node_modules", ".cache", "tether-bench", "src")
+  const checkout = createHash("sha1").update(rootDir).digest("hex").slice(0, 10)
+  const outDir = Path.join(rootDir, "node_modules", ".cache", `tether-bench-${checkout}`, "src")
   Fs.rmSync(outDir, { recursive: true, force: true })
   const walk = (dir: string): Array<string> =>
     Fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>

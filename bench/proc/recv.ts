@@ -9,6 +9,7 @@
  * - `tether-echo`   tether echo server (`incoming` → `send`)
  * - `sink-many`     accepts `conns` connections, verifies `rounds` frames on each
  * - `ws-frames`     raw `ws` server, verifies binary messages
+ * - `closed-port`   a peer that is down: binds a port, closes it again (connects are refused), reports at once
  */
 import * as Net from "node:net"
 import { emit, fail, loadTether, finish, FrameVerifier, guardChild, nowNs, num, readParams } from "../lib/common.js"
@@ -159,8 +160,19 @@ const wsFrames = async () => {
   emit({ ready: true, port: await listen(httpServer) })
 }
 
+/** A down peer: the port was just bound and closed again, so a connect to it is refused. */
+const closedPort = async () => {
+  const server = Net.createServer()
+  const port = await listen(server)
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  emit({ ready: true, port })
+  finish({ port })
+}
+
 const main = async () => {
   switch (params.variant) {
+    case "closed-port":
+      return closedPort()
     case "frames":
       return rawFrames()
     case "tether-frames":

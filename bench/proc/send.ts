@@ -392,6 +392,111 @@ const closeTether = async (frames: number, size: number) => {
   finish(await Effect.runPromise(program))
 }
 
+// ---- backlog: offer cost at a given depth (the peer is down) ----
+
+/**
+ * Offer cost at a steady depth: fill to `depth` (untimed), then `offers` timed offers, each evicting the
+ * oldest frame (dropOldest at maxMessages = depth), so the depth stays `depth` throughout; `offers` untimed
+ * offers before them warm the code up. Frames are
+ * 60-byte payloads allocated per offer; maxAge is the default 5 minutes (each offer checks the age bound).
+ */
+const backlogRaw = (depth: number, offers: number, size: number) => {
+  // what a careful user writes: an array used as a deque (push / shift), each entry stamped, the age
+  // bound checked on every offer from the front, the count bound by evicting the front
+  const maxAgeMillis = 5 * 60_000
+  const q: Array<{ readonly frame: Uint8Array; readonly at: number }> = []
+  let evicted = 0
+  const offer = (frame: Uint8Array) => {
+    const now = Date.now()
+    while (q.length > 0 && now - q[0]!.at >= maxAgeMillis) q.shift()
+    while (q.length >= depth) {
+      q.shift()
+      evicted++
+    }
+    q.push({ frame, at: now })
+  }
+  for (let i = 0; i < depth; i++) offer(payload(i, size))
+  for (let i = 0; i < offers; i++) offer(payload(depth + i, size)) // warm-up
+  evicted = 0
+  const startAt = nowNs()
+  for (let i = 0; i < offers; i++) offer(payload(depth + offers + i, size))
+  const endAt = nowNs()
+  if (q.length !== depth || evicted !== offers) throw new Error(`raw deque: depth ${q.length}, evicted ${evicted}`)
+  finish({ startAt, endAt, offers, depth: q.length, evicted, events: 0 })
+}
+
+const backlogTether = async (depth: number, offers: number, size: number) => {
+  const { Effect } = await import("effect")
+  const { Backlog } = await loadTether(params)
+  let events = 0
+  let evicted = 0
+  const program = Effect.scoped(Effect.gen(function*() {
+    const backlog = yield* Backlog.make({
+      maxMessages: depth,
+      policy: "dropOldest",
+      onEvent: (e) =>
+        Effect.sync(() => {
+          events++
+          if (e._tag === "Evicted") evicted += e.frames.length
+        })
+    })
+    // fill in one call (prepend is a single O(n) step in every implementation), then the timed offers
+    const fill: Array<Uint8Array> = []
+    for (let i = 0; i < depth; i++) fill.push(payload(i, size))
+    yield* backlog.prepend(fill)
+    for (let i = 0; i < offers; i++) yield* backlog.offer(payload(depth + i, size)) // warm-up
+    yield* Effect.yieldNow() // its last burst is reported
+    events = 0
+    evicted = 0
+    const startAt = nowNs()
+    for (let i = 0; i < offers; i++) yield* backlog.offer(payload(depth + offers + i, size))
+    const endAt = nowNs()
+    const held = backlog.size()
+    yield* backlog.drainAll // reports any eviction burst still pending
+    return { startAt, endAt, offers, depth: held, evicted, events }
+  }))
+  const r = await Effect.runPromise(program)
+  if (r.depth !== depth || r.evicted !== offers) throw new Error(`tether backlog: depth ${r.depth}, evicted ${r.evicted}`)
+  finish(r)
+}
+
+/** The same through `Dialer.send` to a peer that is down (the receiver's port refuses connects). */
+const backlogDialer = async (depth: number, offers: number, size: number) => {
+  const { Effect } = await import("effect")
+  const { Dialer } = await loadTether(params)
+  let events = 0
+  let evicted = 0
+  const program = Effect.scoped(Effect.gen(function*() {
+    const dialer = yield* Dialer.make({
+      host,
+      port,
+      backlog: { maxMessages: depth, policy: "dropOldest" },
+      onEvent: (e) =>
+        Effect.sync(() => {
+          if (e._tag === "BacklogOverflow") {
+            events++
+            evicted += e.frames.length
+          }
+        })
+    })
+    for (let i = 0; i < depth + offers; i++) yield* dialer.send(payload(i, size)) // fill, then warm-up
+    yield* Effect.yieldNow() // the warm-up's last burst is reported
+    events = 0
+    evicted = 0
+    const startAt = nowNs()
+    for (let i = 0; i < offers; i++) yield* dialer.send(payload(depth + offers + i, size))
+    const endAt = nowNs()
+    const held = dialer.unsafeStats().backlogMessages
+    const outcome = yield* dialer.stop("done")
+    return { startAt, endAt, offers, depth: held, evicted, events, handedBack: outcome.undelivered.length }
+  }))
+  const r = await Effect.runPromise(program)
+  if (r.depth !== depth || r.evicted !== offers || r.handedBack !== depth) {
+    throw new Error(`tether dialer: depth ${r.depth}, evicted ${r.evicted}, handed back ${r.handedBack}`)
+  }
+  finish(r)
+}
+
 const main = async () => {
   const frames = num(params, "frames", 0)
   const size = num(params, "payload", 60)
@@ -426,6 +531,12 @@ const main = async () => {
       return closeRaw(frames, size)
     case "close-tether":
       return closeTether(frames, size)
+    case "backlog-raw":
+      return backlogRaw(num(params, "depth"), num(params, "offers"), size)
+    case "backlog-tether":
+      return backlogTether(num(params, "depth"), num(params, "offers"), size)
+    case "backlog-dialer":
+      return backlogDialer(num(params, "depth"), num(params, "offers"), size)
     default:
       throw new Error(`unknown sender variant ${params.variant}`)
   }

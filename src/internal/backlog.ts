@@ -1,6 +1,29 @@
 /**
  * The backlog: a FIFO of stamped frames with count, byte and age bounds, and
  * an expiry fiber that sleeps (on `Clock`) until the oldest frame is due.
+ *
+ * Every operation is O(1) amortized, whatever the depth:
+ *
+ * - Frames sit in a ring-buffer deque in delivery order (`fifo`). `prepend`
+ *   pushes at its front, `offer` at its back, eviction and `takeAll` take from
+ *   its front.
+ * - The same entries sit in a second deque in stamp order (`byAge`). Every
+ *   insertion — offer or prepend — is stamped with the current time (never
+ *   below the previous stamp), so insertion order is stamp order and the front
+ *   of `byAge` is always the oldest frame: expiry pops from there and stops at
+ *   the first frame not yet due, and the expiry fiber sleeps until that one is.
+ * - A frame removed through one deque is marked dead and skipped (and dropped)
+ *   when the other deque reaches it; a deque holding more dead entries than
+ *   live ones (+64) is compacted, which costs no more than the removals that
+ *   made the dead entries.
+ *
+ * Fairness: an offer never waits, so a storm of sends to a peer that is down
+ * would run from the microtask queue without letting the event loop turn (Effect's
+ * scheduler only yields to timers after 2 048 microtask rounds). Every
+ * {@link OFFERS_PER_TURN}th offer, process-wide, yields to the event loop (a
+ * macrotask), like the connection's writer does once per batch.
+ *
+ * Eviction bursts (`dropOldest`): see `Backlog.Options.policy`.
  * @internal
  */
 import * as Clock from "effect/Clock"
@@ -12,6 +35,7 @@ import type * as Backlog from "../Backlog.js"
 import { BacklogFull, Event } from "../Backlog.js"
 import { Encoded } from "../Connection.js"
 import * as Metrics from "../Metrics.js"
+import { macrotask } from "./scheduler.js"
 
 /** @internal */
 export const defaults = {
@@ -25,11 +49,88 @@ export const defaults = {
 /** @internal */
 export const payload = (item: Backlog.Item): Uint8Array => (item instanceof Encoded ? item.payload : item)
 
+/** Offers (over every backlog of the process) between two yields to the event loop. @internal */
+export const OFFERS_PER_TURN = 256
+
+let offersSinceTurn = 0
+const yieldToEventLoop: Effect.Effect<void> = Effect.withScheduler(Effect.yieldNow(), macrotask)
+/** Counts one offer; every OFFERS_PER_TURN-th returns a yield to the event loop. */
+const fairnessTick = (): Effect.Effect<void> => {
+  if (++offersSinceTurn < OFFERS_PER_TURN) return Effect.void
+  offersSinceTurn = 0
+  return yieldToEventLoop
+}
+
+/**
+ * A growable ring buffer with a power-of-two capacity: push and pop at both
+ * ends in O(1) amortized; shrinks when a quarter full.
+ * @internal
+ */
+export class Deque<A> {
+  private buf: Array<A | undefined> = new Array(16)
+  private head = 0
+  length = 0
+
+  front(): A | undefined {
+    return this.length === 0 ? undefined : this.buf[this.head]
+  }
+  get(i: number): A {
+    return this.buf[(this.head + i) & (this.buf.length - 1)] as A
+  }
+  pushBack(a: A): void {
+    if (this.length === this.buf.length) this.resize(this.buf.length * 2)
+    this.buf[(this.head + this.length) & (this.buf.length - 1)] = a
+    this.length++
+  }
+  pushFront(a: A): void {
+    if (this.length === this.buf.length) this.resize(this.buf.length * 2)
+    this.head = (this.head - 1) & (this.buf.length - 1)
+    this.buf[this.head] = a
+    this.length++
+  }
+  popFront(): A | undefined {
+    if (this.length === 0) return undefined
+    const a = this.buf[this.head]
+    this.buf[this.head] = undefined
+    this.head = (this.head + 1) & (this.buf.length - 1)
+    this.length--
+    if (this.buf.length > 64 && this.length <= this.buf.length >>> 2) this.resize(this.buf.length >>> 1)
+    return a
+  }
+  /** Keeps, in order, the elements for which `keep` holds. O(length). */
+  retain(keep: (a: A) => boolean): void {
+    const old = this.buf
+    const mask = old.length - 1
+    let cap = 16
+    let n = 0
+    for (let i = 0; i < this.length; i++) if (keep(old[(this.head + i) & mask] as A)) n++
+    while (cap < n) cap *= 2
+    const next: Array<A | undefined> = new Array(cap)
+    let j = 0
+    for (let i = 0; i < this.length; i++) {
+      const a = old[(this.head + i) & mask] as A
+      if (keep(a)) next[j++] = a
+    }
+    this.buf = next
+    this.head = 0
+    this.length = n
+  }
+  private resize(cap: number): void {
+    const next: Array<A | undefined> = new Array(cap)
+    for (let i = 0; i < this.length; i++) next[i] = this.get(i)
+    this.buf = next
+    this.head = 0
+  }
+}
+
 interface Entry {
   readonly item: Backlog.Item
   readonly size: number
   readonly at: number
+  /** False once removed (through either deque). */
+  live: boolean
 }
+const isLive = (e: Entry) => e.live
 
 /** @internal */
 export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, never, Scope.Scope> =>
@@ -40,9 +141,34 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
     const maxAgeMillis = Duration.isFinite(maxAge) ? Duration.toMillis(maxAge) : Number.POSITIVE_INFINITY
     const policy = options?.policy ?? defaults.policy
     const onEvent = options?.onEvent ?? (() => Effect.void)
+    const endpoint = options?.labels?.endpoint ?? "default"
 
-    let entries: Array<Entry> = []
+    // delivery order; stamp order (see the module comment)
+    let fifo = new Deque<Entry>()
+    let byAge = new Deque<Entry>()
+    let count = 0
     let bytes = 0
+    let lastStamp = Number.NEGATIVE_INFINITY
+    const stamp = (now: number) => (lastStamp = now > lastStamp ? now : lastStamp)
+
+    const kill = (e: Entry) => {
+      e.live = false
+      count--
+      bytes -= e.size
+    }
+    /** Drops dead entries at the fronts; compacts a deque that holds more dead entries than live ones. */
+    const tidy = () => {
+      while (fifo.length > 0 && !fifo.front()!.live) fifo.popFront()
+      while (byAge.length > 0 && !byAge.front()!.live) byAge.popFront()
+      if (fifo.length > 2 * count + 64) fifo.retain(isLive)
+      if (byAge.length > 2 * count + 64) byAge.retain(isLive)
+    }
+    /** The oldest live entry's stamp, if any. */
+    const oldestAt = (): number | undefined => {
+      while (byAge.length > 0 && !byAge.front()!.live) byAge.popFront()
+      return byAge.front()?.at
+    }
+
     // wakes the expiry fiber when the backlog goes from empty to non-empty
     let wakeExpiry: (() => void) | undefined
     const wake = () => {
@@ -64,22 +190,15 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
     let reportedDepth = 0
     // depth by delta; the oldest frame's age as of this change (no periodic timer: TestClock-friendly)
     const syncDepth = (now?: number) => {
-      if (entries.length !== reportedDepth) {
-        Metrics.backlogDepth.unsafeModify(entries.length - reportedDepth, tags)
-        reportedDepth = entries.length
+      if (count !== reportedDepth) {
+        Metrics.backlogDepth.unsafeModify(count - reportedDepth, tags)
+        reportedDepth = count
       }
       if (now !== undefined) {
-        let oldest = Number.POSITIVE_INFINITY
-        for (const e of entries) if (e.at < oldest) oldest = e.at
-        Metrics.backlogOldestAge.unsafeUpdate(oldest === Number.POSITIVE_INFINITY ? 0 : (now - oldest) / 1000, tags)
+        const oldest = oldestAt()
+        Metrics.backlogOldestAge.unsafeUpdate(oldest === undefined ? 0 : Math.max(0, now - oldest) / 1000, tags)
       }
     }
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        if (reportedDepth !== 0) Metrics.backlogDepth.unsafeModify(-reportedDepth, tags)
-        Metrics.backlogOldestAge.unsafeUpdate(0, tags)
-      })
-    )
 
     const report = (event: Backlog.Event) => {
       syncDepth()
@@ -87,75 +206,149 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
       Metrics.backlogDropped.unsafeUpdate(event.frames.length, droppedTags[event._tag])
       return onEvent(event)
     }
+    const annotate = Effect.annotateLogs({ backlog: endpoint })
+    const reportEvicted = (frames: Array<Uint8Array>): Effect.Effect<void> => {
+      if (frames.length === 0) return Effect.void
+      let size = 0
+      for (const f of frames) size += f.length
+      return Effect.zipRight(
+        annotate(Effect.logWarning(
+          `backlog overflow (dropOldest): ${frames.length} oldest frames (${size} bytes) evicted; ${count} held`
+        )),
+        report(Event.Evicted({ frames }))
+      )
+    }
+
+    // ---- eviction bursts: consecutive evictions, reported as one event (see Backlog.Options.policy) ----
+    let burst: Array<Uint8Array> = []
+    let wakeReporter: (() => void) | undefined
+    /** Ends the current burst now: takes it (synchronously) and returns its report. */
+    const endBurst = (): Effect.Effect<void> => {
+      if (burst.length === 0) return Effect.void
+      const frames = burst
+      burst = []
+      return reportEvicted(frames)
+    }
+    const awaitBurst = Effect.async<void>((resume) => {
+      if (burst.length > 0) return resume(Effect.void)
+      const w = () => resume(Effect.void)
+      wakeReporter = w
+      return Effect.sync(() => {
+        if (wakeReporter === w) wakeReporter = undefined
+      })
+    })
+    // the reporter: runs as soon as the evicting fiber yields, and reports the burst it made
+    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(awaitBurst, Effect.suspend(endBurst))))
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        const last = endBurst() // a burst still open when the scope closes is reported, not lost
+        if (reportedDepth !== 0) Metrics.backlogDepth.unsafeModify(-reportedDepth, tags)
+        reportedDepth = 0
+        Metrics.backlogOldestAge.unsafeUpdate(0, tags)
+        return last
+      })
+    )
+
+    // warning once per run of refusals (rejectNew): the first refusal after an accepted offer or a take
+    let refusing = false
 
     const unsafeExpire = (now: number): Array<Uint8Array> => {
-      if (maxAgeMillis === Number.POSITIVE_INFINITY || entries.length === 0) return []
+      if (maxAgeMillis === Number.POSITIVE_INFINITY || count === 0) return []
       const expired: Array<Uint8Array> = []
-      const kept: Array<Entry> = []
-      for (const e of entries) {
-        if (now - e.at >= maxAgeMillis) {
-          expired.push(payload(e.item))
-          bytes -= e.size
-        } else kept.push(e)
+      while (byAge.length > 0) {
+        const e = byAge.front()!
+        if (e.live && now - e.at < maxAgeMillis) break
+        byAge.popFront()
+        if (!e.live) continue
+        kill(e)
+        expired.push(payload(e.item))
       }
-      if (expired.length > 0) entries = kept
+      if (expired.length > 0) tidy()
       return expired
     }
     const expire = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const pending = endBurst() // evictions before these expirations are reported first
       const expired = unsafeExpire(now)
       syncDepth(now)
-      return Effect.as(report(Event.Expired({ frames: expired })), expired)
+      return pending.pipe(Effect.zipRight(report(Event.Expired({ frames: expired }))), Effect.as(expired))
     })
 
-    // under dropOldest: evict from the front until `extraCount` / `extraBytes` more fit
-    const unsafeEvict = (extraCount: number, extraBytes: number): Array<Uint8Array> => {
-      const evicted: Array<Uint8Array> = []
-      let n = 0
-      while (
-        n < entries.length && (entries.length - n + extraCount > maxMessages || bytes + extraBytes > maxBytes)
-      ) {
-        const e = entries[n]!
-        evicted.push(payload(e.item))
-        bytes -= e.size
-        n++
+    /** Evicts from the front until `extraCount` / `extraBytes` more fit; the evicted payloads go to `into`. */
+    const unsafeEvict = (extraCount: number, extraBytes: number, into: Array<Uint8Array>): void => {
+      while (count > 0 && (count + extraCount > maxMessages || bytes + extraBytes > maxBytes)) {
+        let e = fifo.popFront()!
+        while (!e.live) e = fifo.popFront()!
+        kill(e)
+        into.push(payload(e.item))
       }
-      if (n > 0) entries = entries.slice(n)
-      return evicted
+      tidy()
     }
 
     const push = (entry: Entry) => {
-      entries.push(entry)
+      fifo.pushBack(entry)
+      byAge.pushBack(entry)
+      count++
       bytes += entry.size
       syncDepth()
-      if (entries.length === 1) wake()
+      if (count === 1) wake()
     }
 
     // decides and commits synchronously; the returned effect reports and carries a refusal
     const unsafeOffer = (item: Backlog.Item, now: number): Effect.Effect<void, BacklogFull> => {
       const expired = unsafeExpire(now)
-      syncDepth(now)
       const size = payload(item).length
-      const entry: Entry = { item, size, at: now }
-      const before = report(Event.Expired({ frames: expired }))
       const fitsAlone = maxMessages >= 1 && size <= maxBytes
-      const fits = entries.length + 1 <= maxMessages && bytes + size <= maxBytes
+      const fits = count + 1 <= maxMessages && bytes + size <= maxBytes
+      if (!fits && expired.length === 0 && policy === "dropOldest" && fitsAlone) {
+        // the burst goes on: nothing else was reported since its previous eviction
+        const wasEmpty = burst.length === 0
+        unsafeEvict(1, size, burst)
+        push({ item, size, at: stamp(now), live: true })
+        syncDepth(now)
+        if (wasEmpty && burst.length > 0 && wakeReporter !== undefined) {
+          const w = wakeReporter
+          wakeReporter = undefined
+          w()
+        }
+        return fairnessTick()
+      }
+      // anything else ends the burst first (so events stay in order)
+      const before = burst.length === 0 && expired.length === 0
+        ? Effect.void
+        : Effect.zipRight(endBurst(), report(Event.Expired({ frames: expired })))
       if (fits) {
-        push(entry)
-        return before
+        push({ item, size, at: stamp(now), live: true })
+        syncDepth(now)
+        refusing = false
+        return before === Effect.void ? fairnessTick() : Effect.zipRight(before, fairnessTick())
       }
       if (policy === "dropOldest" && fitsAlone) {
-        const evicted = unsafeEvict(1, size)
-        push(entry)
-        return Effect.zipRight(before, report(Event.Evicted({ frames: evicted })))
+        // expirations came first: these evictions open a new burst
+        unsafeEvict(1, size, burst)
+        push({ item, size, at: stamp(now), live: true })
+        syncDepth(now)
+        if (burst.length > 0 && wakeReporter !== undefined) {
+          const w = wakeReporter
+          wakeReporter = undefined
+          w()
+        }
+        return Effect.zipRight(before, fairnessTick())
       }
+      syncDepth(now)
       const reason = !fitsAlone
         ? (maxMessages < 1 ? "maxMessages" : "maxBytes")
-        : entries.length + 1 > maxMessages
+        : count + 1 > maxMessages
         ? "maxMessages"
         : "maxBytes"
-      const error = new BacklogFull({ reason, messages: entries.length, bytes })
+      const error = new BacklogFull({ reason, messages: count, bytes })
+      const log = refusing ? Effect.void : annotate(Effect.logWarning(
+        `backlog overflow (rejectNew): full (${reason}, ${count} frames, ${bytes} bytes held); refusing new frames`
+      ))
+      refusing = true
       return before.pipe(
+        Effect.zipRight(log),
         Effect.zipRight(report(Event.Rejected({ frames: [payload(item)], reason }))),
+        Effect.zipRight(fairnessTick()),
         Effect.zipRight(Effect.fail(error))
       )
     }
@@ -166,32 +359,52 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
       Effect.suspend(() => {
         if (items.length === 0) return Effect.void
         return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          const front: Array<Entry> = []
-          for (const item of items) {
-            const size = payload(item).length
-            front.push({ item, size, at: now })
-            bytes += size
+          const pending = endBurst()
+          const at = stamp(now)
+          const wasEmpty = count === 0
+          const batch: Array<Entry> = new Array(items.length)
+          for (let i = 0; i < items.length; i++) {
+            const item = items[i]!
+            const e: Entry = { item, size: payload(item).length, at, live: true }
+            batch[i] = e
+            byAge.pushBack(e) // one stamp for the batch, the newest: stamp order holds (ties in delivery order)
+            count++
+            bytes += e.size
           }
-          const wasEmpty = entries.length === 0
-          entries = front.concat(entries)
-          syncDepth()
+          for (let i = batch.length - 1; i >= 0; i--) fifo.pushFront(batch[i]!)
+          syncDepth(now)
           if (wasEmpty) wake()
-          if (policy !== "dropOldest") return Effect.void
-          return report(Event.Evicted({ frames: unsafeEvict(0, 0) }))
+          if (policy !== "dropOldest") return pending
+          // the evictions of one prepend are a burst of their own, reported at once
+          const evicted: Array<Uint8Array> = []
+          unsafeEvict(0, 0, evicted)
+          return Effect.zipRight(pending, reportEvicted(evicted))
         })
       })
 
     const unsafeTakeAll = (): Array<Backlog.Item> => {
-      const out = entries.map((e) => e.item)
-      entries = []
+      const out: Array<Backlog.Item> = new Array(count)
+      let j = 0
+      for (let i = 0; i < fifo.length; i++) {
+        const e = fifo.get(i)
+        if (e.live) {
+          e.live = false
+          out[j++] = e.item
+        }
+      }
+      fifo = new Deque()
+      byAge = new Deque()
+      count = 0
       bytes = 0
+      refusing = false
       syncDepth()
       return out
     }
-    const takeAll = Effect.map(expire, () => unsafeTakeAll())
+    // pending evictions are reported before the frames behind them are handed out
+    const takeAll = Effect.flatMap(expire, () => Effect.suspend(() => Effect.as(endBurst(), unsafeTakeAll())))
 
     const awaitNonEmpty = Effect.async<void>((resume) => {
-      if (entries.length > 0) return resume(Effect.void)
+      if (count > 0) return resume(Effect.void)
       const w = () => resume(Effect.void)
       wakeExpiry = w
       return Effect.sync(() => {
@@ -203,9 +416,8 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
       const step = Effect.zipRight(
         awaitNonEmpty,
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          let oldest = Number.POSITIVE_INFINITY
-          for (const e of entries) if (e.at < oldest) oldest = e.at
-          if (oldest === Number.POSITIVE_INFINITY) return Effect.void
+          const oldest = oldestAt()
+          if (oldest === undefined) return Effect.void
           const due = oldest + maxAgeMillis
           return due <= now ? expire : Effect.zipRight(Effect.sleep(Duration.millis(due - now)), expire)
         })
@@ -226,11 +438,12 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
       drainAll: Effect.map(takeAll, (items) => items.map(payload)),
       discardAll: (reason) =>
         Effect.suspend(() => {
+          const pending = endBurst()
           const frames = unsafeTakeAll().map(payload)
-          return Effect.as(report(Event.Discarded({ frames, reason })), frames)
+          return pending.pipe(Effect.zipRight(report(Event.Discarded({ frames, reason }))), Effect.as(frames))
         }),
       expire,
-      size: () => entries.length,
+      size: () => count,
       bytes: () => bytes
     }
     return backlog
