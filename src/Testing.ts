@@ -513,8 +513,8 @@ export const nonReaderPeer: (
 
 /**
  * A half-open peer: it sends its FIN as soon as it accepts (its write side is
- * done), keeps reading what we send, and ignores our FIN — the socket stays
- * half-open until our side gives up or the scope closes.
+ * done) but keeps its read side open and reads what we send — the connection
+ * stays half-open until our side sends its own FIN or the scope closes.
  *
  * @example
  * ```ts

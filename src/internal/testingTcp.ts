@@ -161,7 +161,7 @@ export const halfOpenPeer = (options?: { readonly host?: string | undefined }): 
       allowHalfOpen: true,
       onSocket: (socket) => {
         socket.on("data", (chunk: Buffer) => c?.count(chunk.length))
-        socket.end() // our FIN at once; keeps reading; ignores the other side's FIN
+        socket.end() // its FIN at once; allowHalfOpen keeps its read side open
       }
     })
     return publicView(c)
