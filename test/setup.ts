@@ -13,7 +13,12 @@
  * A test that asserts on logs captures them itself (test/helpers/logs.ts); that
  * works the same with or without this setup.
  */
-import { FiberId, FiberRef, FiberRefs, HashSet, Logger, Runtime } from "effect"
+import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
+import * as HashSet from "effect/HashSet"
+import * as Logger from "effect/Logger"
+import * as Runtime from "effect/Runtime"
 import { beforeEach } from "vitest"
 import { resetTestLog, testLog, testLogger } from "./helpers/testLogger.js"
 

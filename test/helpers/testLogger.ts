@@ -2,7 +2,7 @@
  * The quiet test logger test/setup.ts installs: it keeps the running test's log
  * lines (logfmt, as Effect's default logger prints them) in memory, bounded.
  */
-import { Logger } from "effect"
+import * as Logger from "effect/Logger"
 
 const MAX_LINES = 2000
 let lines: Array<string> = []
