@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config"
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // a quiet test logger: log lines are printed only for a failing test (TETHER_TEST_LOGS=1 prints them all)
+    setupFiles: ["test/setup.ts"],
     testTimeout: 20_000,
     hookTimeout: 20_000,
     pool: "forks",

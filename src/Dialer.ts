@@ -33,6 +33,8 @@
  *
  * @since 0.1.0
  */
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
@@ -47,6 +49,7 @@ import type * as Backlog from "./Backlog.js"
 import type * as Connection from "./Connection.js"
 import type { DisconnectReason } from "./DisconnectReason.js"
 import type * as Framing from "./Framing.js"
+import * as cfg from "./internal/config.js"
 import * as internal from "./internal/dialer.js"
 import type * as SessionSchedule from "./SessionSchedule.js"
 import type * as Transport from "./Transport.js"
@@ -418,6 +421,28 @@ export const make: <E = never, R = never>(options: Options<E, R>) => Effect.Effe
  */
 export const layer = <E = never, R = never>(options: Options<E, R>): Layer.Layer<Tag, never, R> =>
   internal.layer(Tag, options)
+
+/**
+ * A {@link Dialer} layer, its options read from Config when the layer is built
+ * (Effect's `layerConfig` convention): `Settings.dialer` for the `TETHER_*`
+ * keys, or a config of your own. Options that are code (a session, hooks)
+ * join the config with `Config.map`.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { Dialer, Settings } from "tether"
+ *
+ * const FromEnv = Dialer.layerConfig(Settings.dialer) // TETHER_DIALER_HOST, TETHER_DIALER_PORT, …
+ * const Custom = Dialer.layerConfig({ host: Config.string("UPSTREAM_HOST"), port: Config.port("UPSTREAM_PORT") })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = <E = never, R = never>(
+  config: Config.Config.Wrap<Options<E, R>>
+): Layer.Layer<Tag, ConfigError.ConfigError, R> => cfg.layerConfig(config, (options: Options<E, R>) => layer(options))
 
 /**
  * The default backoff: exponential from 100 ms, jittered, capped at 30 s.

@@ -18,6 +18,8 @@
  *
  * @since 0.1.0
  */
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
@@ -31,6 +33,7 @@ import type * as Connection from "./Connection.js"
 import type * as Dialer from "./Dialer.js"
 import type { DisconnectReason } from "./DisconnectReason.js"
 import type * as Framing from "./Framing.js"
+import * as cfg from "./internal/config.js"
 import * as internal from "./internal/hub.js"
 
 /**
@@ -340,3 +343,24 @@ export const make: (options?: Options) => Effect.Effect<Hub, never, Scope.Scope>
  * @category layers
  */
 export const layer = (options?: Options): Layer.Layer<Tag> => internal.layer(Tag, options)
+
+/**
+ * A {@link Hub} layer, its options read from Config when the layer is built
+ * (Effect's `layerConfig` convention): `Settings.hub` for the `TETHER_*` keys,
+ * or a config of your own.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Framing, Hub, Settings } from "tether"
+ *
+ * const program = Effect.flatMap(Hub.Tag, (hub) => hub.broadcast(Framing.utf8("x"))).pipe(
+ *   Effect.provide(Hub.layerConfig(Settings.hub))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (config: Config.Config.Wrap<Options>): Layer.Layer<Tag, ConfigError.ConfigError> =>
+  cfg.layerConfig(config, (options: Options) => layer(options))

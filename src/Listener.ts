@@ -18,6 +18,8 @@
  *
  * @since 0.1.0
  */
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
@@ -28,6 +30,7 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type * as Tls from "node:tls"
 import type * as Connection from "./Connection.js"
+import * as cfg from "./internal/config.js"
 import * as internal from "./internal/listenerNet.js"
 import type * as Transport from "./Transport.js"
 
@@ -356,3 +359,30 @@ export const layer = <E, R>(
   options: Options,
   handler: (conn: Connection.Connection) => Effect.Effect<void, E, R>
 ): Layer.Layer<Listener, ListenerError, Exclude<R, Session>> => Layer.scoped(Listener, serve(options, handler))
+
+/**
+ * A server as a Layer, its options read from Config when the layer is built
+ * (Effect's `layerConfig` convention): pass `Settings.listener` for the
+ * `TETHER_*` keys, or a config of your own (each field may be a `Config`).
+ *
+ * @example
+ * ```ts
+ * import { Config, Effect, Layer, Stream } from "effect"
+ * import { Listener, Settings } from "tether"
+ *
+ * const echo = (conn: import("tether").Connection.Connection) =>
+ *   Stream.runForEach(conn.incoming, (frame) => conn.send(frame)).pipe(Effect.orDie)
+ *
+ * const FromEnv = Listener.layerConfig(Settings.listener, echo) // TETHER_LISTENER_PORT, …
+ * const Custom = Listener.layerConfig({ port: Config.port("PORT"), maxConnections: Config.succeed(100) }, echo)
+ * const main = Layer.launch(FromEnv)
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = <E, R>(
+  config: Config.Config.Wrap<Options>,
+  handler: (conn: Connection.Connection) => Effect.Effect<void, E, R>
+): Layer.Layer<Listener, ListenerError | ConfigError.ConfigError, Exclude<R, Session>> =>
+  cfg.layerConfig(config, (options: Options) => layer(options, handler))

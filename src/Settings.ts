@@ -2,10 +2,24 @@
  * Every tether option, loadable from Effect `Config` — environment variables by
  * default, any `ConfigProvider` you install otherwise.
  *
- * Keys are upper snake case under `TETHER_` (e.g. `TETHER_STALL_TIMEOUT=30 seconds`,
- * `TETHER_LISTENER_MAX_CONNECTIONS=5000`). Unset keys keep the module defaults;
- * a bad value fails with a `ConfigError` naming the key and the value. Options
+ * Keys are upper snake case under `TETHER_` (e.g. `TETHER_STALL_TIMEOUT=30s`,
+ * `TETHER_LISTENER_MAX_CONNECTIONS=5000`). Each key is one whole name, not a
+ * nested path, so the same names work under every provider:
+ * `ConfigProvider.fromEnv()` (the default), `ConfigProvider.fromMap(new Map([["TETHER_WRITE_TIMEOUT", "10s"]]))`
+ * with or without `pathDelim: "_"`, and `ConfigProvider.fromJson`. To prefix
+ * them, nest the config as usual (`Config.nested(Settings.dialer, "PRIMARY")`
+ * reads `PRIMARY_TETHER_DIALER_PORT` from the environment).
+ *
+ * Unset keys keep the module defaults; a bad value fails with a `ConfigError`
+ * naming the key as you set it (`TETHER_WRITE_TIMEOUT`) and the value. Options
  * that are functions (handlers, hooks) are not configuration and stay in code.
+ *
+ * Durations, here and in the example programs' flags, take one syntax (see
+ * {@link parseDuration}): `10s`, `10 seconds`, `500ms`, `500 millis`, `1m`,
+ * `2h`, or a bare number of milliseconds. Byte sizes: `65536`, `64 KiB`, `8MiB`.
+ *
+ * Each server, the dialer and the hub also have a `layerConfig` constructor
+ * taking these configs: `Listener.layerConfig(Settings.listener, handler)`.
  *
  * | key | default | meaning |
  * |---|---|---|
@@ -29,14 +43,17 @@
  * | `TETHER_DIALER_BACKOFF_BASE` / `TETHER_DIALER_BACKOFF_MAX` / `TETHER_DIALER_RESET_AFTER` | 100 ms / 30 s / 10 s | reconnect backoff |
  * | `TETHER_BACKLOG_MAX_MESSAGES` / `TETHER_BACKLOG_MAX_BYTES` / `TETHER_BACKLOG_MAX_AGE` | 10000 / 16 MiB / 5 min | reconnect backlog bounds |
  * | `TETHER_BACKLOG_POLICY` / `TETHER_BACKLOG_KEEP_ACROSS_PERIODS` | rejectNew / — | backlog policy |
+ * | `TETHER_HUB_EVENTS_CAPACITY` | 1024 | hub event PubSub (the hub's codec follows `TETHER_FRAMING`) |
  *
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
 import type * as Duration from "effect/Duration"
 import * as Schedule from "effect/Schedule"
+import type * as Option from "effect/Option"
 import type * as Backlog from "./Backlog.js"
 import * as Connection from "./Connection.js"
+import type * as Hub from "./Hub.js"
 import type * as Listener from "./Listener.js"
 import * as cfg from "./internal/config.js"
 import type * as WebSocket from "./WebSocket.js"
@@ -83,12 +100,12 @@ export const watchdog: Config.Config<{
     readonly allIdle?: Duration.Duration | undefined
   } | undefined
 }> = Config.all({
-  bound: opt(cfg.duration("LIVENESS_BOUND")),
-  stallTimeout: opt(cfg.duration("STALL_TIMEOUT")),
-  probeInterval: opt(cfg.duration("PROBE_INTERVAL")),
-  readIdle: opt(cfg.duration("READ_IDLE")),
-  writeIdle: opt(cfg.duration("WRITE_IDLE")),
-  allIdle: opt(cfg.duration("ALL_IDLE"))
+  bound: opt(cfg.duration("TETHER_LIVENESS_BOUND")),
+  stallTimeout: opt(cfg.duration("TETHER_STALL_TIMEOUT")),
+  probeInterval: opt(cfg.duration("TETHER_PROBE_INTERVAL")),
+  readIdle: opt(cfg.duration("TETHER_READ_IDLE")),
+  writeIdle: opt(cfg.duration("TETHER_WRITE_IDLE")),
+  allIdle: opt(cfg.duration("TETHER_ALL_IDLE"))
 }).pipe(
   Config.map(({ allIdle, bound, probeInterval, readIdle, stallTimeout, writeIdle }) => ({
     liveness: { bound },
@@ -96,8 +113,7 @@ export const watchdog: Config.Config<{
     idle: readIdle === undefined && writeIdle === undefined && allIdle === undefined
       ? undefined
       : { readIdle, writeIdle, allIdle }
-  })),
-  Config.nested("TETHER")
+  }))
 )
 
 /**
@@ -117,22 +133,22 @@ export const watchdog: Config.Config<{
  */
 export const heartbeat: Config.Config<{ readonly interval: Duration.Duration; readonly testRequestFactor: number }> =
   Config.all({
-    interval: cfg.duration("HEARTBEAT_INTERVAL"),
-    testRequestFactor: Config.number("HEARTBEAT_TEST_REQUEST_FACTOR").pipe(
+    interval: cfg.duration("TETHER_HEARTBEAT_INTERVAL"),
+    testRequestFactor: Config.number("TETHER_HEARTBEAT_TEST_REQUEST_FACTOR").pipe(
       Config.validate({ message: "Expected a factor > 1", validation: (n) => n > 1 }),
       Config.withDefault(1.2)
     )
-  }).pipe(Config.nested("TETHER"))
+  })
 
 const listenerOnly = Config.all({
-  host: opt(Config.string("HOST")),
-  port: opt(Config.port("PORT")),
-  backlog: opt(cfg.positiveInt("BACKLOG")),
-  maxConnections: opt(cfg.positiveInt("MAX_CONNECTIONS")),
-  handshakeTimeout: opt(cfg.duration("HANDSHAKE_TIMEOUT")),
-  shutdownTimeout: opt(cfg.duration("SHUTDOWN_TIMEOUT")),
-  sessionGrace: opt(cfg.duration("SESSION_GRACE"))
-}).pipe(Config.nested("LISTENER"), Config.nested("TETHER"))
+  host: opt(Config.string("TETHER_LISTENER_HOST")),
+  port: opt(Config.port("TETHER_LISTENER_PORT")),
+  backlog: opt(cfg.positiveInt("TETHER_LISTENER_BACKLOG")),
+  maxConnections: opt(cfg.positiveInt("TETHER_LISTENER_MAX_CONNECTIONS")),
+  handshakeTimeout: opt(cfg.duration("TETHER_LISTENER_HANDSHAKE_TIMEOUT")),
+  shutdownTimeout: opt(cfg.duration("TETHER_LISTENER_SHUTDOWN_TIMEOUT")),
+  sessionGrace: opt(cfg.duration("TETHER_LISTENER_SESSION_GRACE"))
+})
 
 /**
  * Listener options: `TETHER_LISTENER_*` plus every connection key.
@@ -155,8 +171,8 @@ export const listener: Config.Config<Listener.Options> = Config.map(
 )
 
 const wsHeartbeat = Config.all({
-  interval: opt(cfg.duration("HEARTBEAT_INTERVAL")),
-  timeout: opt(cfg.duration("HEARTBEAT_TIMEOUT"))
+  interval: opt(cfg.duration("TETHER_WS_HEARTBEAT_INTERVAL")),
+  timeout: opt(cfg.duration("TETHER_WS_HEARTBEAT_TIMEOUT"))
 }).pipe(
   Config.map(({ interval, timeout }): WebSocket.HeartbeatOptions | undefined =>
     interval === undefined ? undefined : { interval, timeout }
@@ -182,11 +198,11 @@ export const webSocketServer: Config.Config<WebSocket.ServerOptions> = Config.ma
   Config.all([
     listener,
     Config.all({
-      path: opt(Config.string("PATH")),
-      maxPayload: opt(cfg.bytes("MAX_PAYLOAD")),
-      perMessageDeflate: opt(Config.boolean("PER_MESSAGE_DEFLATE")),
+      path: opt(Config.string("TETHER_WS_PATH")),
+      maxPayload: opt(cfg.bytes("TETHER_WS_MAX_PAYLOAD")),
+      perMessageDeflate: opt(Config.boolean("TETHER_WS_PER_MESSAGE_DEFLATE")),
       heartbeat: wsHeartbeat
-    }).pipe(Config.nested("WS"), Config.nested("TETHER"))
+    })
   ]),
   ([{ codec: _codec, ...l }, ws]) => ({ ...l, ...ws })
 )
@@ -210,11 +226,11 @@ export const webSocketClient: Config.Config<Partial<WebSocket.ClientOptions>> = 
   Config.all([
     Connection.config,
     Config.all({
-      maxPayload: opt(cfg.bytes("MAX_PAYLOAD")),
-      perMessageDeflate: opt(Config.boolean("PER_MESSAGE_DEFLATE")),
-      handshakeTimeout: opt(cfg.duration("HANDSHAKE_TIMEOUT")),
+      maxPayload: opt(cfg.bytes("TETHER_WS_MAX_PAYLOAD")),
+      perMessageDeflate: opt(Config.boolean("TETHER_WS_PER_MESSAGE_DEFLATE")),
+      handshakeTimeout: opt(cfg.duration("TETHER_WS_HANDSHAKE_TIMEOUT")),
       heartbeat: wsHeartbeat
-    }).pipe(Config.nested("WS"), Config.nested("TETHER"))
+    })
   ]),
   ([{ codec: _codec, ...conn }, ws]) => ({ ...conn, ...ws })
 )
@@ -234,12 +250,12 @@ export const webSocketClient: Config.Config<Partial<WebSocket.ClientOptions>> = 
  * @category config
  */
 export const backlog: Config.Config<Backlog.Options> = Config.all({
-  maxMessages: opt(cfg.positiveInt("MAX_MESSAGES")),
-  maxBytes: opt(cfg.bytes("MAX_BYTES")),
-  maxAge: opt(cfg.duration("MAX_AGE")),
-  policy: opt(Config.literal("rejectNew", "dropOldest")("POLICY")),
-  keepAcrossPeriods: opt(Config.boolean("KEEP_ACROSS_PERIODS"))
-}).pipe(Config.nested("BACKLOG"), Config.nested("TETHER"))
+  maxMessages: opt(cfg.positiveInt("TETHER_BACKLOG_MAX_MESSAGES")),
+  maxBytes: opt(cfg.bytes("TETHER_BACKLOG_MAX_BYTES")),
+  maxAge: opt(cfg.duration("TETHER_BACKLOG_MAX_AGE")),
+  policy: opt(Config.literal("rejectNew", "dropOldest")("TETHER_BACKLOG_POLICY")),
+  keepAcrossPeriods: opt(Config.boolean("TETHER_BACKLOG_KEEP_ACROSS_PERIODS"))
+})
 
 /**
  * Dialer settings (`TETHER_DIALER_*`, the backlog keys and the connection keys):
@@ -267,13 +283,13 @@ export const dialer: Config.Config<{
   readonly connection: Connection.Options
 }> = Config.all({
   dialer: Config.all({
-    host: opt(Config.string("HOST")),
-    port: opt(Config.port("PORT")),
-    connectTimeout: opt(cfg.duration("CONNECT_TIMEOUT")),
-    resetAfter: opt(cfg.duration("RESET_AFTER")),
-    backoffBase: opt(cfg.duration("BACKOFF_BASE")),
-    backoffMax: opt(cfg.duration("BACKOFF_MAX"))
-  }).pipe(Config.nested("DIALER"), Config.nested("TETHER")),
+    host: opt(Config.string("TETHER_DIALER_HOST")),
+    port: opt(Config.port("TETHER_DIALER_PORT")),
+    connectTimeout: opt(cfg.duration("TETHER_DIALER_CONNECT_TIMEOUT")),
+    resetAfter: opt(cfg.duration("TETHER_DIALER_RESET_AFTER")),
+    backoffBase: opt(cfg.duration("TETHER_DIALER_BACKOFF_BASE")),
+    backoffMax: opt(cfg.duration("TETHER_DIALER_BACKOFF_MAX"))
+  }),
   backlog,
   connection: Connection.config
 }).pipe(
@@ -306,3 +322,64 @@ export const exponentialCapped = (
   max: Duration.DurationInput
 ): Schedule.Schedule<unknown, unknown> =>
   Schedule.exponential(base).pipe(Schedule.jittered, Schedule.union(Schedule.spaced(max)))
+
+/**
+ * Hub options (`TETHER_HUB_EVENTS_CAPACITY`; broadcasts are encoded with the
+ * codec `TETHER_FRAMING` / `TETHER_MAX_FRAME_BYTES` select). The event hook
+ * stays in code.
+ *
+ * @example
+ * ```ts
+ * import { Hub, Settings } from "tether"
+ *
+ * const HubLive = Hub.layerConfig(Settings.hub)
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const hub: Config.Config<Hub.Options> = Config.map(
+  Config.all([
+    Connection.config,
+    opt(cfg.positiveInt("TETHER_HUB_EVENTS_CAPACITY"))
+  ]),
+  ([conn, eventsCapacity]) => ({ codec: conn.codec, eventsCapacity })
+)
+
+/**
+ * Parses a duration in the one syntax tether's config keys and the example
+ * programs' flags accept: Effect's (`10 seconds`, `500 millis`, `1 minute`),
+ * the short form (`10s`, `500ms`, `1m`, `2h`, `1.5s`, with or without a
+ * space), or a bare number of milliseconds. `None` for anything else.
+ *
+ * @example
+ * ```ts
+ * import { Duration, Option } from "effect"
+ * import { Settings } from "tether"
+ *
+ * Option.map(Settings.parseDuration("10s"), Duration.toMillis) // Option.some(10000)
+ * Option.map(Settings.parseDuration("10 seconds"), Duration.toMillis) // Option.some(10000)
+ * Settings.parseDuration("soon") // Option.none()
+ * ```
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const parseDuration: (text: string) => Option.Option<Duration.Duration> = cfg.parseDuration
+
+/**
+ * A duration `Config` with the same syntax as tether's own keys (see
+ * {@link parseDuration}), for your own settings.
+ *
+ * @example
+ * ```ts
+ * import { Config, Duration } from "effect"
+ * import { Settings } from "tether"
+ *
+ * const pollEvery = Settings.duration("APP_POLL_INTERVAL").pipe(Config.withDefault(Duration.seconds(5)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const duration: (name: string) => Config.Config<Duration.Duration> = cfg.duration

@@ -24,6 +24,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Connection from "./Connection.js"
+import * as cfg from "./internal/config.js"
 import * as probe from "./internal/tcpProbe.js"
 import * as internal from "./internal/watchdog.js"
 import type * as Transport from "./Transport.js"
@@ -374,7 +375,7 @@ export interface SendStallOptions {
  *
  * const settings = Effect.withConfigProvider(
  *   Watchdog.sendStallConfig,
- *   ConfigProvider.fromMap(new Map([["TETHER_STALL_TIMEOUT", "10 seconds"]]))
+ *   ConfigProvider.fromMap(new Map([["TETHER_STALL_TIMEOUT", "10s"]]))
  * )
  * ```
  *
@@ -385,10 +386,10 @@ export const sendStallConfig: Config.Config<{
   readonly stallTimeout: Duration.Duration
   readonly probeInterval: Duration.Duration
 }> = Config.all({
-  stallTimeout: Config.duration("TETHER_STALL_TIMEOUT").pipe(
+  stallTimeout: cfg.duration("TETHER_STALL_TIMEOUT").pipe(
     Config.withDefault(Duration.decode(internal.defaults.stallTimeout))
   ),
-  probeInterval: Config.duration("TETHER_PROBE_INTERVAL").pipe(
+  probeInterval: cfg.duration("TETHER_PROBE_INTERVAL").pipe(
     Config.withDefault(Duration.decode(internal.defaults.probeInterval))
   )
 })

@@ -19,6 +19,8 @@
  *
  * @since 0.1.0
  */
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -30,6 +32,7 @@ import type * as Https from "node:https"
 import type * as Tls from "node:tls"
 import type * as Connection from "./Connection.js"
 import type * as Framing from "./Framing.js"
+import * as cfg from "./internal/config.js"
 import * as internalClient from "./internal/wsClient.js"
 import * as internalServer from "./internal/wsServer.js"
 import * as internal from "./internal/wsTransport.js"
@@ -555,3 +558,30 @@ export const layer = <E, R, RU = never>(
   handler: (conn: Connection.Connection, request: UpgradeRequest) => Effect.Effect<void, E, R>
 ): Layer.Layer<Listener.Listener, Listener.ListenerError, Exclude<R, Listener.Session> | RU> =>
   Layer.scoped(Listener.Listener, serve(options, handler))
+
+/**
+ * A WebSocket server as a Layer, its options read from Config when the layer
+ * is built (Effect's `layerConfig` convention): `Settings.webSocketServer` for
+ * the `TETHER_*` keys, or a config of your own.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Stream } from "effect"
+ * import { Settings, WebSocket } from "tether"
+ *
+ * const Echo = WebSocket.layerConfig(Settings.webSocketServer, (conn) =>
+ *   Stream.runForEach(WebSocket.messages(conn), (m) => conn.send(WebSocket.frame(m))).pipe(Effect.orDie))
+ * const main = Layer.launch(Echo)
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = <E, R, RU = never>(
+  config: Config.Config.Wrap<ServerOptions<RU>>,
+  handler: (conn: Connection.Connection, request: UpgradeRequest) => Effect.Effect<void, E, R>
+): Layer.Layer<
+  Listener.Listener,
+  Listener.ListenerError | ConfigError.ConfigError,
+  Exclude<R, Listener.Session> | RU
+> => cfg.layerConfig(config, (options: ServerOptions<RU>) => layer(options, handler))

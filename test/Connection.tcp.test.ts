@@ -7,11 +7,11 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Option, Stream, Supervisor } from "effect"
 import * as Net from "node:net"
 import { Connection, Framing } from "tether"
+import * as Testing from "tether/testing"
 import { awaitEvent, collectFrames, rawServer } from "./helpers/rawPeer.js"
 import { tlsServer } from "./helpers/tls.js"
 
-const within = <A, E, R>(ms: number, what: string, self: Effect.Effect<A, E, R>) =>
-  Effect.timeoutFail(self, { duration: ms, onTimeout: () => new Error(`timed out after ${ms} ms waiting for ${what}`) })
+const within = <A, E, R>(ms: number, what: string, self: Effect.Effect<A, E, R>) => Testing.within(ms, what, self)
 
 describe("Connection (loopback)", () => {
   it.scopedLive("after close the peer reads EOF within 200 ms, with every frame before it", () =>

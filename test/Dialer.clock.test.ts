@@ -6,13 +6,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Deferred, Effect, Fiber, Option, Queue, Schedule, Stream, TestClock } from "effect"
 import { Dialer, Framing, SessionSchedule } from "tether"
+import * as Testing from "tether/testing"
 import { memoryServer, receivedFrames, settle } from "./helpers/dial.js"
 
 const utf8 = Framing.utf8
 
 
 const awaitStatus = (dialer: Dialer.Dialer, status: Dialer.Status) =>
-  Stream.runHead(Stream.filter(dialer.statusChanges, (s) => s === status)).pipe(Effect.zipRight(settle))
+  Testing.awaitStatus(dialer, status).pipe(Effect.zipRight(settle))
 
 describe("Dialer (TestClock)", () => {
   it.scoped("sends while down go to the backlog and are replayed in order, before new frames, exactly once", () =>

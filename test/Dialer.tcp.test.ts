@@ -5,14 +5,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Queue, Schedule, Stream } from "effect"
 import { Dialer, Framing } from "tether"
+import * as Testing from "tether/testing"
 import { frameServer, freePort, takeFrames } from "./helpers/dialTcp.js"
 
 const utf8 = Framing.utf8
 
 const awaitStatus = (dialer: Dialer.Dialer, status: Dialer.Status) =>
-  Stream.runHead(Stream.filter(dialer.statusChanges, (s) => s === status)).pipe(
-    Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error(`dialer never reached ${status}`) })
-  )
+  Testing.within("5 seconds", `the dialer to reach ${status}`, Testing.awaitStatus(dialer, status))
 
 describe("Dialer (TCP loopback)", () => {
   it.live("disconnect, send, reconnect: every frame arrives exactly once, in order", () =>

@@ -9,6 +9,7 @@ import { Deferred, Effect, Option, Queue, Schedule, TestClock } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Path from "node:path"
 import { DisconnectReason, type Dialer, SessionSchedule, Transport } from "tether"
+import * as Testing from "tether/testing"
 import { makeInitiator } from "../examples/fix/client.js"
 import { fixCodec, get, type Message, MsgType, parseBody, Tag } from "../examples/fix/codec.js"
 import { serveAcceptor } from "../examples/fix/server.js"
@@ -16,17 +17,9 @@ import { peerMessage, socketMessages } from "./helpers/fixPeer.js"
 import { makeRecorder } from "./helpers/fixRecorder.js"
 import { rawServer } from "./helpers/rawPeer.js"
 
-const macrotask = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 /** Lets fibers run (no virtual time passes) until `cond` holds. */
-const eventually = (what: string, cond: () => boolean) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 5000; i++) {
-      if (cond()) return
-      yield* macrotask
-    }
-    return yield* Effect.fail(new Error(`never: ${what}`))
-  })
-const settle = Effect.repeatN(macrotask, 50)
+const eventually = (what: string, cond: () => boolean) => Testing.eventually(cond, { what })
+const settle = Effect.repeatN(Testing.macrotask, 50)
 
 // ---------------------------------------------------------------------------
 // fatal path on a real socket

@@ -8,6 +8,7 @@ import * as Net from "node:net"
 import * as Tls from "node:tls"
 import type { Connection, DisconnectReason } from "tether"
 import { Framing, Listener, Watchdog } from "tether"
+import * as Testing from "tether/testing"
 import { selfSigned } from "./helpers/tls.js"
 
 /** A plain client: collects what it reads, answers the server's FIN with its own (unless stubborn). */
@@ -59,11 +60,9 @@ const connect = (port: number, options?: { stubborn?: boolean }) =>
 
 const until = (c: Client, pred: () => boolean) => Effect.promise(() => c.until(pred))
 
-const registryUntil = (server: Listener.Server, pred: (rows: ReadonlyArray<Listener.SessionInfo>) => boolean) =>
-  server.sessionChanges.pipe(Stream.filter(pred), Stream.runHead, Effect.map(Option.getOrThrow))
+const registryUntil = Testing.awaitSessions
 
-const sleeperAt = (at: number) =>
-  Effect.repeat(Effect.map(TestClock.sleeps(), (s) => [...s].includes(at)), { until: (found) => found })
+const sleeperAt = (at: number) => Testing.awaitSleeper(at)
 
 const lp = (s: string) => Framing.encode(Framing.lengthPrefixed(), Framing.utf8(s))
 

@@ -5,12 +5,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, FastCheck as fc, Option, Queue, Schedule, Stream, TestClock } from "effect"
 import { Dialer, Framing, SessionSchedule } from "tether"
+import * as Testing from "tether/testing"
 import { memoryServer, receivedFrames, settle } from "./helpers/dial.js"
 
 const H = 3_600_000
 const utc = (y: number, mo: number, d: number, h = 0, mi = 0) => Date.UTC(y, mo - 1, d, h, mi)
 const awaitStatus = (dialer: Dialer.Dialer, status: Dialer.Status) =>
-  Stream.runHead(Stream.filter(dialer.statusChanges, (s) => s === status)).pipe(Effect.zipRight(settle))
+  Testing.awaitStatus(dialer, status).pipe(Effect.zipRight(settle))
 
 describe("SessionSchedule (pure)", () => {
   it("daily window in UTC: start inclusive, end exclusive, next open, period key", () => {

@@ -7,6 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Fiber, Schedule, TestClock } from "effect"
 import { Connection, DisconnectReason, Framing, Transport, Watchdog } from "tether"
+import * as Testing from "tether/testing"
 import { captureLogs, type LogLine } from "./helpers/logs.js"
 
 const frame = (n: number, size = 8) => new Uint8Array(size).fill(n % 256)
@@ -16,18 +17,10 @@ const warnings = (lines: ReadonlyArray<LogLine>) =>
   lines.filter((l) => l.level === "WARN" && l.annotations["watchdog"] !== undefined)
 
 /** A macrotask turn: lets fibers scheduled on the event loop (the connection's writer) run. */
-const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 /** Lets forked fibers run until `cond` holds; fails after 5000 event-loop turns instead of hanging. */
-const until = (cond: () => boolean) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 5000; i++) {
-      if (cond()) return
-      yield* turn
-    }
-    return yield* Effect.dieMessage("condition not reached")
-  })
+const until = (cond: () => boolean) => Testing.eventually(cond)
 /** Moves virtual time to `t` millis (absolute). */
-const at = (t: number) => Effect.flatMap(TestClock.currentTimeMillis, (n) => TestClock.adjust(Duration.millis(t - n)))
+const at = Testing.adjustTo
 
 const scriptedProbe = (row: () => Watchdog.TcpInfo | undefined): Watchdog.TcpProbeService => {
   let reads = 0

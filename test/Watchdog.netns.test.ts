@@ -8,10 +8,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, HashMap, Logger, Schedule } from "effect"
 import { Connection, Watchdog } from "tether"
+import * as Testing from "tether/testing"
 import * as NetNs from "../examples/demo/netns.js"
 
-const within = <A, E, R>(ms: number, what: string, self: Effect.Effect<A, E, R>) =>
-  Effect.timeoutFail(self, { duration: ms, onTimeout: () => new Error(`timed out after ${ms} ms waiting for ${what}`) })
+const within = <A, E, R>(ms: number, what: string, self: Effect.Effect<A, E, R>) => Testing.within(ms, what, self)
 
 const available = NetNs.availability()
 const title = "a peer that vanishes without FIN or RST (veth link down in its namespace) is reaped with SendStalled"

@@ -9,34 +9,14 @@ import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Schedule } from "effect"
 import * as Net from "node:net"
 import { Connection, Framing, Watchdog } from "tether"
+import * as Testing from "tether/testing"
 import { captureLogs, type LogLine } from "./helpers/logs.js"
 
-const within = <A, E, R>(ms: number, what: string, self: Effect.Effect<A, E, R>) =>
-  Effect.timeoutFail(self, { duration: ms, onTimeout: () => new Error(`timed out after ${ms} ms waiting for ${what}`) })
+const within = <A, E, R>(ms: number, what: string, self: Effect.Effect<A, E, R>) => Testing.within(ms, what, self)
 
 /** A loopback server handing over its first accepted socket; everything is destroyed with the scope. */
 const server = (options: Net.ServerOpts, onSocket?: (socket: Net.Socket) => void) =>
-  Effect.gen(function*() {
-    const accepted = yield* Deferred.make<Net.Socket>()
-    const sockets: Array<Net.Socket> = []
-    const srv = yield* Effect.acquireRelease(
-      Effect.async<Net.Server>((resume) => {
-        const s = Net.createServer(options, (socket) => {
-          sockets.push(socket)
-          socket.on("error", () => {})
-          onSocket?.(socket)
-          Deferred.unsafeDone(accepted, Effect.succeed(socket))
-        })
-        s.listen(0, "127.0.0.1", () => resume(Effect.succeed(s)))
-      }),
-      (s) =>
-        Effect.sync(() => {
-          for (const socket of sockets) socket.destroy()
-          s.close()
-        })
-    )
-    return { port: (srv.address() as Net.AddressInfo).port, accepted: Deferred.await(accepted) }
-  })
+  Effect.map(Testing.peer({ ...options, onSocket }), (peer) => ({ port: peer.port, accepted: peer.first }))
 
 const reaps = (lines: ReadonlyArray<LogLine>) =>
   lines.filter((l) => l.level === "WARN" && l.annotations["watchdog"] !== undefined)

@@ -6,6 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Logger, Option, Queue, Stream, TestClock } from "effect"
 import type { Connection } from "tether"
 import { DisconnectReason, Listener, Watchdog, WebSocket } from "tether"
+import * as Testing from "tether/testing"
 import { selfSigned } from "./helpers/tls.js"
 import { connectRaw, OP_BINARY, OP_CLOSE, OP_PONG, OP_TEXT, type RawWs } from "./helpers/wsRaw.js"
 
@@ -22,15 +23,13 @@ const rawWs = (port: number, options?: Parameters<typeof connectRaw>[1]) =>
 const until = (ws: RawWs, pred: () => boolean) => Effect.promise(() => ws.until(pred))
 
 /** Waits (on events, not time) until the registry satisfies `pred`. */
-const registryUntil = (server: Listener.Server, pred: (rows: ReadonlyArray<Listener.SessionInfo>) => boolean) =>
-  server.sessionChanges.pipe(Stream.filter(pred), Stream.runHead, Effect.map(Option.getOrThrow))
+const registryUntil = Testing.awaitSessions
 
 /**
  * Waits until some fiber sleeps until `at` (TestClock millis): a fiber forked or
  * woken just now may not have reached its next sleep yet.
  */
-const sleeperAt = (at: number) =>
-  Effect.repeat(Effect.map(TestClock.sleeps(), (s) => [...s].includes(at)), { until: (found) => found })
+const sleeperAt = (at: number) => Testing.awaitSleeper(at)
 
 const texts = (ws: RawWs) => ws.frames.filter((f) => f.opcode === OP_TEXT).map((f) => f.payload.toString())
 

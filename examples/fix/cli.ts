@@ -3,13 +3,15 @@
  *
  * @since 0.1.0
  */
-import { Duration } from "effect"
+import { type Duration, Option } from "effect"
+import { Settings } from "tether"
 import type { Message } from "./codec.js"
 import { show } from "./codec.js"
 import type { SessionEvent } from "./session.js"
 
 /**
- * Parses a duration flag: `500ms`, `2s`, `1.5s`, `3m`, or a bare number of seconds.
+ * Parses a duration flag in the syntax tether's `TETHER_*` keys take (`Settings.parseDuration`): `500ms`, `2s`,
+ * `1.5s`, `3m`, `1h`, `10 seconds`, or a bare number of milliseconds.
  *
  * @example
  * ```ts
@@ -18,21 +20,11 @@ import type { SessionEvent } from "./session.js"
  * parseDuration("--linger", "500ms") // Duration of 500 millis
  * ```
  */
-export const parseDuration = (flag: string, text: string): Duration.Duration => {
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(text.trim())
-  if (m === null) throw new Error(`${flag}: expected a duration like 500ms, 2s, 1m (got '${text}')`)
-  const n = Number(m[1])
-  switch (m[2]) {
-    case "ms":
-      return Duration.millis(n)
-    case "m":
-      return Duration.minutes(n)
-    case "h":
-      return Duration.hours(n)
-    default:
-      return Duration.millis(n * 1000)
-  }
-}
+export const parseDuration = (flag: string, text: string): Duration.Duration =>
+  Option.getOrThrowWith(
+    Settings.parseDuration(text),
+    () => new Error(`${flag}: expected a duration like 500ms, 2s, 1m or 10 seconds (got '${text}')`)
+  )
 
 /**
  * Parses a positive integer flag.

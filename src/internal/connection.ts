@@ -592,15 +592,15 @@ export const make = (
 
 /** @internal */
 export const config: Config.Config<Connection.Options> = Config.all({
-  sendQueueCapacity: cfg.optional(cfg.positiveInt("SEND_QUEUE_CAPACITY")),
-  maxBatchFrames: cfg.optional(cfg.positiveInt("MAX_BATCH_FRAMES")),
-  maxBatchBytes: cfg.optional(cfg.bytes("MAX_BATCH_BYTES")),
-  writeTimeout: cfg.optional(cfg.duration("WRITE_TIMEOUT")),
-  drainTimeout: cfg.optional(cfg.duration("DRAIN_TIMEOUT")),
-  lingerTimeout: cfg.optional(cfg.duration("LINGER_TIMEOUT")),
-  inboundCapacity: cfg.optional(cfg.positiveInt("INBOUND_CAPACITY")),
-  framing: Config.literal("length-prefixed", "newline", "raw")("FRAMING").pipe(Config.withDefault("length-prefixed")),
-  maxFrameBytes: cfg.bytes("MAX_FRAME_BYTES").pipe(Config.withDefault(defaults.maxFrameBytes))
+  sendQueueCapacity: cfg.optional(cfg.positiveInt("TETHER_SEND_QUEUE_CAPACITY")),
+  maxBatchFrames: cfg.optional(cfg.positiveInt("TETHER_MAX_BATCH_FRAMES")),
+  maxBatchBytes: cfg.optional(cfg.bytes("TETHER_MAX_BATCH_BYTES")),
+  writeTimeout: cfg.optional(cfg.duration("TETHER_WRITE_TIMEOUT")),
+  drainTimeout: cfg.optional(cfg.duration("TETHER_DRAIN_TIMEOUT")),
+  lingerTimeout: cfg.optional(cfg.duration("TETHER_LINGER_TIMEOUT")),
+  inboundCapacity: cfg.optional(cfg.positiveInt("TETHER_INBOUND_CAPACITY")),
+  framing: Config.literal("length-prefixed", "newline", "raw")("TETHER_FRAMING").pipe(Config.withDefault("length-prefixed")),
+  maxFrameBytes: cfg.bytes("TETHER_MAX_FRAME_BYTES").pipe(Config.withDefault(defaults.maxFrameBytes))
 }).pipe(
   Config.map(({ framing, maxFrameBytes, ...rest }): Connection.Options => ({
     ...rest,
@@ -609,8 +609,7 @@ export const config: Config.Config<Connection.Options> = Config.all({
       : framing === "raw"
       ? Framing.raw({ maxFrameBytes })
       : Framing.lengthPrefixed({ maxFrameBytes })
-  })),
-  Config.nested("TETHER")
+  }))
 )
 
 /** @internal */

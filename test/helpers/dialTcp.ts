@@ -7,6 +7,7 @@
 import { Duration, Effect, Queue } from "effect"
 import * as Net from "node:net"
 import { Framing } from "tether"
+import * as Testing from "tether/testing"
 
 export interface FrameServer {
   readonly port: number
@@ -19,13 +20,7 @@ export interface FrameServer {
 }
 
 /** A port nothing listens on (yet). */
-export const freePort = Effect.async<number>((resume) => {
-  const s = Net.createServer()
-  s.listen(0, "127.0.0.1", () => {
-    const port = (s.address() as Net.AddressInfo).port
-    s.close(() => resume(Effect.succeed(port)))
-  })
-})
+export const freePort = Testing.freePort()
 
 export const frameServer = (options: {
   readonly port: number

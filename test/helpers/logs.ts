@@ -1,5 +1,7 @@
 /**
- * Captures the log lines of a test (level, message, annotations).
+ * Captures the log lines of a test (level, message, annotations). Tests that
+ * assert on logs provide `layer` themselves; every other log line goes to the
+ * quiet test logger of test/setup.ts (printed only when a test fails).
  */
 import { HashMap, Logger } from "effect"
 
