@@ -141,6 +141,29 @@ describe("Connection: exactly once at the kernel boundary (loopback)", () => {
     })), 20_000)
 })
 
+describe("Connection: when Node cannot tell (guarded fallback)", () => {
+  it.live("no writeQueueSize on the handle: the batch in flight is handed back whole (at least once, nothing lost)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const peer = yield* silentPeer()
+      const conn = yield* Connection.connectTcp({ port: peer.port, ...base })
+      // hide the semi-private field, as a Node version without it would
+      const handle = (conn.transport.stats().socket as unknown as { _handle: object })._handle
+      Object.defineProperty(handle, "writeQueueSize", { get: () => undefined, configurable: true })
+      const { accepted, fiber } = yield* produce(conn)
+      yield* awaitStuck(conn)
+      const outcome = yield* conn.abort()
+      yield* Fiber.join(fiber)
+      const bytes = yield* peer.readToEnd(0)
+      const { seqs } = decodeReceived(bytes)
+      const undelivered = outcome.undelivered.map(seqOf)
+      expect(outcome.truncated).toBeUndefined()
+      expect(outcome.delivered).toBeLessThanOrEqual(seqs.length)
+      // nothing lost: every accepted frame was received or handed back (some possibly both)
+      expect([...new Set([...seqs, ...undelivered])].sort((a, b) => a - b)).toEqual(accepted)
+      expect(conn.transport.stats().bytesHandedToKernel).toBeLessThanOrEqual(bytes.length)
+    })), 20_000)
+})
+
 describe("Connection: exactly once on the memory transport (TestClock)", () => {
   it.scoped("a write timeout in the middle of a frame: the cut frame is truncated, the rest handed back", () =>
     Effect.gen(function*() {

@@ -56,20 +56,32 @@ interface InFlightWrite {
 // TLSWrap, whose `writeQueueSize` is BIO_pending(enc_out): ciphertext not yet confirmed written by
 // the underlying handle, and `_handle._parent` is that underlying TCP handle. Everything is read
 // synchronously on the JS thread, so nothing can reach the kernel between a read and `destroy()`.
+// All such reads are in `writeQueues` below.
 // Guarded: when a field is missing or inconsistent the result is `undefined` ("cannot tell"), and
 // callers fall back to counting the whole in-flight write as not accepted (at-least-once, the
 // behaviour before exact accounting).
 
-const queueSize = (handle: unknown): number | undefined => {
-  const v = typeof handle === "object" && handle !== null ? (handle as { writeQueueSize?: unknown }).writeQueueSize : undefined
-  return typeof v === "number" && v >= 0 ? v : undefined
+/**
+ * The only function that reads semi-private Node fields: `own` is `socket._handle.writeQueueSize`
+ * (TCP: bytes libuv still holds; TLS: ciphertext TLSWrap has not had confirmed), `parent` is
+ * `socket._handle._parent.writeQueueSize` (TLS only: what libuv still holds of that ciphertext).
+ * Either is undefined when the field is missing or not a count (no handle after destroy, another
+ * Node version): callers then say "cannot tell".
+ */
+const writeQueues = (socket: Net.Socket): { readonly own: number | undefined; readonly parent: number | undefined } => {
+  const count = (v: unknown) => (typeof v === "number" && v >= 0 ? v : undefined)
+  const handle = (socket as unknown as { _handle?: { writeQueueSize?: unknown; _parent?: { writeQueueSize?: unknown } } | null })
+    ._handle
+  if (typeof handle !== "object" || handle === null) return { own: undefined, parent: undefined }
+  const parent = handle._parent
+  return {
+    own: count(handle.writeQueueSize),
+    parent: typeof parent === "object" && parent !== null ? count(parent.writeQueueSize) : undefined
+  }
 }
-const handleOf = (socket: Net.Socket): unknown => (socket as unknown as { _handle?: unknown })._handle
-const parentOf = (handle: unknown): unknown =>
-  typeof handle === "object" && handle !== null ? (handle as { _parent?: unknown })._parent : undefined
 
 /** What the socket's handle holds right now (TLS: ciphertext pending in TLSWrap). */
-const handleQueued = (socket: Net.Socket): number | undefined => queueSize(handleOf(socket))
+const handleQueued = (socket: Net.Socket): number | undefined => writeQueues(socket).own
 
 /** TLS: the ciphertext a write just dispatched became (TLSWrap encrypts synchronously in DoWrite). */
 const dispatchedCipher = (socket: Net.Socket, before: number | undefined): number | undefined => {
@@ -104,16 +116,16 @@ export const tlsPlainAccepted = (plain: number, cipher: number, acceptedCipher: 
  * handle is gone.
  */
 const inFlightAccepted = (socket: Net.Socket, w: InFlightWrite): number | undefined => {
-  const handle = handleOf(socket)
   if (w.before !== 0) return undefined // something else was queued: the remainder is not ours alone
+  const queues = writeQueues(socket)
   if (!(socket instanceof Tls.TLSSocket)) {
-    const held = queueSize(handle)
+    const held = queues.own
     return held === undefined || held > w.bytes ? undefined : w.bytes - held
   }
   // TLS: TLSWrap hands the whole write's ciphertext (one BIO buffer, see TLS_MAX_OVERHEAD) to the
   // underlying handle in one write; the kernel took all of it but what the underlying handle holds.
-  const pending = queueSize(handle)
-  const held = queueSize(parentOf(handle))
+  const pending = queues.own
+  const held = queues.parent
   if (w.cipher === undefined || pending === undefined || held === undefined || held > pending || pending > w.cipher) {
     return undefined
   }

@@ -65,6 +65,7 @@ export const run = (options: { readonly stallMs: number; readonly probeMs: numbe
       reason: outcome.reason._tag,
       accepted: outcome.accepted,
       written: outcome.delivered,
+      truncated: outcome.truncated === undefined ? 0 : 1, // cut in the middle by the reap: undecodable, resendable
       reportedUndelivered: outcome.undelivered.length
     })
     dead.destroy()
@@ -90,7 +91,7 @@ export const run = (options: { readonly stallMs: number; readonly probeMs: numbe
       resolvedMs: reapedMs,
       delivered: outcome.delivered,
       undelivered: outcome.undelivered.length,
-      lost: outcome.accepted - outcome.delivered - outcome.undelivered.length,
+      lost: outcome.accepted - outcome.delivered - (outcome.truncated === undefined ? 0 : 1) - outcome.undelivered.length,
       ok: outcome.reason._tag === "SendStalled" && Option.isSome(secondClosed) && got === 10
     } satisfies StoryResult
   })

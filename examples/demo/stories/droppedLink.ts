@@ -42,6 +42,7 @@ export const run = (options: { readonly stallMs: number; readonly probeMs: numbe
       reason: outcome.reason._tag,
       accepted,
       written: outcome.delivered,
+      truncated: outcome.truncated === undefined ? 0 : 1, // cut in the middle by the reap: undecodable, resendable
       reportedUndelivered: outcome.undelivered.length
     })
     return Option.some({
@@ -51,7 +52,7 @@ export const run = (options: { readonly stallMs: number; readonly probeMs: numbe
       resolvedMs,
       delivered: outcome.delivered,
       undelivered: outcome.undelivered.length,
-      lost: accepted - outcome.delivered - outcome.undelivered.length,
+      lost: accepted - outcome.delivered - (outcome.truncated === undefined ? 0 : 1) - outcome.undelivered.length,
       ok: (outcome.reason._tag === "SendStalled" || outcome.reason._tag === "PeerGone") &&
         resolvedMs <= options.stallMs + 4 * options.probeMs + 1000
     } satisfies StoryResult)
