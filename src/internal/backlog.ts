@@ -350,7 +350,7 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
         : "maxBytes"
       const error = new BacklogFull({ reason, messages: count, bytes })
       const log = refusing ? Effect.void : annotate(Effect.logWarning(
-        `backlog overflow (rejectNew): full (${reason}, ${count} frames, ${bytes} bytes held); refusing new frames`
+        `backlog overflow (${policy}): full (${reason}, ${count} frames, ${bytes} bytes held); refusing new frames`
       ))
       refusing = true
       return before.pipe(
