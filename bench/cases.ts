@@ -335,7 +335,7 @@ const backlog: Case = {
   title: "Backlog: offer cost at 1k, 10k and 100k frames held (peer down, dropOldest, default maxAge 5 minutes)",
   notes: [
     "Steady depth: the backlog is filled to the depth (untimed; `Backlog` by one `prepend`, the Dialer by sends), then `offers` untimed offers warm up, then every timed offer evicts the oldest frame (dropOldest at maxMessages = depth), so the depth never changes. 60-byte payloads allocated per offer; the age bound (5 minutes) is checked on every offer.",
-    "Raw: what a careful user writes — a JS array as a deque (`push` / `shift`), entries stamped with `Date.now()`, the age bound checked from the front on every offer. tether `Backlog.offer` is the same work through Effect, with metrics and eviction events; `Dialer.send` adds the send router (the peer's port refuses connects, so every send goes to the backlog).",
+    "Raw: what a careful user writes — a JS array as a deque (`push` / `shift`), entries stamped with `Date.now()`, the age bound checked from the front on every offer (V8's `shift` is O(n) on large arrays: see its 100k row); and the strongest raw baseline, a ring buffer doing the same work. tether `Backlog.offer` is the same work through Effect, with metrics and eviction events; `Dialer.send` adds the send router (the peer's port refuses connects, so every send goes to the backlog).",
     "events/1k offers: eviction events reported per 1 000 evicting offers (bursts coalesce them; before, one event per evicted frame)."
   ],
   units: { offer: "ns", eventsPer1k: "" },
@@ -343,6 +343,7 @@ const backlog: Case = {
     const offers = pick(size, 100_000, 5_000)
     return BACKLOG_DEPTHS.flatMap((d) => [
       backlogVariant(`raw-${depthLabel(d)}`, `raw array deque, ${d.toLocaleString("en")} held`, "backlog-raw", d, offers),
+      backlogVariant(`ring-${depthLabel(d)}`, `raw ring buffer, ${d.toLocaleString("en")} held`, "backlog-raw-ring", d, offers),
       backlogVariant(`backlog-${depthLabel(d)}`, `tether Backlog.offer, ${d.toLocaleString("en")} held`, "backlog-tether", d, offers),
       backlogVariant(`dialer-${depthLabel(d)}`, `tether Dialer.send (peer down), ${d.toLocaleString("en")} held`, "backlog-dialer", d, offers)
     ])
@@ -351,11 +352,18 @@ const backlog: Case = {
     { label: "Backlog.offer cost, 100k held ÷ 1k held", num: ["backlog-100k", "offer"], den: ["backlog-1k", "offer"], better: "lower", target: 2.0 },
     { label: "Backlog.offer cost, 10k held ÷ 1k held", num: ["backlog-10k", "offer"], den: ["backlog-1k", "offer"], better: "lower", target: 2.0 },
     { label: "Dialer.send (peer down) cost, 100k held ÷ 1k held", num: ["dialer-100k", "offer"], den: ["dialer-1k", "offer"], better: "lower", target: 2.0 },
-    { label: "raw array deque cost, 100k held ÷ 1k held", num: ["raw-100k", "offer"], den: ["raw-1k", "offer"], better: "lower" },
+    { label: "raw array deque cost, 100k held ÷ 1k held", num: ["raw-100k", "offer"], den: ["raw-1k", "offer"], better: "lower", note: "V8's Array shift is O(n) on large arrays" },
+    { label: "raw ring buffer cost, 100k held ÷ 1k held", num: ["ring-100k", "offer"], den: ["ring-1k", "offer"], better: "lower" },
     ...BACKLOG_DEPTHS.map((d): Ratio => ({
       label: `Backlog.offer ÷ raw array deque, ${depthLabel(d)} held`,
       num: [`backlog-${depthLabel(d)}`, "offer"],
       den: [`raw-${depthLabel(d)}`, "offer"],
+      better: "lower"
+    })),
+    ...BACKLOG_DEPTHS.map((d): Ratio => ({
+      label: `Backlog.offer ÷ raw ring buffer, ${depthLabel(d)} held`,
+      num: [`backlog-${depthLabel(d)}`, "offer"],
+      den: [`ring-${depthLabel(d)}`, "offer"],
       better: "lower"
     })),
     ...BACKLOG_DEPTHS.map((d): Ratio => ({

@@ -50,7 +50,7 @@ describe("Dialer: sends to a peer that is down", () => {
       const outcome = yield* dialer.stop()
       expect(outcome.undelivered.length).toBe(10_000)
       console.log(`late ${r.late.toFixed(1)} ms, ${r.doneAtTimer} sends done at the timer`)
-    })))
+    })), 60_000) // 190 000 refusals (each builds a BacklogFull with its stack trace) take seconds under load
 
   it.live("a Hub broadcast storm to down peers (dropOldest) cannot starve a live timer; every eviction reported once", () => {
     const logs = captureLogs()

@@ -425,6 +425,44 @@ const backlogRaw = (depth: number, offers: number, size: number) => {
   finish({ startAt, endAt, offers, depth: q.length, evicted, events: 0 })
 }
 
+/** The strongest raw baseline: a ring buffer (power-of-two capacity, head index), O(1) at any depth. */
+const backlogRawRing = (depth: number, offers: number, size: number) => {
+  const maxAgeMillis = 5 * 60_000
+  let cap = 16
+  while (cap < depth) cap *= 2
+  const frames: Array<Uint8Array | undefined> = new Array(cap)
+  const stamps = new Float64Array(cap)
+  const mask = cap - 1
+  let head = 0
+  let length = 0
+  let evicted = 0
+  const popFront = () => {
+    frames[head] = undefined
+    head = (head + 1) & mask
+    length--
+  }
+  const offer = (frame: Uint8Array) => {
+    const now = Date.now()
+    while (length > 0 && now - stamps[head]! >= maxAgeMillis) popFront()
+    while (length >= depth) {
+      popFront()
+      evicted++
+    }
+    const i = (head + length) & mask
+    frames[i] = frame
+    stamps[i] = now
+    length++
+  }
+  for (let i = 0; i < depth; i++) offer(payload(i, size))
+  for (let i = 0; i < offers; i++) offer(payload(depth + i, size)) // warm-up
+  evicted = 0
+  const startAt = nowNs()
+  for (let i = 0; i < offers; i++) offer(payload(depth + offers + i, size))
+  const endAt = nowNs()
+  if (length !== depth || evicted !== offers) throw new Error(`raw ring: depth ${length}, evicted ${evicted}`)
+  finish({ startAt, endAt, offers, depth: length, evicted, events: 0 })
+}
+
 const backlogTether = async (depth: number, offers: number, size: number) => {
   const { Effect } = await import("effect")
   const { Backlog } = await loadTether(params)
@@ -533,6 +571,8 @@ const main = async () => {
       return closeTether(frames, size)
     case "backlog-raw":
       return backlogRaw(num(params, "depth"), num(params, "offers"), size)
+    case "backlog-raw-ring":
+      return backlogRawRing(num(params, "depth"), num(params, "offers"), size)
     case "backlog-tether":
       return backlogTether(num(params, "depth"), num(params, "offers"), size)
     case "backlog-dialer":

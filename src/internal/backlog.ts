@@ -200,10 +200,11 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
       }
     }
 
-    const report = (event: Backlog.Event) => {
+    /** Reports an event; its frames are counted as dropped unless they were when evicted (`counted`). */
+    const report = (event: Backlog.Event, counted = false) => {
       syncDepth()
       if (event.frames.length === 0) return Effect.void
-      Metrics.backlogDropped.unsafeUpdate(event.frames.length, droppedTags[event._tag])
+      if (!counted) Metrics.backlogDropped.unsafeUpdate(event.frames.length, droppedTags[event._tag])
       return onEvent(event)
     }
     const annotate = Effect.annotateLogs({ backlog: endpoint })
@@ -215,7 +216,7 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
         annotate(Effect.logWarning(
           `backlog overflow (dropOldest): ${frames.length} oldest frames (${size} bytes) evicted; ${count} held`
         )),
-        report(Event.Evicted({ frames }))
+        report(Event.Evicted({ frames }), true)
       )
     }
 
@@ -238,7 +239,10 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
       })
     })
     // the reporter: runs as soon as the evicting fiber yields, and reports the burst it made
-    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(awaitBurst, Effect.suspend(endBurst))))
+    // (uninterruptible: a burst taken is reported, also when the scope closes meanwhile)
+    yield* Effect.forkScoped(
+      Effect.forever(Effect.zipRight(awaitBurst, Effect.uninterruptible(Effect.suspend(endBurst))))
+    )
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
         const last = endBurst() // a burst still open when the scope closes is reported, not lost
@@ -274,13 +278,17 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
     })
 
     /** Evicts from the front until `extraCount` / `extraBytes` more fit; the evicted payloads go to `into`. */
+    // (the metric counts them at once; the event follows with the burst)
     const unsafeEvict = (extraCount: number, extraBytes: number, into: Array<Uint8Array>): void => {
+      let n = 0
       while (count > 0 && (count + extraCount > maxMessages || bytes + extraBytes > maxBytes)) {
         let e = fifo.popFront()!
         while (!e.live) e = fifo.popFront()!
         kill(e)
         into.push(payload(e.item))
+        n++
       }
+      if (n > 0) Metrics.backlogDropped.unsafeUpdate(n, droppedTags.Evicted)
       tidy()
     }
 
@@ -342,7 +350,7 @@ export const make = (options?: Backlog.Options): Effect.Effect<Backlog.Backlog, 
         : "maxBytes"
       const error = new BacklogFull({ reason, messages: count, bytes })
       const log = refusing ? Effect.void : annotate(Effect.logWarning(
-        `backlog overflow (rejectNew): full (${reason}, ${count} frames, ${bytes} bytes held); refusing new frames`
+        `backlog overflow (${policy}): full (${reason}, ${count} frames, ${bytes} bytes held); refusing new frames`
       ))
       refusing = true
       return before.pipe(
