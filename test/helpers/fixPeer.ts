@@ -6,9 +6,10 @@
 import { Clock, Effect } from "effect"
 import type * as Net from "node:net"
 import type { Transport } from "tether"
+import * as Testing from "tether/testing"
 import { encodeBody, type Field, fixCodec, type Message, parseBody, utcTimestamp, wire } from "../../examples/fix/codec.js"
 
-const macrotask = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+const macrotask = Testing.macrotask
 
 /** Every whole FIX message in `bytes`, decoded. */
 export const decodeAll = (bytes: Uint8Array): Array<Message> => {

@@ -9,9 +9,9 @@ import { Deferred, Duration, Effect } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import * as Testing from "tether/testing"
 
 const here = Path.dirname(new URL(import.meta.url).pathname)
 const sourceDir = Path.resolve(here, "../quickfix")
@@ -63,13 +63,7 @@ export const buildAcceptor = (): Build => {
   return { ok: true, binary, version, compileMillis: Math.round(performance.now() - started) }
 }
 
-const freePort = Effect.async<number>((resume) => {
-  const server = Net.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const port = (server.address() as Net.AddressInfo).port
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
+const freePort = Testing.freePort()
 
 export interface RunningAcceptor {
   readonly port: number
