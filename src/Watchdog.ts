@@ -258,12 +258,19 @@ export interface TcpInfo {
  */
 export interface TcpProbeService {
   /**
-   * The kernel's view of the transport's socket, or `undefined` when there is
-   * none (not Linux, not a socket, no longer connected). `notBefore` (Clock
-   * millis, the probe's tick) is how fresh the sample must be: kernel tables
-   * read at or after it are reused, so one read serves every probe of a tick.
+   * The kernel's view of the transport's socket: its row; `"absent"` when the
+   * kernel tables, read after the socket connected, no longer list it (the
+   * kernel dropped the connection — a reset or a timeout — and a socket paused
+   * by backpressure may never tell Node: {@link peerGone} reaps it); or
+   * `undefined` when nothing can be said (not Linux, not a socket, no longer
+   * connected). `notBefore` (Clock millis, the probe's tick) is how fresh the
+   * sample must be: kernel tables read at or after it are reused, so one read
+   * serves every probe of a tick. (`"absent"` since 0.2.0.)
    */
-  readonly sample: (transport: Transport.Transport, notBefore: number) => Effect.Effect<TcpInfo | undefined>
+  readonly sample: (
+    transport: Transport.Transport,
+    notBefore: number
+  ) => Effect.Effect<TcpInfo | "absent" | undefined>
   /** How many times the kernel tables were read. */
   readonly reads: () => number
 }
