@@ -239,8 +239,11 @@ export const lengthPrefixed = (options?: { readonly maxFrameBytes?: number | und
 }
 
 /**
- * Newline-delimited frames (`\n`; a trailing `\r` is stripped on decode). A
- * payload that contains a newline cannot be encoded.
+ * Newline-delimited frames (`\n`; a trailing `\r` is stripped on decode, so
+ * CRLF lines are accepted). A payload that contains a newline, or ends with
+ * `\r` (it would arrive without it), cannot be encoded: `check` (and so
+ * `send`) refuses it with a `MalformedFrame` {@link FrameError}. A `\r`
+ * elsewhere in the payload is kept.
  *
  * @example
  * ```ts
@@ -255,6 +258,7 @@ export const lengthPrefixed = (options?: { readonly maxFrameBytes?: number | und
 export const newline = (options?: { readonly maxFrameBytes?: number | undefined }): Codec => {
   const max = options?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
   const NL = 0x0a
+  const CR = 0x0d
   return {
     name: "newline",
     maxFrameBytes: max,
@@ -263,6 +267,11 @@ export const newline = (options?: { readonly maxFrameBytes?: number | undefined 
         ? tooLarge(payload.length, max)
         : payload.indexOf(NL) >= 0
         ? new FrameError({ reason: "MalformedFrame", message: "payload contains the newline delimiter" })
+        : payload.length > 0 && payload[payload.length - 1] === CR
+        ? new FrameError({
+          reason: "MalformedFrame",
+          message: "payload ends with \\r, which the decoder would strip as part of a CRLF delimiter"
+        })
         : undefined,
     encodedLength: (payload) => payload.length + 1,
     encodeInto: (payload, target, offset) => {
@@ -289,7 +298,7 @@ export const newline = (options?: { readonly maxFrameBytes?: number | undefined 
             let line = acc.take(idx)
             acc.skip(1)
             scanned = 0
-            if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1)
+            if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1)
             out.push(line)
           }
         }

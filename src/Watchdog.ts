@@ -14,7 +14,7 @@
  * - {@link heartbeat}: FIX-style heartbeat and test request → `PeerTimeout`
  * - {@link liveness}: a connection stuck in Draining / Closing / Closed with a live socket → destroyed, `LivenessTimeout`
  * - {@link sendStall}: bytes queued and none acknowledged for `stallTimeout` → `SendStalled`
- * - {@link peerGone}: TCP state no longer ESTABLISHED, or a socket error → `PeerGone`
+ * - {@link peerGone}: TCP state no longer ESTABLISHED (or the kernel no longer lists the socket), or a socket error → `PeerGone`
  * - {@link reaper}: send-stall and peer-gone in one probe; {@link defaults}: liveness + reaper
  *
  * @since 0.1.0
@@ -259,12 +259,19 @@ export interface TcpInfo {
  */
 export interface TcpProbeService {
   /**
-   * The kernel's view of the transport's socket, or `undefined` when there is
-   * none (not Linux, not a socket, no longer connected). `notBefore` (Clock
-   * millis, the probe's tick) is how fresh the sample must be: kernel tables
-   * read at or after it are reused, so one read serves every probe of a tick.
+   * The kernel's view of the transport's socket: its row; `"absent"` when the
+   * kernel tables, read after the socket connected, no longer list it (the
+   * kernel dropped the connection — a reset or a timeout — and a socket paused
+   * by backpressure may never tell Node: {@link peerGone} reaps it); or
+   * `undefined` when nothing can be said (not Linux, not a socket, no longer
+   * connected). `notBefore` (Clock millis, the probe's tick) is how fresh the
+   * sample must be: kernel tables read at or after it are reused, so one read
+   * serves every probe of a tick. (`"absent"` since 0.2.0.)
    */
-  readonly sample: (transport: Transport.Transport, notBefore: number) => Effect.Effect<TcpInfo | undefined>
+  readonly sample: (
+    transport: Transport.Transport,
+    notBefore: number
+  ) => Effect.Effect<TcpInfo | "absent" | undefined>
   /** How many times the kernel tables were read. */
   readonly reads: () => number
 }
@@ -448,13 +455,18 @@ export const sendStall = (options?: SendStallOptions): Connection.Attachment => 
 
 /**
  * Peer-close detection from outside the read path: at the next probe after the
- * kernel reports the TCP state as no longer `ESTABLISHED` (or Node reports a
- * socket error, or an EOF nobody has read yet) while the connection is still
- * `Active`, the connection is closed with `PeerGone` — by abort when the
- * connection is dead (reset, dropped by the kernel, socket error), gracefully
- * after a clean FIN (`CLOSE_WAIT`) — even if no read is pending. After a clean
+ * kernel reports the TCP state as no longer `ESTABLISHED`, or no longer lists
+ * the connected socket at all (state `CLOSE`: the kernel drops a reset socket
+ * from its tables at once), or Node reports a socket error or an EOF nobody has
+ * read yet, while the connection is still `Active`, the connection is closed
+ * with `PeerGone` — by abort when the connection is dead (reset, dropped by the
+ * kernel, socket error), gracefully after a clean FIN (`CLOSE_WAIT`) — even if
+ * no read is pending. A reset is caught within one probe interval even when the
+ * reader is paused by backpressure and Node never hears of it. After a clean
  * FIN the probe waits while inbound frames are still being delivered (they
- * lead to the EOF by themselves) and acts at the first probe with none.
+ * lead to the EOF by themselves) and acts at the first probe with none. The
+ * reap's log line carries both views: `tcpState` (the kernel's row, `no row`,
+ * or `unknown`) and `nodeState` (Node's error code or the transport state).
  *
  * @example
  * ```ts

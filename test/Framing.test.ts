@@ -2,8 +2,8 @@
  * Codecs: round trips across arbitrary chunk boundaries, and the size limits both ways.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { FastCheck as fc } from "effect"
-import { Framing } from "tether"
+import { Effect, FastCheck as fc } from "effect"
+import { Connection, Framing, Transport } from "tether"
 
 const chunked = (bytes: Uint8Array, cuts: Array<number>): Array<Uint8Array> => {
   const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)
@@ -77,6 +77,57 @@ describe("Framing", () => {
     expect(Framing.newline().check(Buffer.from("a\nb"))).toMatchObject({ reason: "MalformedFrame" })
     expect(Framing.lengthPrefixed({ maxFrameBytes: 3 }).check(new Uint8Array(3))).toBeUndefined()
   })
+
+  it("newline: a payload ending in \\r is refused (the decoder would strip it); a \\r inside is kept", () => {
+    const codec = Framing.newline()
+    const err = codec.check(Buffer.from("abc\r"))
+    expect(err).toMatchObject({ _tag: "FrameError", reason: "MalformedFrame" })
+    expect(err?.message).toContain("ends with \\r")
+    expect(codec.check(Buffer.from("\r"))).toMatchObject({ reason: "MalformedFrame" })
+    expect(codec.check(Buffer.from("a\rb"))).toBeUndefined()
+    expect(codec.check(Buffer.from("\rabc"))).toBeUndefined()
+    expect(codec.check(new Uint8Array(0))).toBeUndefined()
+    // what a refused payload would have become: "abc\r" arrives as "abc"
+    const out: Array<Uint8Array> = []
+    codec.makeDecoder().decode(Framing.encode(codec, Buffer.from("abc\r")), out)
+    expect(out.map(Framing.text)).toEqual(["abc"])
+  })
+
+  it.effect("newline: send of a payload ending in \\r fails with FrameError; nothing is written", () =>
+    Effect.gen(function*() {
+      const [t, peer] = yield* Transport.memoryPair()
+      const conn = yield* Connection.make(t, { codec: Framing.newline() })
+      const err = yield* Effect.flip(conn.send(Framing.utf8("abc\r")))
+      expect(err).toMatchObject({ _tag: "FrameError", reason: "MalformedFrame" })
+      yield* conn.send(Framing.utf8("a\rb"))
+      yield* conn.close()
+      const wire = Buffer.from(peer.received())
+      expect(wire.toString("latin1")).toBe("a\rb\n")
+    }).pipe(Effect.scoped))
+
+  it("newline: any payload that check accepts round trips unchanged (\\r and \\n anywhere in the input)", () =>
+    fc.assert(
+      fc.property(
+        fc.array(fc.stringMatching(/^[a\r\n\u00e9]{0,12}$/), { maxLength: 20 }),
+        fc.array(fc.nat(), { maxLength: 30 }),
+        (candidates, cuts) => {
+          const codec = Framing.newline()
+          const accepted: Array<string> = []
+          for (const c of candidates) {
+            const err = codec.check(Framing.utf8(c))
+            const ambiguous = c.includes("\n") || c.endsWith("\r")
+            expect(err === undefined).toBe(!ambiguous)
+            if (err === undefined) accepted.push(c)
+          }
+          const decoder = codec.makeDecoder()
+          const out: Array<Uint8Array> = []
+          const wire = encodeAll(codec, accepted.map((c) => Framing.utf8(c)))
+          for (const c of chunked(wire, cuts)) expect(decoder.decode(c, out)).toBeUndefined()
+          expect(out.map(Framing.text)).toEqual(accepted)
+        }
+      ),
+      { numRuns: 300 }
+    ))
 
   it("raw: chunks pass through, split at maxFrameBytes", () => {
     const decoder = Framing.raw({ maxFrameBytes: 4 }).makeDecoder()

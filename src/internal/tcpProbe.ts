@@ -152,6 +152,15 @@ export interface Table {
   readonly rows: ReadonlyMap<string, TcpRow>
 }
 
+/**
+ * What a probe learns about one socket: its row, `"absent"` when the kernel
+ * tables were read after the socket was connected and list no such socket (the
+ * kernel dropped it: a reset, a timeout), or `undefined` when nothing can be
+ * said (not Linux, not a socket, no file descriptor, an empty table).
+ * @internal
+ */
+export type Sample = TcpRow | "absent" | undefined
+
 const readProc = (path: string): string => {
   try {
     return Fs.readFileSync(path, "latin1")
@@ -190,12 +199,38 @@ const socketKey = (socket: Transport.TransportStats["socket"]): string | undefin
 }
 
 /**
+ * The inode of the socket behind a live Node socket's file descriptor
+ * (`/proc/self/fd/N` → `socket:[inode]`), or undefined when there is none to
+ * read (destroyed, no handle, not Linux). Only called on a socket that is not
+ * destroyed, so the descriptor cannot have been closed and reused.
+ */
+const socketInode = (socket: Transport.TransportStats["socket"]): number | undefined => {
+  if (socket === undefined || socket.destroyed) return undefined
+  const fd = (socket as { _handle?: { fd?: unknown } | null })._handle?.fd
+  if (typeof fd !== "number" || fd < 0) return undefined
+  try {
+    const m = /^socket:\[(\d+)\]$/.exec(Fs.readlinkSync(`/proc/self/fd/${fd}`))
+    return m === null ? undefined : parseInt(m[1]!, 10)
+  } catch {
+    return undefined
+  }
+}
+
+/**
  * A sampler over `/proc/net/tcp{,6}` with a table shared by every probe of the
  * same tick. `reads()` counts the table reads (for tests and metrics).
+ *
+ * A connected socket missing from a table read after it connected is reported
+ * `"absent"` only once its own inode is confirmed missing too: the kernel
+ * unhashes a reset or timed-out socket at once, while a key that merely failed
+ * to match (an address form the normalization does not know) still finds the
+ * socket by inode, and that row is returned. An empty table (a sandbox that
+ * hides it) says nothing.
  * @internal
  */
 export const makeProcNetSampler = (files?: ReadonlyArray<string>) => {
   let table: Table | undefined
+  let byInode: Map<number, TcpRow> | undefined // built on demand, for the table in `table`
   let reads = 0
   // a table read at or after `notBefore` is reused: every probe of the same tick shares one read,
   // however late its fiber wakes up
@@ -204,14 +239,30 @@ export const makeProcNetSampler = (files?: ReadonlyArray<string>) => {
       if (table !== undefined && table.readAt >= notBefore && table.readAt <= now) return table
       reads++
       table = { readAt: now, rows: readTables(files) }
+      byInode = undefined
       return table
     })
-  const sample = (transport: Transport.Transport, notBefore: number): Effect.Effect<TcpRow | undefined> =>
+  const findInode = (t: Table, inode: number): TcpRow | undefined => {
+    if (byInode === undefined || t !== table) {
+      byInode = new Map()
+      for (const row of t.rows.values()) if (row.inode !== 0) byInode.set(row.inode, row)
+    }
+    return byInode.get(inode)
+  }
+  const sample = (transport: Transport.Transport, notBefore: number): Effect.Effect<Sample> =>
     Effect.suspend(() => {
       if (!supported && files === undefined) return Effect.succeed(undefined)
-      const key = socketKey(transport.stats().socket)
+      const socket = transport.stats().socket
+      const key = socketKey(socket)
       if (key === undefined) return Effect.succeed(undefined)
-      return Effect.map(tableFor(notBefore), (t) => t.rows.get(key))
+      return Effect.map(tableFor(notBefore), (t): Sample => {
+        const row = t.rows.get(key)
+        if (row !== undefined) return row
+        if (t.rows.size === 0 || socket!.connecting) return undefined
+        const inode = socketInode(socket)
+        if (inode === undefined) return undefined
+        return findInode(t, inode) ?? "absent"
+      })
     })
   return { sample, reads: () => reads }
 }

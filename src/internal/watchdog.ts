@@ -17,7 +17,7 @@ import * as DR from "../DisconnectReason.js"
 import * as Metrics from "../Metrics.js"
 import type { DisconnectReason } from "../DisconnectReason.js"
 import type * as Watchdog from "../Watchdog.js"
-import type { TcpRow } from "./tcpProbe.js"
+import type { Sample } from "./tcpProbe.js"
 
 /** @internal */
 export const defaults = {
@@ -271,7 +271,7 @@ export interface ProbeService {
   readonly sample: (
     transport: Connection.Connection["transport"],
     notBefore: number
-  ) => Effect.Effect<TcpRow | undefined>
+  ) => Effect.Effect<Sample>
 }
 
 /** @internal */
@@ -313,10 +313,14 @@ export const probe = (config: ProbeConfig, sampler: ProbeService): Connection.At
         yield* sleepMillis(now - before)
         const stats = conn.unsafeStats()
         if (stats.state === "Closed") return
-        const row = yield* sampler.sample(conn.transport, now)
+        const sample = yield* sampler.sample(conn.transport, now)
+        const row = sample === "absent" ? undefined : sample
         const t = conn.transport.stats()
-        // a connected socket whose row vanished: the kernel dropped the connection (reset, timeout)
-        const vanished = row === undefined && rowSeen && t.state !== "closed"
+        // a connected socket without a row: the kernel dropped the connection (reset, timeout). The sampler
+        // says so itself ("absent": no row, from the first probe on), or a sampler that only gives rows
+        // stops listing a socket it listed before. A socket paused by backpressure sees the peer's RST only
+        // here: Node does not read it, so neither an error nor an EOF reaches the transport.
+        const vanished = t.state !== "closed" && (sample === "absent" || (row === undefined && rowSeen))
         if (row !== undefined) rowSeen = true
 
         if (config.peerGone && stats.state === "Active") {
@@ -333,7 +337,9 @@ export const probe = (config: ProbeConfig, sampler: ProbeService): Connection.At
             // CLOSE_WAIT: the peer sent FIN cleanly, so our side can still drain and FIN; anything else is dead
             const mode = gone === "CLOSE_WAIT" ? "graceful" : "abort"
             yield* reap(conn, "peer-gone", DR.PeerGone({ state: gone }), mode, {
-              tcpState: row?.state ?? "unknown",
+              // what each side said: the kernel's row (or that it had none) and Node's error or EOF
+              tcpState: row?.state ?? (vanished ? "no row" : "unknown"),
+              nodeState: failure ?? t.state,
               queuedBytes: t.queuedBytes + (row?.txQueue ?? 0),
               retransmits: row?.retransmits ?? 0
             })
