@@ -12,6 +12,7 @@
  * The output goes to node_modules/.cache/tether-bench/src so that bare imports
  * ("effect", "ws") resolve to the project's node_modules.
  */
+import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -22,7 +23,9 @@ const rootDir = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..",
 /** Transpiles every src/**\/*.ts file; returns the absolute path of the compiled index.js. */
 export const buildTether = (): string => {
   const srcDir = Path.join(rootDir, "src")
-  const outDir = Path.join(rootDir, "node_modules", ".cache", "tether-bench", "src")
+  // one build directory per checkout: worktrees may share one node_modules (and run benches at once)
+  const checkout = createHash("sha256").update(rootDir).digest("hex").slice(0, 12)
+  const outDir = Path.join(rootDir, "node_modules", ".cache", `tether-bench-${checkout}`, "src")
   Fs.rmSync(outDir, { recursive: true, force: true })
   const walk = (dir: string): Array<string> =>
     Fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
