@@ -47,6 +47,11 @@ export interface CoreOptions {
   readonly connection: Omit<Connection.Options, "id">
   /** Stops accepting (closes the listening socket); called once at shutdown. */
   readonly stopAccepting: () => void
+  /**
+   * Seats held by sockets the acceptor has not handed over yet (WebSocket: HTTP upgrades in progress),
+   * and how many of those it gave up on (upgrade timeouts).
+   */
+  readonly pending?: (() => { readonly pending: number; readonly upgradeTimeouts: number }) | undefined
 }
 
 /**
@@ -76,6 +81,10 @@ interface Entry {
 /** @internal */
 export interface Core<R> {
   readonly unsafeAccept: (accepted: Accepted<R>) => void
+  /** Whether a new socket may take a seat now (not shutting down, a seat free counting pending ones). */
+  readonly unsafeHasSeat: () => boolean
+  /** Refuses a socket (no seat): counted and logged like every refusal. */
+  readonly unsafeRefuse: (remoteAddress: string | undefined, refuse: () => void) => void
   readonly server: (address: { readonly host: string; readonly port: number }) => Listener.Server
   readonly shutdown: Effect.Effect<Listener.ShutdownReport>
 }
@@ -262,14 +271,17 @@ export const makeCore = <E, R, RA>(
         Effect.annotateLogs({ session: id, remote: a.remoteAddress ?? "?" })
       )
 
+    const noPending = { pending: 0, upgradeTimeouts: 0 }
+    const pendingOf = options.pending ?? (() => noPending)
+    const unsafeHasSeat = () => !shuttingDown && seats + pendingOf().pending < maxConnections
+    const unsafeRefuse = (remoteAddress: string | undefined, refuse: () => void): void => {
+      refuse()
+      refused++
+      const why = shuttingDown ? "shutting down" : `all ${maxConnections} seats taken`
+      runLog(Effect.logWarning(`refused connection from ${remoteAddress ?? "?"}: ${why} (${refused} refused)`))
+    }
     const unsafeAccept = (a: Accepted<RA>): void => {
-      if (shuttingDown || seats >= maxConnections) {
-        a.refuse()
-        refused++
-        const why = shuttingDown ? "shutting down" : `all ${maxConnections} seats taken`
-        runLog(Effect.logWarning(`refused connection from ${a.remoteAddress ?? "?"}: ${why} (${refused} refused)`))
-        return
-      }
+      if (!unsafeHasSeat()) return unsafeRefuse(a.remoteAddress, a.refuse)
       seats++
       const id = `${prefix}-${++seq}`
       runSession(id, session(id, a))
@@ -277,6 +289,7 @@ export const makeCore = <E, R, RA>(
 
     const stats = (): Listener.Stats => ({
       active: seats,
+      ...pendingOf(),
       accepted,
       refused,
       rejected,
@@ -344,5 +357,5 @@ export const makeCore = <E, R, RA>(
       shutdown
     })
 
-    return { unsafeAccept, server, shutdown }
+    return { unsafeAccept, unsafeHasSeat, unsafeRefuse, server, shutdown }
   })
