@@ -9,7 +9,7 @@
  * connection. Raw node:net, ws and @effect/platform come precompiled from
  * node_modules, so loading tether through tsx would not be a fair comparison.
  *
- * The output goes to node_modules/.cache/tether-bench/src so that bare imports
+ * The output goes to node_modules/.cache/tether-bench-<hash of the checkout path>/src (one per checkout: worktrees share node_modules) so that bare imports
  * ("effect", "ws") resolve to the project's node_modules.
  */
 import { createHash } from "node:crypto"
