@@ -348,7 +348,7 @@ const sessionsVariant = (
     shutdownTimeoutMs: stubborn ? STUBBORN_SHUTDOWN_MS : 10_000
   },
   send: { variant: "clients-many", conns, stubborn },
-  limitMs: 120_000,
+  limitMs: 240_000,
   metrics: sessionsMetrics
 })
 
