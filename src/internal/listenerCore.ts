@@ -311,15 +311,18 @@ export const makeCore = <E, R, RA>(
           // batches with a turn of the event loop between them: thousands of closes started in one go run
           // as one long burst of microtasks in which no socket event (the peers' FIN) is read, so every
           // linger bound would expire before its peer's answer is seen.
-          let batch = 0
-          for (const e of Array.from(entries.values())) {
-            e.conn.unsafeRequestClose(DR.Shutdown(), "graceful")
-            if (++batch === SHUTDOWN_BATCH) {
-              batch = 0
-              yield* yieldToEventLoop
+          // The bound covers the requests too.
+          const requestAll = Effect.gen(function*() {
+            let batch = 0
+            for (const e of Array.from(entries.values())) {
+              e.conn.unsafeRequestClose(DR.Shutdown(), "graceful")
+              if (++batch === SHUTDOWN_BATCH) {
+                batch = 0
+                yield* yieldToEventLoop
+              }
             }
-          }
-          const graceful = yield* restore(FiberMap.awaitEmpty(sessions)).pipe(
+          })
+          const graceful = yield* restore(Effect.zipRight(requestAll, FiberMap.awaitEmpty(sessions))).pipe(
             Effect.timeout(shutdownTimeout),
             Effect.option
           )
