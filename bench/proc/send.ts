@@ -431,6 +431,8 @@ const clientsMany = async (conns: number, stubborn: boolean) => {
         if (++closed === conns) done()
       })
     })
+  // a connect that never settles must fail the run at its time limit, not let the process exit silently
+  setInterval(() => {}, 1_000)
   // at most 256 connects in flight (the server's accept backlog is 4096)
   const t0 = nowNs()
   let next = 0
@@ -442,8 +444,7 @@ const clientsMany = async (conns: number, stubborn: boolean) => {
   }))
   const connectedAt = nowNs()
   if (stubborn) {
-    // paused sockets do not keep the event loop alive
-    setInterval(() => {}, 1_000)
+    // paused sockets do not keep the event loop alive (the interval above does)
     return emit({ result: { connected, failedConnects, connectMs: (connectedAt - t0) / 1e6 } })
   }
   await allClosed
