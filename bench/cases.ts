@@ -24,7 +24,8 @@ export interface Variant {
 export interface Ratio {
   readonly label: string
   readonly num: readonly [string, string]
-  readonly den: readonly [string, string]
+  /** A variant's metric, or a fixed number (an absolute bound, e.g. 1500 ms: the ratio is then metric ÷ bound). */
+  readonly den: readonly [string, string] | number
   readonly better: "higher" | "lower"
   readonly target?: number | undefined
   readonly note?: string | undefined
@@ -375,4 +376,87 @@ const backlog: Case = {
   ]
 }
 
-export const cases: ReadonlyArray<Case> = [small, batch, bulk, rtt, broadcast, close, websocket, backlog]
+const sessionsMetrics = (r: { send: Message; recv: Message }) => {
+  const conns = n(r.recv, "conns")
+  if (n(r.send, "connected") !== conns) throw new Error(`${String(r.send.connected)} of ${conns} clients connected`)
+  if (n(r.recv, "sessions") !== conns) throw new Error(`shutdown saw ${String(r.recv.sessions)} of ${conns} sessions`)
+  return {
+    shutdown: n(r.recv, "shutdownMs"),
+    graceful: n(r.recv, "graceful"),
+    aborted: n(r.recv, "aborted"),
+    acceptRate: n(r.recv, "acceptRate"),
+    heapPerSession: n(r.recv, "heapPerSession"),
+    rssPerSession: n(r.recv, "rssPerSession")
+  }
+}
+
+const SESSIONS_LINGER_MS = 200
+const STUBBORN_SHUTDOWN_MS = 3_000
+
+/** Sessions at full scale; `BENCH_SESSIONS` overrides it (scaling runs: 1000, 2000, 4000, ...). */
+const sessionCount = (size: Size) =>
+  process.env.BENCH_SESSIONS !== undefined ? Number(process.env.BENCH_SESSIONS) : pick(size, 10_000, 2_000)
+
+const sessionsVariant = (
+  id: string,
+  label: string,
+  server: string,
+  conns: number,
+  stubborn: boolean
+): Variant => ({
+  id,
+  label,
+  recv: {
+    variant: server,
+    conns,
+    lingerMs: stubborn ? 60_000 : SESSIONS_LINGER_MS,
+    shutdownTimeoutMs: stubborn ? STUBBORN_SHUTDOWN_MS : 10_000
+  },
+  send: { variant: "clients-many", conns, stubborn },
+  limitMs: 240_000,
+  metrics: sessionsMetrics
+})
+
+const server: Case = {
+  id: "server",
+  title: "Server sessions: accept rate, idle memory per session and shutdown of N idle sessions (10,000; 2,000 with --quick)",
+  notes: [
+    "Server and clients in separate processes (N sockets each; mind `ulimit -n`). The server counts N accepted sessions, measures idle memory after a full GC, then shuts down.",
+    `Cooperative clients answer the server's FIN at once; tether: lingerTimeout ${SESSIONS_LINGER_MS} ms, sessionGrace 10 ms, shutdownTimeout 10 s, a handler draining \`incoming\`. Raw: \`server.close()\`, \`end()\` on every socket, destroy on the peer's FIN or after ${SESSIONS_LINGER_MS} ms.`,
+    `Stubborn clients never read and never answer the FIN; lingerTimeout 60 s, so each session must be aborted at shutdownTimeout (${STUBBORN_SHUTDOWN_MS} ms here).`,
+    "Accept rate = N ÷ (last session's handler start − first one's). Memory: heap+external and RSS growth divided by N."
+  ],
+  units: {
+    shutdown: "ms",
+    graceful: "",
+    aborted: "",
+    acceptRate: "conn/s",
+    heapPerSession: "B",
+    rssPerSession: "B"
+  },
+  variants: (size) => {
+    const conns = sessionCount(size)
+    return [
+      sessionsVariant("raw-coop", `raw node:net, ${conns.toLocaleString("en")} cooperative clients`, "sessions-raw", conns, false),
+      sessionsVariant("tether-coop", `tether Listener, ${conns.toLocaleString("en")} cooperative clients`, "sessions-tether", conns, false),
+      sessionsVariant("tether-stubborn", `tether Listener, ${conns.toLocaleString("en")} stubborn clients`, "sessions-tether", conns, true)
+    ]
+  },
+  ratios: [
+    { label: "shutdown of N cooperative sessions ÷ 1.5 s", num: ["tether-coop", "shutdown"], den: 1_500, better: "lower", target: 1 },
+    { label: "cooperative sessions closed gracefully ÷ N", num: ["tether-coop", "graceful"], den: ["raw-coop", "graceful"], better: "higher", target: 1 },
+    {
+      label: `shutdown of N stubborn sessions ÷ (shutdownTimeout + 1 s = ${STUBBORN_SHUTDOWN_MS + 1_000} ms)`,
+      num: ["tether-stubborn", "shutdown"],
+      den: STUBBORN_SHUTDOWN_MS + 1_000,
+      better: "lower",
+      target: 1
+    },
+    { label: "shutdown of N cooperative sessions: tether ÷ raw", num: ["tether-coop", "shutdown"], den: ["raw-coop", "shutdown"], better: "lower" },
+    { label: "accept rate: tether ÷ raw", num: ["tether-coop", "acceptRate"], den: ["raw-coop", "acceptRate"], better: "higher" },
+    { label: "idle heap+external per session: tether ÷ raw", num: ["tether-coop", "heapPerSession"], den: ["raw-coop", "heapPerSession"], better: "lower" },
+    { label: "idle RSS per session: tether ÷ raw", num: ["tether-coop", "rssPerSession"], den: ["raw-coop", "rssPerSession"], better: "lower" }
+  ]
+}
+
+export const cases: ReadonlyArray<Case> = [small, batch, bulk, rtt, broadcast, close, websocket, backlog, server]

@@ -110,7 +110,7 @@ const runCase = async (c: Case): Promise<CaseResult> => {
     const runs: Array<number> = []
     for (const rep of perRep) {
       const a = rep.get(r.num[0])?.[r.num[1]]
-      const b = rep.get(r.den[0])?.[r.den[1]]
+      const b = typeof r.den === "number" ? r.den : rep.get(r.den[0])?.[r.den[1]]
       if (a !== undefined && b !== undefined && b !== 0) runs.push(a / b)
     }
     const m = median(runs)

@@ -117,7 +117,7 @@ export interface SessionInfo {
  * @category models
  */
 export interface Stats {
-  /** Seats in use: sessions from accept until their socket is destroyed. */
+  /** Seats in use by sessions, from accept until their socket is destroyed (pending upgrades: `pending`). */
   readonly active: number
   /** Sessions created. */
   readonly accepted: number
@@ -129,6 +129,13 @@ export interface Stats {
   readonly handshakeTimeouts: number
   /** Sessions that have ended (seat released). */
   readonly completed: number
+  /**
+   * Sockets holding a seat before their session exists: WebSocket connections whose HTTP upgrade is in
+   * progress (always 0 for TCP and TLS servers).
+   */
+  readonly pending: number
+  /** WebSocket connections closed because their HTTP upgrade did not complete within `upgradeTimeout`. */
+  readonly upgradeTimeouts: number
 }
 
 /**

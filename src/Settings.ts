@@ -37,7 +37,8 @@
  * | `TETHER_LISTENER_HANDSHAKE_TIMEOUT` / `TETHER_LISTENER_SHUTDOWN_TIMEOUT` | off / 10 s | server bounds |
  * | `TETHER_LISTENER_SESSION_GRACE` | 5 s | a handler's time to finish what it read after its connection closed |
  * | `TETHER_WS_PATH` / `TETHER_WS_MAX_PAYLOAD` / `TETHER_WS_PER_MESSAGE_DEFLATE` | any / 16 MiB / false | WebSocket |
- * | `TETHER_WS_HANDSHAKE_TIMEOUT` | none | WebSocket client handshake |
+ * | `TETHER_WS_UPGRADE_TIMEOUT` | 10 s | WebSocket server: TCP accept → HTTP 101 (a pending upgrade holds a seat) |
+ * | `TETHER_WS_HANDSHAKE_TIMEOUT` | 10 s | WebSocket client handshake (TCP connect + HTTP upgrade) |
  * | `TETHER_WS_HEARTBEAT_INTERVAL` / `TETHER_WS_HEARTBEAT_TIMEOUT` | off / interval | WebSocket PINGs |
  * | `TETHER_DIALER_HOST` / `TETHER_DIALER_PORT` / `TETHER_DIALER_CONNECT_TIMEOUT` | 127.0.0.1 / — / 10 s | dialer target |
  * | `TETHER_DIALER_BACKOFF_BASE` / `TETHER_DIALER_BACKOFF_MAX` / `TETHER_DIALER_RESET_AFTER` | 100 ms / 30 s / 10 s | reconnect backoff |
@@ -199,6 +200,7 @@ export const webSocketServer: Config.Config<WebSocket.ServerOptions> = Config.ma
     listener,
     Config.all({
       path: opt(Config.string("TETHER_WS_PATH")),
+      upgradeTimeout: opt(cfg.duration("TETHER_WS_UPGRADE_TIMEOUT")),
       maxPayload: opt(cfg.bytes("TETHER_WS_MAX_PAYLOAD")),
       perMessageDeflate: opt(Config.boolean("TETHER_WS_PER_MESSAGE_DEFLATE")),
       heartbeat: wsHeartbeat

@@ -305,7 +305,10 @@ export interface ClientOptions {
   readonly maxPayload?: number | undefined
   /** Negotiate permessage-deflate (default false). */
   readonly perMessageDeflate?: boolean | undefined
-  /** Bound on the opening handshake (TCP connect + HTTP upgrade). */
+  /**
+   * Bound on the opening handshake (TCP connect + HTTP upgrade), default 10 s; past it the connect fails
+   * with `TransportError` reason `ConnectTimeout`. `Duration.infinity` waits forever.
+   */
   readonly handshakeTimeout?: Duration.DurationInput | undefined
   readonly protocols?: ReadonlyArray<string> | undefined
   readonly headers?: Readonly<Record<string, string>> | undefined
@@ -497,6 +500,13 @@ export interface ServerOptions<RU = never> extends Omit<Connection.Options, "id"
   readonly tls?: Https.ServerOptions | undefined
   /** Only upgrade requests for this path (others get 404). */
   readonly path?: string | undefined
+  /**
+   * Bound from TCP accept to the HTTP 101 (request headers, the `upgrade` hook, the switch), default
+   * 10 s. A connection still upgrading holds a seat (`maxConnections` counts it; beyond, new sockets are
+   * refused at once); past the bound it is answered 408 and destroyed, and counted in
+   * `stats.upgradeTimeouts`. `Duration.infinity` disables the bound (not the seat).
+   */
+  readonly upgradeTimeout?: Duration.DurationInput | undefined
   /** Auth / origin checks; fail with {@link UpgradeRejected} to answer with its HTTP status. */
   readonly upgrade?: ((request: UpgradeRequest) => Effect.Effect<void, UpgradeRejected, RU>) | undefined
   /** Largest message accepted, in bytes (default 16 MiB); larger → close 1009. */

@@ -3,8 +3,8 @@
  * connection's annotations; options load from Config with errors that name the key.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Either, Logger, LogLevel, Metric, MetricLabel, Schedule, TestClock } from "effect"
-import { Backlog, Connection, Dialer, Framing, Metrics, Transport, Watchdog } from "tether"
+import { ConfigProvider, Duration, Effect, Either, Logger, LogLevel, Metric, MetricLabel, Schedule, Stream, TestClock } from "effect"
+import { Backlog, Connection, Dialer, Framing, Listener, Metrics, Transport, Watchdog, WebSocket } from "tether"
 import { captureLogs } from "./helpers/logs.js"
 
 const counter = (metric: Metric.Metric.Counter<number>, tags: ReadonlyArray<MetricLabel.MetricLabel>) =>
@@ -12,6 +12,11 @@ const counter = (metric: Metric.Metric.Counter<number>, tags: ReadonlyArray<Metr
 const gauge = (metric: Metric.Metric.Gauge<number>, tags: ReadonlyArray<MetricLabel.MetricLabel>) =>
   Effect.map(Metric.value(Metric.taggedWithLabels(metric, tags)), (s) => s.value)
 
+/** Polls a metric until it reaches `n`, bounded (5 s): `n`, or -1 when it did not get there. */
+const reaches = (read: Effect.Effect<number>, n: number) =>
+  Effect.flatMap(Effect.repeat(Effect.zipLeft(read, Effect.sleep("5 millis")), { until: (v) => v === n }), () => read).pipe(
+    Effect.timeoutTo({ duration: "5 seconds", onSuccess: (v) => v, onTimeout: () => -1 })
+  )
 
 describe("Observability", () => {
   it.scoped("metrics move on connect, send and close", () =>
@@ -150,4 +155,35 @@ describe("Observability", () => {
       const badFraming = yield* load([["TETHER_FRAMING", "xml"]])
       expect(Either.isLeft(badFraming) && String(badFraming.left)).toContain("TETHER_FRAMING")
     }))
+  it.live("accepted sessions are labelled role=\"server\" in every metric (TCP and WebSocket); the dialing side stays \"client\"", () =>
+    Effect.gen(function*() {
+      const endpoint = "role-test"
+      const server = yield* Listener.serve({ port: 0, labels: { endpoint } }, (conn) =>
+        Stream.runForEach(conn.incoming, (f) => conn.send(f)).pipe(Effect.orDie))
+      const wsServer = yield* WebSocket.serve({ port: 0, labels: { endpoint: "role-test-ws" } }, (conn) =>
+        Stream.runForEach(conn.incoming, (f) => conn.send(f)).pipe(Effect.orDie))
+      const client = yield* Connection.connectTcp({ port: server.address.port, labels: { endpoint } })
+      yield* client.send(Framing.utf8("ping"))
+      yield* Stream.runHead(client.incoming)
+      const ws = yield* WebSocket.connect(`ws://127.0.0.1:${wsServer.address.port}/`, { labels: { endpoint: "role-test-ws" } })
+      yield* ws.send(WebSocket.text("ping"))
+      yield* Stream.runHead(ws.incoming)
+      for (const e of [endpoint, "role-test-ws"]) {
+        const serverTags = Metrics.labelsOf({ role: "server", endpoint: e })
+        const clientTags = Metrics.labelsOf({ role: "client", endpoint: e })
+        // counters move on socket events that may land just after the peer saw the reply: await them (bounded)
+        expect(yield* reaches(counter(Metrics.connects, serverTags), 1), e).toBe(1)
+        expect(yield* reaches(counter(Metrics.connects, clientTags), 1), e).toBe(1)
+        expect(yield* reaches(counter(Metrics.framesIn, serverTags), 1), e).toBe(1)
+        expect(yield* reaches(counter(Metrics.framesOut, serverTags), 1), e).toBe(1)
+        expect(yield* reaches(counter(Metrics.framesOut, clientTags), 1), e).toBe(1)
+        expect(yield* reaches(gauge(Metrics.connections, [...serverTags, MetricLabel.make("state", "Active")]), 1), e).toBe(1)
+      }
+      // an application's own role is kept
+      const named = yield* Listener.serve({ port: 0, labels: { role: "gateway", endpoint: "role-test-named" } }, (conn) =>
+        Stream.runDrain(conn.incoming))
+      yield* Connection.connectTcp({ port: named.address.port, labels: { endpoint: "role-test-named" } })
+      const gatewayTags = Metrics.labelsOf({ role: "gateway", endpoint: "role-test-named" })
+      expect(yield* reaches(counter(Metrics.connects, gatewayTags), 1)).toBe(1)
+    }).pipe(Effect.scoped))
 })

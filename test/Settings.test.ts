@@ -40,6 +40,7 @@ describe("Settings", () => {
         TETHER_LISTENER_SHUTDOWN_TIMEOUT: "3 seconds",
         TETHER_LINGER_TIMEOUT: "1 second",
         TETHER_WS_PATH: "/feed",
+        TETHER_WS_UPGRADE_TIMEOUT: "4 seconds",
         TETHER_WS_MAX_PAYLOAD: "1 MiB",
         TETHER_WS_HEARTBEAT_INTERVAL: "20 seconds",
         TETHER_WS_HANDSHAKE_TIMEOUT: "5 seconds",
@@ -64,6 +65,7 @@ describe("Settings", () => {
       const ws = Either.getOrThrow(yield* load(Settings.webSocketServer, env))
       expect([ws.path, ws.maxPayload, ws.port]).toEqual(["/feed", 1024 * 1024, 7000])
       expect(ws.heartbeat && ms(ws.heartbeat.interval)).toBe(20000)
+      expect(ms(ws.upgradeTimeout)).toBe(4000)
       const wsc = Either.getOrThrow(yield* load(Settings.webSocketClient, env))
       expect(ms(wsc.handshakeTimeout)).toBe(5000)
       const b = Either.getOrThrow(yield* load(Settings.backlog, env))

@@ -10,9 +10,11 @@
  * - `sink-many`     accepts `conns` connections, verifies `rounds` frames on each
  * - `ws-frames`     raw `ws` server, verifies binary messages
  * - `closed-port`   a peer that is down: binds a port, closes it again (connects are refused), reports at once
+ * - `sessions-raw`  raw node:net server holding `conns` idle sockets, then ending them all
+ * - `sessions-tether` a tether Listener holding `conns` idle sessions, then `server.shutdown`
  */
 import * as Net from "node:net"
-import { emit, fail, loadTether, finish, FrameVerifier, guardChild, nowNs, num, readParams } from "../lib/common.js"
+import { emit, fail, loadTether, finish, FrameVerifier, guardChild, memorySnapshot, nowNs, num, readParams } from "../lib/common.js"
 
 const params = readParams()
 guardChild(num(params, "limitMs", 120_000))
@@ -169,6 +171,113 @@ const closedPort = async () => {
   finish({ port })
 }
 
+/** Accept timing and idle memory of `conns` server-side sessions, then the time to shut them all down. */
+interface SessionsRun {
+  readonly accepted: () => number
+  readonly shutdown: () => Promise<Record<string, number>>
+}
+
+const sessionsCommon = async (port: number, run: SessionsRun, firstAt: () => number, lastAt: () => number) => {
+  const conns = num(params, "conns")
+  const before = memorySnapshot()
+  emit({ ready: true, port })
+  // every client is connected and idle: bounded by the child's own time limit
+  while (run.accepted() < conns) await new Promise((res) => setTimeout(res, 5))
+  await new Promise((res) => setTimeout(res, 50))
+  const idle = memorySnapshot()
+  const t0 = nowNs()
+  const report = await run.shutdown()
+  const shutdownMs = (nowNs() - t0) / 1e6
+  finish({
+    conns,
+    acceptRate: conns / ((lastAt() - firstAt()) / 1e9),
+    heapPerSession: (idle.heapUsed + idle.external - before.heapUsed - before.external) / conns,
+    rssPerSession: (idle.rss - before.rss) / conns,
+    shutdownMs,
+    ...report
+  })
+}
+
+const sessionsRaw = async () => {
+  const sockets = new Set<Net.Socket>()
+  let firstAt = 0
+  let lastAt = 0
+  let accepted = 0
+  const server = Net.createServer({ allowHalfOpen: true }, (socket) => {
+    if (firstAt === 0) firstAt = nowNs()
+    lastAt = nowNs()
+    accepted++
+    sockets.add(socket)
+    socket.setNoDelay(true)
+    socket.on("data", () => {})
+    socket.on("error", () => {})
+    socket.on("close", () => sockets.delete(socket))
+  })
+  const port = await listen(server)
+  const lingerMs = num(params, "lingerMs")
+  const shutdownMs = num(params, "shutdownTimeoutMs")
+  await sessionsCommon(port, {
+    accepted: () => accepted,
+    // the raw equivalent of a graceful shutdown: FIN everywhere, destroy after the linger bound, then
+    // after the shutdown bound whatever remains
+    shutdown: () =>
+      new Promise((resolve) => {
+        server.close()
+        const count = sockets.size
+        let aborted = 0
+        for (const s of sockets) {
+          s.end()
+          s.once("end", () => s.destroy())
+          setTimeout(() => s.destroy(), lingerMs).unref()
+        }
+        const bound = setTimeout(() => {
+          aborted = sockets.size
+          for (const s of sockets) s.destroy()
+        }, shutdownMs)
+        const poll = setInterval(() => {
+          if (sockets.size === 0) {
+            clearInterval(poll)
+            clearTimeout(bound)
+            resolve({ sessions: count, graceful: count - aborted, aborted })
+          }
+        }, 1)
+      })
+  }, () => firstAt, () => lastAt)
+}
+
+const sessionsTether = async () => {
+  const { Effect, Exit, Scope, Stream } = await import("effect")
+  const { Listener } = await loadTether(params)
+  let firstAt = 0
+  let lastAt = 0
+  let accepted = 0
+  const scope = Effect.runSync(Scope.make())
+  const server = await Effect.runPromise(
+    Listener.serve({
+      port: 0,
+      backlog: 4096,
+      maxConnections: num(params, "conns") + 10,
+      lingerTimeout: num(params, "lingerMs"),
+      sessionGrace: 10,
+      shutdownTimeout: num(params, "shutdownTimeoutMs")
+    }, (conn) =>
+      Effect.suspend(() => {
+        if (firstAt === 0) firstAt = nowNs()
+        lastAt = nowNs()
+        accepted++
+        return Stream.runDrain(conn.incoming)
+      })).pipe(Scope.extend(scope))
+  )
+  await sessionsCommon(server.address.port, {
+    accepted: () => accepted,
+    shutdown: async () => {
+      const r = await Effect.runPromise(server.shutdown)
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      return { sessions: r.sessions, graceful: r.graceful, aborted: r.aborted }
+    }
+  }, () => firstAt, () => lastAt)
+}
+
 const main = async () => {
   switch (params.variant) {
     case "closed-port":
@@ -185,6 +294,10 @@ const main = async () => {
       return sinkMany()
     case "ws-frames":
       return wsFrames()
+    case "sessions-raw":
+      return sessionsRaw()
+    case "sessions-tether":
+      return sessionsTether()
     default:
       throw new Error(`unknown receiver variant ${params.variant}`)
   }

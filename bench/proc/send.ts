@@ -535,6 +535,65 @@ const backlogDialer = async (depth: number, offers: number, size: number) => {
   finish(r)
 }
 
+/**
+ * `conns` idle clients for the server-sessions case: `cooperative` ones answer the server's FIN at once
+ * and report once every socket is closed; `stubborn` ones never read and never answer (the server must
+ * abort them; a paused socket does not notice), so they report once connected and wait to be killed.
+ */
+const clientsMany = async (conns: number, stubborn: boolean) => {
+  let connected = 0
+  let closed = 0
+  let resets = 0
+  let failedConnects = 0
+  let done: () => void = () => {}
+  const allClosed = new Promise<void>((res) => {
+    done = res
+  })
+  const open = (): Promise<void> =>
+    new Promise((resolve) => {
+      const socket = Net.connect({ host, port, allowHalfOpen: true, noDelay: true })
+      let up = false
+      socket.once("connect", () => {
+        up = true
+        connected++
+        if (stubborn) socket.pause()
+        resolve()
+      })
+      socket.on("error", () => {
+        resets++
+        if (!up) {
+          failedConnects++
+          resolve()
+        }
+      })
+      if (!stubborn) {
+        socket.on("data", () => {})
+        socket.on("end", () => socket.end())
+      }
+      socket.on("close", () => {
+        if (++closed === conns) done()
+      })
+    })
+  // a connect that never settles must fail the run at its time limit, not let the process exit silently
+  setInterval(() => {}, 1_000)
+  // at most 256 connects in flight (the server's accept backlog is 4096)
+  const t0 = nowNs()
+  let next = 0
+  await Promise.all(Array.from({ length: 256 }, async () => {
+    while (next < conns) {
+      next++
+      await open()
+    }
+  }))
+  const connectedAt = nowNs()
+  if (stubborn) {
+    // paused sockets do not keep the event loop alive (the interval above does)
+    return emit({ result: { connected, failedConnects, connectMs: (connectedAt - t0) / 1e6 } })
+  }
+  await allClosed
+  finish({ connected, failedConnects, closed, resets, connectMs: (connectedAt - t0) / 1e6 })
+}
+
 const main = async () => {
   const frames = num(params, "frames", 0)
   const size = num(params, "payload", 60)
@@ -577,6 +636,8 @@ const main = async () => {
       return backlogTether(num(params, "depth"), num(params, "offers"), size)
     case "backlog-dialer":
       return backlogDialer(num(params, "depth"), num(params, "offers"), size)
+    case "clients-many":
+      return clientsMany(num(params, "conns"), params.stubborn === true)
     default:
       throw new Error(`unknown sender variant ${params.variant}`)
   }

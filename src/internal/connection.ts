@@ -70,7 +70,9 @@ const ioReason = (e: Transport.TransportError): DisconnectReason =>
 /** @internal */
 export const make = (
   transport: Transport.Transport,
-  options?: Connection.Options
+  options?: Connection.Options,
+  /** Internal observers: `onState` runs synchronously on every state change (the listener's registry). */
+  hooks?: { readonly onState?: ((state: Connection.State) => void) | undefined }
 ): Effect.Effect<Connection.Connection, never, Scope.Scope> =>
   Effect.gen(function*() {
     const id = options?.id ?? `conn-${++nextId}`
@@ -107,6 +109,7 @@ export const make = (
         if (currentState !== "Closed") Metrics.connections.unsafeModify(-1, stateTags[currentState])
         if (s !== "Closed") Metrics.connections.unsafeModify(1, stateTags[s])
         currentState = s
+        hooks?.onState?.(s)
         return SubscriptionRef.set(stateRef, s)
       })
     // the send-queue gauge moves by deltas, once per write batch

@@ -9,16 +9,20 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Fiber from "effect/Fiber"
 import * as FiberMap from "effect/FiberMap"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as SubscriptionRef from "effect/SubscriptionRef"
-import * as Connection from "../Connection.js"
+import type * as Connection from "../Connection.js"
 import * as DR from "../DisconnectReason.js"
 import type * as Listener from "../Listener.js"
 import type * as Transport from "../Transport.js"
+import { make as makeConnection } from "./connection.js"
+import { macrotask } from "./scheduler.js"
 
 /** @internal */
 export const defaults = {
@@ -26,6 +30,12 @@ export const defaults = {
   shutdownTimeout: "10 seconds",
   sessionGrace: "5 seconds"
 } as const
+
+/** Sessions asked to close per turn of the event loop at shutdown. */
+const SHUTDOWN_BATCH = 64
+
+/** Resumes on a macrotask (setImmediate), after the event loop has polled for I/O. */
+const yieldToEventLoop: Effect.Effect<void> = Effect.withScheduler(Effect.yieldNow(), macrotask)
 
 /** @internal */
 export interface CoreOptions {
@@ -37,6 +47,11 @@ export interface CoreOptions {
   readonly connection: Omit<Connection.Options, "id">
   /** Stops accepting (closes the listening socket); called once at shutdown. */
   readonly stopAccepting: () => void
+  /**
+   * Seats held by sockets the acceptor has not handed over yet (WebSocket: HTTP upgrades in progress),
+   * and how many of those it gave up on (upgrade timeouts).
+   */
+  readonly pending?: (() => { readonly pending: number; readonly upgradeTimeouts: number }) | undefined
 }
 
 /**
@@ -60,12 +75,16 @@ interface Entry {
   readonly kind: Transport.Transport["kind"]
   readonly since: number
   readonly conn: Connection.Connection
-  readonly handshakeDone: boolean
+  handshakeDone: boolean
 }
 
 /** @internal */
 export interface Core<R> {
   readonly unsafeAccept: (accepted: Accepted<R>) => void
+  /** Whether a new socket may take a seat now (not shutting down, a seat free counting pending ones). */
+  readonly unsafeHasSeat: () => boolean
+  /** Refuses a socket (no seat): counted and logged like every refusal. */
+  readonly unsafeRefuse: (remoteAddress: string | undefined, refuse: () => void) => void
   readonly server: (address: { readonly host: string; readonly port: number }) => Listener.Server
   readonly shutdown: Effect.Effect<Listener.ShutdownReport>
 }
@@ -87,6 +106,52 @@ const infoOf = (e: Entry): Listener.SessionInfo => {
 
 const toInfos = (m: ReadonlyMap<string, Entry>): ReadonlyArray<Listener.SessionInfo> => Array.from(m.values(), infoOf)
 
+/**
+ * The live registry: a mutable map plus a version counter (as Netty's ChannelGroup). Every session
+ * event (appears, changes state, completes its handshake, goes away) is O(1): it bumps the version
+ * and wakes the readers waiting for a change, if any. Snapshots are computed when read, so a reader
+ * that falls behind gets the latest registry, never a backlog of copies.
+ * @internal
+ */
+export class Registry {
+  readonly entries = new Map<string, Entry>()
+  private version = 0
+  private waiter: Deferred.Deferred<void> | undefined = undefined
+
+  readonly changed = (): void => {
+    this.version++
+    const w = this.waiter
+    if (w !== undefined) {
+      this.waiter = undefined
+      Deferred.unsafeDone(w, Exit.void)
+    }
+  }
+
+  /** Completes once the version differs from `seen`. */
+  private awaitChange(seen: number): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.version !== seen) return Effect.void
+      this.waiter ??= Deferred.unsafeMake<void>(FiberId.none)
+      return Deferred.await(this.waiter)
+    })
+  }
+
+  readonly snapshot = (): ReadonlyArray<Listener.SessionInfo> => toInfos(this.entries)
+
+  /** The current registry, then the registry after each change (coalesced: one snapshot per read). */
+  readonly changes: Stream.Stream<ReadonlyArray<Listener.SessionInfo>> = Stream.suspend(() => {
+    let seen: number | undefined
+    return Stream.repeatEffect(
+      Effect.suspend(() =>
+        Effect.map(seen === undefined ? Effect.void : this.awaitChange(seen), () => {
+          seen = this.version
+          return this.snapshot()
+        })
+      )
+    )
+  })
+}
+
 /** @internal */
 export const makeCore = <E, R, RA>(
   options: CoreOptions,
@@ -101,14 +166,11 @@ export const makeCore = <E, R, RA>(
       ? undefined
       : Duration.decode(options.handshakeTimeout)
     const prefix = options.idPrefix ?? "session"
+    // accepted sessions are the server's side: role "server" unless the application named its own role
+    const serverLabels = { ...options.connection.labels, role: options.connection.labels?.role ?? "server" }
 
-    const registry = yield* SubscriptionRef.make<ReadonlyMap<string, Entry>>(new Map())
-    const update = (f: (m: Map<string, Entry>) => void) =>
-      SubscriptionRef.update(registry, (m) => {
-        const next = new Map(m)
-        f(next)
-        return next
-      })
+    const registry = new Registry()
+    const entries = registry.entries
 
     let seq = 0
     let seats = 0
@@ -118,7 +180,6 @@ export const makeCore = <E, R, RA>(
     let handshakeTimeouts = 0
     let completed = 0
     let shuttingDown = false
-    const live = new Map<string, Connection.Connection>()
 
     const logs = yield* FiberSet.make<void>()
     const runLog = yield* FiberSet.runtime(logs)<never>()
@@ -142,23 +203,12 @@ export const makeCore = <E, R, RA>(
         )
       ).pipe(Effect.asVoid)
 
-    // registers the session and keeps its state current in the registry until the connection is closed
+    // registers the session (its state changes reach the registry through the connection's `onState` hook)
     const track = (id: string, remoteAddress: string | undefined, since: number): Connection.Attachment => (conn) =>
-      Effect.gen(function*() {
-        live.set(id, conn)
-        yield* update((m) => {
-          m.set(id, { id, remoteAddress, kind: conn.transport.kind, since, conn, handshakeDone: handshakeTimeout === undefined })
-        })
+      Effect.sync(() => {
+        entries.set(id, { id, remoteAddress, kind: conn.transport.kind, since, conn, handshakeDone: handshakeTimeout === undefined })
+        registry.changed()
         if (shuttingDown) conn.unsafeRequestClose(DR.Shutdown(), "graceful")
-        yield* Effect.forkScoped(
-          Stream.runForEach(
-            Stream.drop(conn.stateChanges, 1),
-            () => update((m) => {
-              const e = m.get(id)
-              if (e !== undefined) m.set(id, { ...e })
-            })
-          )
-        )
       })
 
     const session = (id: string, a: Accepted<RA>) =>
@@ -171,22 +221,23 @@ export const makeCore = <E, R, RA>(
         accepted++
         const since = yield* Clock.currentTimeMillis
         const handshake = yield* Deferred.make<void>()
-        const conn = yield* Connection.make(transport.value, {
+        const conn = yield* makeConnection(transport.value, {
           ...options.connection,
           id,
+          labels: serverLabels,
           watchdogs: [
             track(id, a.remoteAddress, since),
             handshakeWatch(handshake),
             ...(options.connection.watchdogs ?? [])
           ]
+        }, { onState: registry.changed })
+        const handshakeDone = Effect.map(Deferred.succeed(handshake, undefined), (first) => {
+          const e = entries.get(id)
+          if (first && e !== undefined) {
+            e.handshakeDone = true
+            registry.changed()
+          }
         })
-        const handshakeDone = Effect.flatMap(Deferred.succeed(handshake, undefined), (first) =>
-          first
-            ? update((m) => {
-              const e = m.get(id)
-              if (e !== undefined) m.set(id, { ...e, handshakeDone: true })
-            })
-            : Effect.void)
         const info: Listener.Session = { id, remoteAddress: a.remoteAddress, connection: conn, handshakeDone }
         // The handler runs until it ends. Once the connection has closed it still gets `sessionGrace` to
         // finish what it already read (`incoming` delivers every buffered frame, then ends); only a handler
@@ -211,22 +262,26 @@ export const makeCore = <E, R, RA>(
           // the child scope is closed: the connection is fully shut down (socket destroyed)
           a.cleanup()
           seats--
-          if (live.delete(id)) completed++
-          return update((m) => {
-            m.delete(id)
-          })
+          if (entries.delete(id)) {
+            completed++
+            registry.changed()
+          }
+          return Effect.void
         })),
         Effect.annotateLogs({ session: id, remote: a.remoteAddress ?? "?" })
       )
 
+    const noPending = { pending: 0, upgradeTimeouts: 0 }
+    const pendingOf = options.pending ?? (() => noPending)
+    const unsafeHasSeat = () => !shuttingDown && seats + pendingOf().pending < maxConnections
+    const unsafeRefuse = (remoteAddress: string | undefined, refuse: () => void): void => {
+      refuse()
+      refused++
+      const why = shuttingDown ? "shutting down" : `all ${maxConnections} seats taken`
+      runLog(Effect.logWarning(`refused connection from ${remoteAddress ?? "?"}: ${why} (${refused} refused)`))
+    }
     const unsafeAccept = (a: Accepted<RA>): void => {
-      if (shuttingDown || seats >= maxConnections) {
-        a.refuse()
-        refused++
-        const why = shuttingDown ? "shutting down" : `all ${maxConnections} seats taken`
-        runLog(Effect.logWarning(`refused connection from ${a.remoteAddress ?? "?"}: ${why} (${refused} refused)`))
-        return
-      }
+      if (!unsafeHasSeat()) return unsafeRefuse(a.remoteAddress, a.refuse)
       seats++
       const id = `${prefix}-${++seq}`
       runSession(id, session(id, a))
@@ -234,6 +289,7 @@ export const makeCore = <E, R, RA>(
 
     const stats = (): Listener.Stats => ({
       active: seats,
+      ...pendingOf(),
       accepted,
       refused,
       rejected,
@@ -251,9 +307,22 @@ export const makeCore = <E, R, RA>(
           options.stopAccepting()
           const count = yield* FiberMap.size(sessions)
           yield* Effect.logDebug(`shutdown: closing ${count} sessions (bound ${Duration.format(shutdownTimeout)})`)
-          // close every gate at once; each connection runs its own bounded graceful close, all in parallel
-          for (const conn of live.values()) conn.unsafeRequestClose(DR.Shutdown(), "graceful")
-          const graceful = yield* restore(FiberMap.awaitEmpty(sessions)).pipe(
+          // every connection runs its own bounded graceful close, all in parallel. The requests go out in
+          // batches with a turn of the event loop between them: thousands of closes started in one go run
+          // as one long burst of microtasks in which no socket event (the peers' FIN) is read, so every
+          // linger bound would expire before its peer's answer is seen.
+          // The bound covers the requests too.
+          const requestAll = Effect.gen(function*() {
+            let batch = 0
+            for (const e of Array.from(entries.values())) {
+              e.conn.unsafeRequestClose(DR.Shutdown(), "graceful")
+              if (++batch === SHUTDOWN_BATCH) {
+                batch = 0
+                yield* yieldToEventLoop
+              }
+            }
+          })
+          const graceful = yield* restore(Effect.zipRight(requestAll, FiberMap.awaitEmpty(sessions))).pipe(
             Effect.timeout(shutdownTimeout),
             Effect.option
           )
@@ -261,9 +330,10 @@ export const makeCore = <E, R, RA>(
           if (Option.isNone(graceful)) {
             aborted = yield* FiberMap.size(sessions)
             yield* Effect.logWarning(`shutdown timeout: aborting ${aborted} remaining sessions`)
-            for (const conn of live.values()) conn.unsafeRequestClose(DR.Shutdown(), "abort")
-            // aborts destroy at once; interrupting also releases sessions still opening (e.g. in an upgrade hook)
-            yield* FiberMap.clear(sessions)
+            for (const e of entries.values()) e.conn.unsafeRequestClose(DR.Shutdown(), "abort")
+            // aborts destroy at once; interrupting also releases sessions still opening (e.g. in an upgrade hook).
+            // All at once: FiberMap.clear interrupts one fiber after the other, awaiting each (N event-loop turns).
+            yield* Fiber.interruptAll(Array.from(sessions, ([, fiber]) => fiber))
           }
           const now = yield* Clock.currentTimeMillis
           const report: Listener.ShutdownReport = {
@@ -282,13 +352,13 @@ export const makeCore = <E, R, RA>(
 
     const server = (address: { readonly host: string; readonly port: number }): Listener.Server => ({
       address,
-      sessions: Effect.map(SubscriptionRef.get(registry), toInfos),
-      sessionChanges: Stream.map(registry.changes, toInfos),
-      connection: (id) => Effect.sync(() => Option.fromNullable(live.get(id))),
+      sessions: Effect.sync(registry.snapshot),
+      sessionChanges: registry.changes,
+      connection: (id) => Effect.sync(() => Option.fromNullable(entries.get(id)?.conn)),
       stats: Effect.sync(stats),
       unsafeStats: stats,
       shutdown
     })
 
-    return { unsafeAccept, server, shutdown }
+    return { unsafeAccept, unsafeHasSeat, unsafeRefuse, server, shutdown }
   })

@@ -18,6 +18,9 @@ import * as wsTransport from "./wsTransport.js"
 /** @internal */
 export const DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024
 
+/** Default bound on the client's opening handshake and on the server's HTTP upgrade. @internal */
+export const DEFAULT_HANDSHAKE_TIMEOUT = "10 seconds"
+
 /** @internal */
 export const connectTransport = (
   url: string,
@@ -67,8 +70,8 @@ export const connectTransport = (
       ws.terminate()
     })
   })
-  const timeout = options?.handshakeTimeout
-  const bounded = timeout === undefined ? open : open.pipe(
+  const timeout = options?.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT
+  const bounded = open.pipe(
     Effect.timeoutFail({
       duration: timeout,
       onTimeout: () =>
