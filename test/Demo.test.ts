@@ -14,7 +14,11 @@ describe("demo", () => {
         process.execPath,
         ["--import", "tsx", "examples/demo.ts", "--json"],
         { cwd: root, timeout: 30_000 },
-        (err, out) => (err ? reject(err) : resolve(out))
+        (err, out, errOut) =>
+          err
+            // say which story failed and why: the demo's own report, not just "Command failed"
+            ? reject(new Error(`${err.message}\nstdout:\n${out}\nstderr:\n${errOut}`))
+            : resolve(out)
       )
     )
     const events = stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
