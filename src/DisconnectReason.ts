@@ -15,7 +15,7 @@ import * as Duration from "effect/Duration"
  *
  * @example
  * ```ts
- * import { DisconnectReason } from "tether"
+ * import { DisconnectReason } from "effect-tether"
  *
  * const reason = DisconnectReason.LocalClose({ message: "logout" })
  * console.log(DisconnectReason.describe(reason)) // "local close: logout"
@@ -62,7 +62,7 @@ export type DisconnectReason = Data.TaggedEnum<{
  *
  * @example
  * ```ts
- * import { DisconnectReason } from "tether"
+ * import { DisconnectReason } from "effect-tether"
  *
  * const r = DisconnectReason.PeerClosed()
  * DisconnectReason.$is("PeerClosed")(r) // true
@@ -96,7 +96,7 @@ export const {
  *
  * @example
  * ```ts
- * import { DisconnectReason } from "tether"
+ * import { DisconnectReason } from "effect-tether"
  *
  * DisconnectReason.describe(DisconnectReason.FrameTooLarge({ size: 10, max: 4 }))
  * // "frame too large: 10 bytes > 4"
@@ -146,7 +146,7 @@ export const describe = (reason: DisconnectReason): string => {
  *
  * @example
  * ```ts
- * import { DisconnectReason } from "tether"
+ * import { DisconnectReason } from "effect-tether"
  *
  * DisconnectReason.isClean(DisconnectReason.PeerClosed()) // true
  * DisconnectReason.isClean(DisconnectReason.IoError({ message: "reset", code: "ECONNRESET" })) // false
@@ -168,7 +168,7 @@ const fmt = (d: Duration.Duration): string => Duration.format(d)
  *
  * @example
  * ```ts
- * import { DisconnectReason } from "tether"
+ * import { DisconnectReason } from "effect-tether"
  *
  * DisconnectReason.severity(DisconnectReason.PeerClosed()) // "debug"
  * DisconnectReason.severity(DisconnectReason.MalformedFrame({ message: "bad checksum" })) // "error"

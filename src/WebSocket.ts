@@ -41,7 +41,7 @@ import type * as Transport from "./Transport.js"
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const describe = (m: WebSocket.Message) =>
  *   WebSocket.Message.$match(m, {
@@ -63,7 +63,7 @@ export type Message = Data.TaggedEnum<{
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const m = WebSocket.Message.Text({ text: "hi" })
  * WebSocket.Message.$is("Text")(m) // true
@@ -82,8 +82,8 @@ const decoder = new TextDecoder()
  *
  * @example
  * ```ts
- * import type { Connection } from "tether"
- * import { WebSocket } from "tether"
+ * import type { Connection } from "effect-tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const hello = (conn: Connection.Connection) => conn.send(WebSocket.text("hello"))
  * ```
@@ -104,8 +104,8 @@ export const text = (s: string): Uint8Array => {
  *
  * @example
  * ```ts
- * import type { Connection } from "tether"
- * import { WebSocket } from "tether"
+ * import type { Connection } from "effect-tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const send = (conn: Connection.Connection) => conn.send(WebSocket.binary(new Uint8Array([1, 2, 3])))
  * ```
@@ -125,7 +125,7 @@ export const binary = (data: Uint8Array): Uint8Array => {
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const frame = WebSocket.frame(WebSocket.Message.Binary({ data: new Uint8Array([7]) }))
  * ```
@@ -141,7 +141,7 @@ export const frame = (message: Message): Uint8Array =>
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * WebSocket.isText(WebSocket.text("x")) // true
  * ```
@@ -156,7 +156,7 @@ export const isText = (frame: Uint8Array): boolean => frame[0] === internal.KIND
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * WebSocket.payload(WebSocket.binary(new Uint8Array([1, 2]))) // Uint8Array [1, 2]
  * ```
@@ -171,7 +171,7 @@ export const payload = (frame: Uint8Array): Uint8Array => frame.subarray(1)
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * WebSocket.decode(WebSocket.text("hi")) // { _tag: "Text", text: "hi" }
  * ```
@@ -190,8 +190,8 @@ export const decode = (frame: Uint8Array): Message =>
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import type { Connection } from "tether"
- * import { WebSocket } from "tether"
+ * import type { Connection } from "effect-tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const echo = (conn: Connection.Connection) =>
  *   Stream.runForEach(WebSocket.messages(conn), (m) => conn.send(WebSocket.frame(m)))
@@ -210,7 +210,7 @@ export const messages = (conn: Connection.Connection): Stream.Stream<Message> =>
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Connection, WebSocket } from "tether"
+ * import { Connection, WebSocket } from "effect-tether"
  *
  * const program = Effect.gen(function*() {
  *   const t = yield* WebSocket.connectTransport("ws://127.0.0.1:8080/")
@@ -229,7 +229,7 @@ export const codec = (options?: { readonly maxPayload?: number | undefined }): F
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * WebSocket.CloseCode.MessageTooBig // 1009
  * ```
@@ -253,7 +253,7 @@ export const CloseCode = {
  *
  * @example
  * ```ts
- * import type { WebSocket } from "tether"
+ * import type { WebSocket } from "effect-tether"
  *
  * const hb: WebSocket.HeartbeatOptions = { interval: "30 seconds", timeout: "10 seconds" }
  * ```
@@ -272,7 +272,7 @@ export interface HeartbeatOptions {
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const conn = WebSocket.connect("ws://127.0.0.1:8080/", {
  *   watchdogs: [WebSocket.heartbeat({ interval: "20 seconds", timeout: "10 seconds" })]
@@ -289,7 +289,7 @@ export const heartbeat: (options: HeartbeatOptions) => Connection.Attachment = i
  *
  * @example
  * ```ts
- * import type { WebSocket } from "tether"
+ * import type { WebSocket } from "effect-tether"
  *
  * const o: WebSocket.ClientOptions = { maxPayload: 1024 * 1024, handshakeTimeout: "5 seconds", perMessageDeflate: true }
  * ```
@@ -320,7 +320,7 @@ export interface ClientOptions {
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const t = WebSocket.connectTransport("ws://127.0.0.1:8080/", { handshakeTimeout: "5 seconds" })
  * ```
@@ -340,7 +340,7 @@ export const connectTransport: (
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const program = Effect.scoped(
  *   Effect.gen(function*() {
@@ -365,8 +365,8 @@ export const connect: (
  *
  * @example
  * ```ts
- * import type { Connection } from "tether"
- * import { WebSocket } from "tether"
+ * import type { Connection } from "effect-tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const kick = (conn: Connection.Connection) => WebSocket.close(conn, 4000, "kicked")
  * ```
@@ -391,8 +391,8 @@ export const close = (
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Connection } from "tether"
- * import { WebSocket } from "tether"
+ * import type { Connection } from "effect-tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const why = (conn: Connection.Connection) =>
  *   Effect.map(conn.outcome, () => WebSocket.closeInfo(conn)?.received?.code)
@@ -409,7 +409,7 @@ export const closeInfo = (conn: Connection.Connection): CloseInfo | undefined =>
  *
  * @example
  * ```ts
- * import type { WebSocket } from "tether"
+ * import type { WebSocket } from "effect-tether"
  *
  * const sent = (info: WebSocket.CloseInfo) => info.sent?.code
  * ```
@@ -424,7 +424,7 @@ export type CloseInfo = internal.CloseInfo
  *
  * @example
  * ```ts
- * import type { WebSocket } from "tether"
+ * import type { WebSocket } from "effect-tether"
  *
  * const fromUs = (r: WebSocket.UpgradeRequest) => r.origin === "https://example.com"
  * ```
@@ -446,7 +446,7 @@ export interface UpgradeRequest {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const auth = (r: WebSocket.UpgradeRequest) =>
  *   r.headers.authorization === "Bearer s3cret"
@@ -470,7 +470,7 @@ export class UpgradeRejected extends Data.TaggedError("UpgradeRejected")<{
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { WebSocket } from "tether"
+ * import type { WebSocket } from "effect-tether"
  *
  * const o: WebSocket.ServerOptions = {
  *   port: 8080,
@@ -519,7 +519,7 @@ export interface ServerOptions<RU = never> extends Omit<Connection.Options, "id"
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const echo = WebSocket.serve({ port: 8080 }, (conn) =>
  *   Stream.runForEach(WebSocket.messages(conn), (m) => conn.send(WebSocket.frame(m))).pipe(Effect.orDie))
@@ -540,7 +540,7 @@ export const serve = <E, R, RU = never>(
  * @example
  * ```ts
  * import { Effect, Layer, Stream } from "effect"
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const Echo = WebSocket.layer({ port: 8080 }, (conn) =>
  *   Stream.runForEach(WebSocket.messages(conn), (m) => conn.send(WebSocket.frame(m))).pipe(Effect.orDie))

@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, TestClock } from "effect"
-import { Backlog, Connection, Framing } from "tether"
+import { Backlog, Connection, Framing } from "effect-tether"
 
 const f = (s: string) => Framing.utf8(s)
 const texts = (items: ReadonlyArray<Backlog.Item>) => items.map((i) => Framing.text(Backlog.payload(i)))

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Option, Stream, Supervisor } from "effect"
 import * as Net from "node:net"
-import { Connection, Framing } from "tether"
+import { Connection, Framing } from "effect-tether"
 import { awaitEvent, collectFrames, rawServer } from "./helpers/rawPeer.js"
 import { tlsServer } from "./helpers/tls.js"
 

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Deferred, Effect, Fiber, Option, Queue, Schedule, Stream, TestClock } from "effect"
-import { Dialer, Framing, SessionSchedule } from "tether"
+import { Dialer, Framing, SessionSchedule } from "effect-tether"
 import { memoryServer, receivedFrames, settle } from "./helpers/dial.js"
 
 const utf8 = Framing.utf8

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Queue, Schedule, Stream } from "effect"
-import { Dialer, Framing } from "tether"
+import { Dialer, Framing } from "effect-tether"
 import { frameServer, freePort, takeFrames } from "./helpers/dialTcp.js"
 
 const utf8 = Framing.utf8

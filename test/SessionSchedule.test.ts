@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, FastCheck as fc, Option, Queue, Schedule, Stream, TestClock } from "effect"
-import { Dialer, Framing, SessionSchedule } from "tether"
+import { Dialer, Framing, SessionSchedule } from "effect-tether"
 import { memoryServer, receivedFrames, settle } from "./helpers/dial.js"
 
 const H = 3_600_000

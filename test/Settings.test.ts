@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Either } from "effect"
-import { Settings } from "tether"
+import { Settings } from "effect-tether"
 
 const provider = (entries: Record<string, string>) =>
   ConfigProvider.fromMap(new Map(Object.entries(entries)), { pathDelim: "_" })

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Fiber, Schedule, TestClock } from "effect"
-import { Connection, DisconnectReason, Framing, Transport, Watchdog } from "tether"
+import { Connection, DisconnectReason, Framing, Transport, Watchdog } from "effect-tether"
 import { captureLogs, type LogLine } from "./helpers/logs.js"
 
 const frame = (n: number, size = 8) => new Uint8Array(size).fill(n % 256)

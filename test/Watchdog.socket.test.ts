@@ -8,7 +8,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Schedule } from "effect"
 import * as Net from "node:net"
-import { Connection, Framing, Watchdog } from "tether"
+import { Connection, Framing, Watchdog } from "effect-tether"
 import { captureLogs, type LogLine } from "./helpers/logs.js"
 
 const within = <A, E, R>(ms: number, what: string, self: Effect.Effect<A, E, R>) =>

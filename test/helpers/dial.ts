@@ -5,7 +5,7 @@
  */
 import { Clock, Effect, Queue } from "effect"
 import type { Scope } from "effect"
-import { Framing, Transport } from "tether"
+import { Framing, Transport } from "effect-tether"
 
 export interface MemoryServer {
   /** Use as `Dialer.Options.connect`. */

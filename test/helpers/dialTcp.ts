@@ -6,7 +6,7 @@
  */
 import { Duration, Effect, Queue } from "effect"
 import * as Net from "node:net"
-import { Framing } from "tether"
+import { Framing } from "effect-tether"
 
 export interface FrameServer {
   readonly port: number

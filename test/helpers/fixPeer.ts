@@ -5,7 +5,7 @@
  */
 import { Clock, Effect } from "effect"
 import type * as Net from "node:net"
-import type { Transport } from "tether"
+import type { Transport } from "effect-tether"
 import { encodeBody, type Field, fixCodec, type Message, parseBody, utcTimestamp, wire } from "../../examples/fix/codec.js"
 
 const macrotask = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
