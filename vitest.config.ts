@@ -1,6 +1,12 @@
 import { defineConfig } from "vitest/config"
 
+// Tests, examples and bench import the package by name ("effect-tether"); the custom export condition maps those
+// imports to the TypeScript sources (consumers, who do not set it, get dist/). tsconfig.json sets the same condition.
+const conditions = ["effect-tether-source", "import", "module", "node", "default"]
+
 export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: conditions } },
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 20_000,

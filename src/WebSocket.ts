@@ -32,6 +32,7 @@ import type * as Connection from "./Connection.js"
 import type * as Framing from "./Framing.js"
 import * as internalClient from "./internal/wsClient.js"
 import * as internalServer from "./internal/wsServer.js"
+import type * as internalCloseInfo from "./internal/wsCloseInfo.js"
 import * as internal from "./internal/wsTransport.js"
 import * as Listener from "./Listener.js"
 import type * as Transport from "./Transport.js"
@@ -417,7 +418,7 @@ export const closeInfo = (conn: Connection.Connection): CloseInfo | undefined =>
  * @since 0.1.0
  * @category models
  */
-export type CloseInfo = internal.CloseInfo
+export type CloseInfo = internalCloseInfo.CloseInfo
 
 /**
  * What the upgrade hook sees of an upgrade request.
