@@ -71,25 +71,8 @@ export type DisconnectReason = Data.TaggedEnum<{
  * @since 0.1.0
  * @category constructors
  */
-export const {
-  $is,
-  $match,
-  Aborted,
-  FrameTooLarge,
-  HandshakeTimeout,
-  IdleTimeout,
-  IoError,
-  LivenessTimeout,
-  LocalClose,
-  MalformedFrame,
-  PeerClosed,
-  PeerGone,
-  PeerTimeout,
-  ScheduleEnd,
-  SendStalled,
-  Shutdown,
-  WriteTimeout
-} = Data.taggedEnum<DisconnectReason>()
+// one line: @effect/docgen names its example file after this binding pattern (a multi-line one is no valid file name)
+export const { $is, $match, Aborted, FrameTooLarge, HandshakeTimeout, IdleTimeout, IoError, LivenessTimeout, LocalClose, MalformedFrame, PeerClosed, PeerGone, PeerTimeout, ScheduleEnd, SendStalled, Shutdown, WriteTimeout } = Data.taggedEnum<DisconnectReason>()
 
 /**
  * A one-line, human readable description of a reason, for logs and reports.

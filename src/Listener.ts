@@ -79,7 +79,7 @@ export type SessionState = "Handshaking" | Connection.State
  * import type { Listener } from "effect-tether"
  *
  * const busiest = (server: Listener.Server) =>
- *   Effect.map(server.sessions, (rows) => rows.toSorted((a, b) => b.queueDepth - a.queueDepth)[0])
+ *   Effect.map(server.sessions, (rows) => [...rows].sort((a, b) => b.queueDepth - a.queueDepth)[0])
  * ```
  *
  * @since 0.1.0
