@@ -1,12 +1,13 @@
+import { defaultServerConditions } from "vite"
 import { defineConfig } from "vitest/config"
 
 // Tests, examples and bench import the package by name ("effect-tether"); the custom export condition maps those
 // imports to the TypeScript sources (consumers, who do not set it, get dist/). tsconfig.json sets the same condition.
-const conditions = ["effect-tether-source", "import", "module", "node", "default"]
+// (vitest's own default is vite's server conditions without "module")
+const conditions = ["effect-tether-source", ...defaultServerConditions.filter((c) => c !== "module")]
 
 export default defineConfig({
-  resolve: { conditions },
-  ssr: { resolve: { conditions, externalConditions: conditions } },
+  ssr: { resolve: { conditions } },
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 20_000,
