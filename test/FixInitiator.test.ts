@@ -93,7 +93,7 @@ describe("FIX initiator: MsgSeqNum too low against an acceptor that never closes
       let stdout = ""
       const child = ChildProcess.spawn(
         process.execPath,
-        ["--import", "tsx", "examples/fix/initiator.ts", "--port", String(server.port), "--linger", "1s", "--reconnect", "50ms"],
+        ["--conditions=effect-tether-source", "--import", "tsx", "examples/fix/initiator.ts", "--port", String(server.port), "--linger", "1s", "--reconnect", "50ms"],
         { cwd: root, stdio: ["ignore", "pipe", "pipe"] }
       )
       child.stdout.setEncoding("utf8")
