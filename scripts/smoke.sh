@@ -47,6 +47,14 @@ for f in package/dist/index.js package/dist/index.d.ts package/dist/index.js.map
   echo "$files" | grep -qx "$f" || fail "tarball lacks $f"
 done
 
+# every public module (src/*.ts but index) has its export entry (the test kit's is ./testing)
+for f in "$root"/src/*.ts; do
+  m=$(basename "$f" .ts); [ "$m" != index ] || continue
+  key="./$m"; [ "$m" != Testing ] || key=./testing
+  node -e 'process.exit(require(process.argv[1]).exports[process.argv[2]] ? 0 : 1)' "$root/package.json" "$key" \
+    || fail "src/$m.ts has no \"$key\" entry in package.json exports"
+done
+
 app="$work/app"
 mkdir "$app" && cd "$app"
 echo '{ "name": "consumer", "version": "1.0.0", "private": true, "type": "module" }' > package.json
