@@ -1,6 +1,13 @@
+import { defaultServerConditions } from "vite"
 import { defineConfig } from "vitest/config"
 
+// Tests, examples and bench import the package by name ("effect-tether"); the custom export condition maps those
+// imports to the TypeScript sources (consumers, who do not set it, get dist/). tsconfig.json sets the same condition.
+// (vitest's own default is vite's server conditions without "module")
+const conditions = ["effect-tether-source", ...defaultServerConditions.filter((c) => c !== "module")]
+
 export default defineConfig({
+  ssr: { resolve: { conditions } },
   test: {
     include: ["test/**/*.test.ts"],
     // a quiet test logger: log lines are printed only for a failing test (TETHER_TEST_LOGS=1 prints them all)

@@ -3,7 +3,7 @@
  */
 import type * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
-import { Settings } from "tether"
+import { Settings } from "effect-tether"
 
 /**
  * Parses a duration flag in the syntax tether's `TETHER_*` keys take (`Settings.parseDuration`): `500ms`, `2s`,

@@ -32,7 +32,7 @@ import * as internal from "./internal/backlog.js"
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Backlog } from "tether"
+ * import type { Backlog } from "effect-tether"
  *
  * const offerOrLog = (backlog: Backlog.Backlog, frame: Uint8Array) =>
  *   backlog.offer(frame).pipe(
@@ -60,7 +60,7 @@ export class BacklogFull extends Data.TaggedError("BacklogFull")<{
  *
  * @example
  * ```ts
- * import type { Backlog } from "tether"
+ * import type { Backlog } from "effect-tether"
  *
  * const p: Backlog.Policy = "dropOldest"
  * ```
@@ -75,8 +75,8 @@ export type Policy = "rejectNew" | "dropOldest"
  *
  * @example
  * ```ts
- * import { Framing } from "tether"
- * import type { Backlog } from "tether"
+ * import { Framing } from "effect-tether"
+ * import type { Backlog } from "effect-tether"
  *
  * const item: Backlog.Item = Framing.utf8("order 1")
  * ```
@@ -98,7 +98,7 @@ export type Item = Uint8Array | Connection.Encoded
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Backlog } from "tether"
+ * import type { Backlog } from "effect-tether"
  *
  * const log = (e: Backlog.Event) => Effect.logWarning(`${e._tag}: ${e.frames.length} frames`)
  * ```
@@ -118,7 +118,7 @@ export type Event = Data.TaggedEnum<{
  *
  * @example
  * ```ts
- * import { Backlog } from "tether"
+ * import { Backlog } from "effect-tether"
  *
  * const e = Backlog.Event.Expired({ frames: [] })
  * ```
@@ -133,7 +133,7 @@ export const Event = Data.taggedEnum<Event>()
  *
  * @example
  * ```ts
- * import type { Backlog } from "tether"
+ * import type { Backlog } from "effect-tether"
  *
  * const options: Backlog.Options = {
  *   maxMessages: 10_000,
@@ -185,7 +185,7 @@ export interface Options {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Backlog, Framing } from "tether"
+ * import { Backlog, Framing } from "effect-tether"
  *
  * const program = Effect.scoped(
  *   Effect.gen(function*() {
@@ -243,7 +243,7 @@ export interface Backlog {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Backlog } from "tether"
+ * import { Backlog } from "effect-tether"
  *
  * const backlog = Backlog.make({
  *   maxAge: "30 seconds",
@@ -261,7 +261,7 @@ export const make: (options?: Options) => Effect.Effect<Backlog, never, Scope.Sc
  *
  * @example
  * ```ts
- * import { Backlog } from "tether"
+ * import { Backlog } from "effect-tether"
  *
  * Backlog.defaults.maxMessages // 10000
  * ```
@@ -276,7 +276,7 @@ export const defaults = internal.defaults
  *
  * @example
  * ```ts
- * import { Backlog, Framing } from "tether"
+ * import { Backlog, Framing } from "effect-tether"
  *
  * Backlog.payload(Framing.utf8("x")) // the same Uint8Array
  * ```

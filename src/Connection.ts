@@ -39,7 +39,7 @@ import type * as Transport from "./Transport.js"
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Connection } from "tether"
+ * import type { Connection } from "effect-tether"
  *
  * const sendOrLog = (conn: Connection.Connection, frame: Uint8Array) =>
  *   conn.send(frame).pipe(
@@ -70,7 +70,7 @@ export class ConnectionClosed extends Data.TaggedError("ConnectionClosed")<{
  *
  * @example
  * ```ts
- * import type { Connection } from "tether"
+ * import type { Connection } from "effect-tether"
  *
  * const s: Connection.State = "Draining"
  * ```
@@ -86,7 +86,7 @@ export type State = "Active" | "Draining" | "Closing" | "Closed"
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Connection } from "tether"
+ * import type { Connection } from "effect-tether"
  *
  * const report = (conn: Connection.Connection) =>
  *   Effect.map(conn.close("done"), (o) => `${o.delivered} delivered, ${o.undelivered.length} not delivered`)
@@ -140,7 +140,7 @@ export interface CloseOutcome {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Connection } from "tether"
+ * import type { Connection } from "effect-tether"
  *
  * const depth = (conn: Connection.Connection) => Effect.sync(() => conn.unsafeStats().queueDepth)
  * ```
@@ -169,7 +169,7 @@ export interface Stats {
  *
  * @example
  * ```ts
- * import { Connection, Framing } from "tether"
+ * import { Connection, Framing } from "effect-tether"
  *
  * const options: Connection.Options = {
  *   codec: Framing.newline({ maxFrameBytes: 64 * 1024 }),
@@ -217,7 +217,7 @@ export interface Options {
  * @example
  * ```ts
  * import { Effect, Schedule } from "effect"
- * import type { Connection } from "tether"
+ * import type { Connection } from "effect-tether"
  *
  * const logDepth: Connection.Attachment = (conn) =>
  *   Effect.forkScoped(
@@ -236,7 +236,7 @@ export type Attachment = (connection: Connection) => Effect.Effect<void, never, 
  *
  * @example
  * ```ts
- * import { Connection, Framing } from "tether"
+ * import { Connection, Framing } from "effect-tether"
  *
  * const payload = Framing.utf8("tick")
  * const shared = new Connection.Encoded(Framing.encode(Framing.lengthPrefixed(), payload), payload)
@@ -256,7 +256,7 @@ export class Encoded {
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import { Connection, Framing } from "tether"
+ * import { Connection, Framing } from "effect-tether"
  *
  * const program = Effect.scoped(
  *   Effect.gen(function*() {
@@ -334,7 +334,7 @@ export interface Connection {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Connection, Framing } from "tether"
+ * import { Connection, Framing } from "effect-tether"
  *
  * const greet = Effect.flatMap(Connection.Connection, (conn) => conn.send(Framing.utf8("hi")))
  * ```
@@ -351,7 +351,7 @@ export const Connection: Context.Tag<Connection, Connection> = Context.GenericTa
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Connection, Transport } from "tether"
+ * import { Connection, Transport } from "effect-tether"
  *
  * const program = Effect.scoped(
  *   Effect.gen(function*() {
@@ -375,7 +375,7 @@ export const make: (
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Connection, Framing } from "tether"
+ * import { Connection, Framing } from "effect-tether"
  *
  * const program = Effect.scoped(
  *   Effect.flatMap(Connection.connectTcp({ port: 7000, connectTimeout: "3 seconds" }), (conn) =>
@@ -400,7 +400,7 @@ export const connectTcp: (
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Connection, Framing } from "tether"
+ * import { Connection, Framing } from "effect-tether"
  *
  * const program = Effect.scoped(
  *   Effect.flatMap(Connection.connectTls({ host: "localhost", port: 7443, servername: "localhost" }), (conn) =>
@@ -425,7 +425,7 @@ export const connectTls: (
  * @example
  * ```ts
  * import { Effect, Layer } from "effect"
- * import { Connection, Framing } from "tether"
+ * import { Connection, Framing } from "effect-tether"
  *
  * const ConnLive = Connection.layerTcp({ port: 7000 })
  * const program = Effect.flatMap(Connection.Connection, (c) => c.send(Framing.utf8("x")))
@@ -451,7 +451,7 @@ export const layerTcp = (
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Connection } from "tether"
+ * import { Connection } from "effect-tether"
  *
  * // TETHER_LINGER_TIMEOUT="2 seconds" TETHER_MAX_FRAME_BYTES="1 MiB" node app.js
  * const program = Effect.gen(function*() {
@@ -470,7 +470,7 @@ export const config: Config.Config<Options> = internal.config
  *
  * @example
  * ```ts
- * import { Connection } from "tether"
+ * import { Connection } from "effect-tether"
  *
  * Connection.defaults.lingerTimeout // "5 seconds"
  * ```

@@ -60,7 +60,7 @@ import type * as Transport from "./Transport.js"
  *
  * @example
  * ```ts
- * import { Dialer } from "tether"
+ * import { Dialer } from "effect-tether"
  *
  * const d: Dialer.Decision = Dialer.Decision.Stop({ reason: "logon rejected" })
  * ```
@@ -78,7 +78,7 @@ export type Decision = Data.TaggedEnum<{
  *
  * @example
  * ```ts
- * import { Dialer } from "tether"
+ * import { Dialer } from "effect-tether"
  *
  * const again = Dialer.Decision.Reconnect()
  * ```
@@ -94,7 +94,7 @@ export const Decision = Data.taggedEnum<Decision>()
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Dialer } from "tether"
+ * import type { Dialer } from "effect-tether"
  *
  * const sendOrLog = (dialer: Dialer.Dialer, frame: Uint8Array) =>
  *   dialer.send(frame).pipe(Effect.catchTag("DialerStopped", (e) => Effect.logInfo(e.reason)))
@@ -114,7 +114,7 @@ export class DialerStopped extends Data.TaggedError("DialerStopped")<{ readonly 
  *
  * @example
  * ```ts
- * import type { Dialer } from "tether"
+ * import type { Dialer } from "effect-tether"
  *
  * const s: Dialer.Status = "Backoff"
  * ```
@@ -131,7 +131,7 @@ export type Status = "WaitingForWindow" | "Connecting" | "Replaying" | "Connecte
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Dialer } from "tether"
+ * import type { Dialer } from "effect-tether"
  *
  * const shutdown = (d: Dialer.Dialer) =>
  *   Effect.flatMap(d.stop("bye"), (o) => Effect.log(`${o.undelivered.length} frames not sent`))
@@ -151,7 +151,7 @@ export interface StopOutcome {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Dialer } from "tether"
+ * import type { Dialer } from "effect-tether"
  *
  * const onEvent = (e: Dialer.Event) =>
  *   e._tag === "Disconnected" ? Effect.logInfo(`down after ${e.uptimeMillis} ms`) : Effect.void
@@ -192,7 +192,7 @@ export type Event = Data.TaggedEnum<{
  *
  * @example
  * ```ts
- * import { Dialer } from "tether"
+ * import { Dialer } from "effect-tether"
  *
  * const isUp = Dialer.Event.$is("Connected")
  * ```
@@ -208,7 +208,7 @@ export const Event = Data.taggedEnum<Event>()
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { type Connection, Dialer, Framing } from "tether"
+ * import { type Connection, Dialer, Framing } from "effect-tether"
  *
  * // with readyOn: "session": log on first, then release the backlog
  * const session = (conn: Connection.Connection, control: Dialer.SessionControl) =>
@@ -245,7 +245,7 @@ export interface SessionControl {
  * @example
  * ```ts
  * import { Schedule } from "effect"
- * import { Dialer, SessionSchedule } from "tether"
+ * import { Dialer, SessionSchedule } from "effect-tether"
  *
  * const options: Dialer.Options = {
  *   host: "127.0.0.1",
@@ -316,7 +316,7 @@ export interface Options<E = never, R = never> {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Dialer, Framing } from "tether"
+ * import { Dialer, Framing } from "effect-tether"
  *
  * const program = Effect.scoped(
  *   Effect.gen(function*() {
@@ -369,7 +369,7 @@ export interface Dialer {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Dialer, Framing } from "tether"
+ * import { Dialer, Framing } from "effect-tether"
  *
  * const program = Effect.flatMap(Dialer.Tag, (d) => d.send(Framing.utf8("x")))
  * ```
@@ -386,7 +386,7 @@ export class Tag extends Context.Tag("tether/Dialer")<Tag, Dialer>() {}
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Dialer, Transport } from "tether"
+ * import { Dialer, Transport } from "effect-tether"
  *
  * // any transport: here an in-memory pair, as in tests
  * const program = Effect.scoped(
@@ -410,7 +410,7 @@ export const make: <E = never, R = never>(options: Options<E, R>) => Effect.Effe
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Dialer, Framing } from "tether"
+ * import { Dialer, Framing } from "effect-tether"
  *
  * const DialerLive = Dialer.layer({ host: "127.0.0.1", port: 9876 })
  * const program = Effect.flatMap(Dialer.Tag, (d) => d.send(Framing.utf8("x"))).pipe(Effect.provide(DialerLive))
@@ -431,7 +431,7 @@ export const layer = <E = never, R = never>(options: Options<E, R>): Layer.Layer
  * @example
  * ```ts
  * import { Config } from "effect"
- * import { Dialer, Settings } from "tether"
+ * import { Dialer, Settings } from "effect-tether"
  *
  * const FromEnv = Dialer.layerConfig(Settings.dialer) // TETHER_DIALER_HOST, TETHER_DIALER_PORT, …
  * const Custom = Dialer.layerConfig({ host: Config.string("UPSTREAM_HOST"), port: Config.port("UPSTREAM_PORT") })
@@ -449,7 +449,7 @@ export const layerConfig = <E = never, R = never>(
  *
  * @example
  * ```ts
- * import { Dialer } from "tether"
+ * import { Dialer } from "effect-tether"
  *
  * const options = { port: 9876, backoff: Dialer.defaultBackoff }
  * ```
@@ -464,7 +464,7 @@ export const defaultBackoff: Schedule.Schedule<unknown, unknown> = internal.defa
  *
  * @example
  * ```ts
- * import { Dialer } from "tether"
+ * import { Dialer } from "effect-tether"
  *
  * Dialer.defaults.connectTimeout // "10 seconds"
  * ```

@@ -15,7 +15,7 @@ import * as Duration from "effect/Duration"
  *
  * @example
  * ```ts
- * import { DisconnectReason } from "tether"
+ * import { DisconnectReason } from "effect-tether"
  *
  * const reason = DisconnectReason.LocalClose({ message: "logout" })
  * console.log(DisconnectReason.describe(reason)) // "local close: logout"
@@ -62,7 +62,7 @@ export type DisconnectReason = Data.TaggedEnum<{
  *
  * @example
  * ```ts
- * import { DisconnectReason } from "tether"
+ * import { DisconnectReason } from "effect-tether"
  *
  * const r = DisconnectReason.PeerClosed()
  * DisconnectReason.$is("PeerClosed")(r) // true
@@ -71,32 +71,15 @@ export type DisconnectReason = Data.TaggedEnum<{
  * @since 0.1.0
  * @category constructors
  */
-export const {
-  $is,
-  $match,
-  Aborted,
-  FrameTooLarge,
-  HandshakeTimeout,
-  IdleTimeout,
-  IoError,
-  LivenessTimeout,
-  LocalClose,
-  MalformedFrame,
-  PeerClosed,
-  PeerGone,
-  PeerTimeout,
-  ScheduleEnd,
-  SendStalled,
-  Shutdown,
-  WriteTimeout
-} = Data.taggedEnum<DisconnectReason>()
+// one line: @effect/docgen names its example file after this binding pattern (a multi-line one is no valid file name)
+export const { $is, $match, Aborted, FrameTooLarge, HandshakeTimeout, IdleTimeout, IoError, LivenessTimeout, LocalClose, MalformedFrame, PeerClosed, PeerGone, PeerTimeout, ScheduleEnd, SendStalled, Shutdown, WriteTimeout } = Data.taggedEnum<DisconnectReason>()
 
 /**
  * A one-line, human readable description of a reason, for logs and reports.
  *
  * @example
  * ```ts
- * import { DisconnectReason } from "tether"
+ * import { DisconnectReason } from "effect-tether"
  *
  * DisconnectReason.describe(DisconnectReason.FrameTooLarge({ size: 10, max: 4 }))
  * // "frame too large: 10 bytes > 4"
@@ -146,7 +129,7 @@ export const describe = (reason: DisconnectReason): string => {
  *
  * @example
  * ```ts
- * import { DisconnectReason } from "tether"
+ * import { DisconnectReason } from "effect-tether"
  *
  * DisconnectReason.isClean(DisconnectReason.PeerClosed()) // true
  * DisconnectReason.isClean(DisconnectReason.IoError({ message: "reset", code: "ECONNRESET" })) // false
@@ -168,7 +151,7 @@ const fmt = (d: Duration.Duration): string => Duration.format(d)
  *
  * @example
  * ```ts
- * import { DisconnectReason } from "tether"
+ * import { DisconnectReason } from "effect-tether"
  *
  * DisconnectReason.severity(DisconnectReason.PeerClosed()) // "debug"
  * DisconnectReason.severity(DisconnectReason.MalformedFrame({ message: "bad checksum" })) // "error"

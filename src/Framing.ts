@@ -18,7 +18,7 @@ import * as Data from "effect/Data"
  *
  * @example
  * ```ts
- * import { Framing } from "tether"
+ * import { Framing } from "effect-tether"
  *
  * const codec = Framing.lengthPrefixed({ maxFrameBytes: 4 })
  * const err = codec.check(new Uint8Array(5))
@@ -40,7 +40,7 @@ export class FrameError extends Data.TaggedError("FrameError")<{
  *
  * @example
  * ```ts
- * import { Framing } from "tether"
+ * import { Framing } from "effect-tether"
  *
  * const decoder = Framing.newline().makeDecoder()
  * const out: Array<Uint8Array> = []
@@ -67,7 +67,7 @@ export interface Decoder {
  *
  * @example
  * ```ts
- * import { Framing } from "tether"
+ * import { Framing } from "effect-tether"
  *
  * const codec = Framing.lengthPrefixed()
  * const payload = new TextEncoder().encode("hello")
@@ -100,7 +100,7 @@ export interface Codec {
  *
  * @example
  * ```ts
- * import { Framing } from "tether"
+ * import { Framing } from "effect-tether"
  *
  * Framing.DEFAULT_MAX_FRAME_BYTES // 16777216
  * ```
@@ -189,7 +189,7 @@ class ChunkAccumulator {
  *
  * @example
  * ```ts
- * import { Connection, Framing } from "tether"
+ * import { Connection, Framing } from "effect-tether"
  *
  * const options: Connection.Options = { codec: Framing.lengthPrefixed({ maxFrameBytes: 1024 * 1024 }) }
  * ```
@@ -247,7 +247,7 @@ export const lengthPrefixed = (options?: { readonly maxFrameBytes?: number | und
  *
  * @example
  * ```ts
- * import { Framing } from "tether"
+ * import { Framing } from "effect-tether"
  *
  * const codec = Framing.newline({ maxFrameBytes: 64 * 1024 })
  * ```
@@ -315,7 +315,7 @@ const NEWLINE = new Uint8Array([0x0a])
  *
  * @example
  * ```ts
- * import { Framing } from "tether"
+ * import { Framing } from "effect-tether"
  *
  * const codec = Framing.raw({ maxFrameBytes: 64 * 1024 })
  * ```
@@ -351,7 +351,7 @@ export const raw = (options?: { readonly maxFrameBytes?: number | undefined }): 
  *
  * @example
  * ```ts
- * import { Framing } from "tether"
+ * import { Framing } from "effect-tether"
  *
  * const wire = Framing.encode(Framing.lengthPrefixed(), new Uint8Array([1, 2, 3]))
  * // wire: Uint8Array [0, 0, 0, 3, 1, 2, 3]
@@ -374,7 +374,7 @@ const textDecoder = new TextDecoder()
  *
  * @example
  * ```ts
- * import { Framing } from "tether"
+ * import { Framing } from "effect-tether"
  *
  * Framing.text(Framing.utf8("héllo")) // "héllo"
  * ```
@@ -389,7 +389,7 @@ export const utf8 = (s: string): Uint8Array => textEncoder.encode(s)
  *
  * @example
  * ```ts
- * import { Framing } from "tether"
+ * import { Framing } from "effect-tether"
  *
  * Framing.text(new Uint8Array([104, 105])) // "hi"
  * ```

@@ -42,7 +42,7 @@ import * as internal from "./internal/hub.js"
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Framing, Hub } from "tether"
+ * import { Framing, Hub } from "effect-tether"
  *
  * const sendOrWarn = (hub: Hub.Hub, key: string) =>
  *   hub.send(key, Framing.utf8("x")).pipe(Effect.catchTag("UnknownPeer", (e) => Effect.logWarning(e.message)))
@@ -66,7 +66,7 @@ export class UnknownPeer extends Data.TaggedError("UnknownPeer")<{
  *
  * @example
  * ```ts
- * import { Hub } from "tether"
+ * import { Hub } from "effect-tether"
  *
  * const e = new Hub.DuplicatePeer({ key: "venue-1", reason: "AlreadyRegistered" })
  * ```
@@ -88,7 +88,7 @@ export class DuplicatePeer extends Data.TaggedError("DuplicatePeer")<{
  *
  * @example
  * ```ts
- * import type { Hub } from "tether"
+ * import type { Hub } from "effect-tether"
  *
  * const describe = (e: Hub.SendError) => e._tag
  * ```
@@ -119,7 +119,7 @@ export type SendError =
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Hub } from "tether"
+ * import type { Hub } from "effect-tether"
  *
  * const log = (e: Hub.Event) => Effect.logInfo(`${e.key}: ${e._tag}`)
  * ```
@@ -158,7 +158,7 @@ export type Event = Data.TaggedEnum<{
  *
  * @example
  * ```ts
- * import { Hub } from "tether"
+ * import { Hub } from "effect-tether"
  *
  * const isDown = Hub.Event.$is("Disconnected")
  * ```
@@ -173,7 +173,7 @@ export const Event = Data.taggedEnum<Event>()
  *
  * @example
  * ```ts
- * import type { Hub } from "tether"
+ * import type { Hub } from "effect-tether"
  *
  * const k: Hub.PeerKind = "inbound"
  * ```
@@ -189,7 +189,7 @@ export type PeerKind = "outbound" | "inbound"
  * @example
  * ```ts
  * import { Effect, Option } from "effect"
- * import type { Hub } from "tether"
+ * import type { Hub } from "effect-tether"
  *
  * const kindOf = (hub: Hub.Hub, key: string) => Effect.map(hub.peer(key), Option.map((p) => p.kind))
  * ```
@@ -211,7 +211,7 @@ export interface PeerInfo {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Framing, type Hub } from "tether"
+ * import { Framing, type Hub } from "effect-tether"
  *
  * const tick = (hub: Hub.Hub) =>
  *   Effect.map(hub.broadcast(Framing.utf8("tick")), (r) => `${r.accepted.length} ok, ${r.failed.length} failed`)
@@ -230,7 +230,7 @@ export interface BroadcastResult {
  *
  * @example
  * ```ts
- * import { Framing, type Hub } from "tether"
+ * import { Framing, type Hub } from "effect-tether"
  *
  * const options: Hub.Options = { codec: Framing.lengthPrefixed({ maxFrameBytes: 1 << 20 }), eventsCapacity: 4096 }
  * ```
@@ -253,7 +253,7 @@ export interface Options {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Framing, Hub } from "tether"
+ * import { Framing, Hub } from "effect-tether"
  *
  * const program = Effect.scoped(
  *   Effect.gen(function*() {
@@ -298,7 +298,7 @@ export interface Hub {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Framing, Hub } from "tether"
+ * import { Framing, Hub } from "effect-tether"
  *
  * const program = Effect.flatMap(Hub.Tag, (hub) => hub.broadcast(Framing.utf8("x")))
  * ```
@@ -316,7 +316,7 @@ export class Tag extends Context.Tag("tether/Hub")<Tag, Hub>() {}
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Hub } from "tether"
+ * import { Hub } from "effect-tether"
  *
  * const program = Effect.scoped(Effect.flatMap(Hub.make({ eventsCapacity: 256 }), (hub) => hub.keys))
  * ```
@@ -332,7 +332,7 @@ export const make: (options?: Options) => Effect.Effect<Hub, never, Scope.Scope>
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Framing, Hub } from "tether"
+ * import { Framing, Hub } from "effect-tether"
  *
  * const program = Effect.flatMap(Hub.Tag, (hub) => hub.broadcast(Framing.utf8("x"))).pipe(
  *   Effect.provide(Hub.layer())
@@ -352,7 +352,7 @@ export const layer = (options?: Options): Layer.Layer<Tag> => internal.layer(Tag
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Framing, Hub, Settings } from "tether"
+ * import { Framing, Hub, Settings } from "effect-tether"
  *
  * const program = Effect.flatMap(Hub.Tag, (hub) => hub.broadcast(Framing.utf8("x"))).pipe(
  *   Effect.provide(Hub.layerConfig(Settings.hub))

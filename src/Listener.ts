@@ -40,7 +40,7 @@ import type * as Transport from "./Transport.js"
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Listener } from "tether"
+ * import { Listener } from "effect-tether"
  *
  * const program = Listener.serve({ port: 80 }, () => Effect.void).pipe(
  *   Effect.catchTag("ListenerError", (e) => Effect.logError(`cannot listen: ${e.reason} ${e.code}`))
@@ -63,7 +63,7 @@ export class ListenerError extends Data.TaggedError("ListenerError")<{
  *
  * @example
  * ```ts
- * import type { Listener } from "tether"
+ * import type { Listener } from "effect-tether"
  *
  * const s: Listener.SessionState = "Handshaking"
  * ```
@@ -79,10 +79,10 @@ export type SessionState = "Handshaking" | Connection.State
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Listener } from "tether"
+ * import type { Listener } from "effect-tether"
  *
  * const busiest = (server: Listener.Server) =>
- *   Effect.map(server.sessions, (rows) => rows.toSorted((a, b) => b.queueDepth - a.queueDepth)[0])
+ *   Effect.map(server.sessions, (rows) => [...rows].sort((a, b) => b.queueDepth - a.queueDepth)[0])
  * ```
  *
  * @since 0.1.0
@@ -108,7 +108,7 @@ export interface SessionInfo {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Listener } from "tether"
+ * import type { Listener } from "effect-tether"
  *
  * const refusals = (server: Listener.Server) => Effect.map(server.stats, (s) => s.refused)
  * ```
@@ -144,7 +144,7 @@ export interface Stats {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Listener } from "tether"
+ * import type { Listener } from "effect-tether"
  *
  * const stop = (server: Listener.Server) =>
  *   Effect.flatMap(server.shutdown, (r) => Effect.log(`${r.graceful} graceful, ${r.aborted} aborted in ${r.millis} ms`))
@@ -170,7 +170,7 @@ export interface ShutdownReport {
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import type { Listener } from "tether"
+ * import type { Listener } from "effect-tether"
  *
  * const watch = (server: Listener.Server) =>
  *   Stream.runForEach(server.sessionChanges, (rows) => Effect.log(`${rows.length} sessions`))
@@ -204,7 +204,7 @@ export interface Server {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Listener } from "tether"
+ * import { Listener } from "effect-tether"
  *
  * const whoAmI = Effect.map(Listener.Session, (s) => s.id)
  * ```
@@ -226,7 +226,7 @@ export interface Session {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Listener } from "tether"
+ * import { Listener } from "effect-tether"
  *
  * const logId = Effect.flatMap(Listener.Session, (s) => Effect.log(`session ${s.id}`))
  * ```
@@ -243,9 +243,9 @@ export const Session: Context.Tag<Session, Session> = Context.GenericTag<Session
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import { Framing, Listener } from "tether"
+ * import { Framing, Listener } from "effect-tether"
  *
- * const handler = (conn: import("tether").Connection.Connection) =>
+ * const handler = (conn: import("effect-tether").Connection.Connection) =>
  *   Effect.gen(function*() {
  *     const hello = yield* Stream.runHead(conn.incoming) // the client's hello
  *     yield* Listener.handshakeDone
@@ -264,7 +264,7 @@ export const handshakeDone: Effect.Effect<void, never, Session> = Effect.flatMap
  *
  * @example
  * ```ts
- * import type { Listener } from "tether"
+ * import type { Listener } from "effect-tether"
  *
  * const options: Listener.Options = {
  *   port: 7000,
@@ -308,7 +308,7 @@ export interface Options extends Omit<Connection.Options, "id">, Transport.Socke
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import { Listener } from "tether"
+ * import { Listener } from "effect-tether"
  *
  * // an echo server
  * const program = Effect.scoped(
@@ -334,7 +334,7 @@ export const serve = <E, R>(
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Listener } from "tether"
+ * import { Listener } from "effect-tether"
  *
  * const count = Effect.flatMap(Listener.Listener, (server) => server.sessions)
  * ```
@@ -351,7 +351,7 @@ export class Listener extends Context.Tag("tether/Listener")<Listener, Server>()
  * @example
  * ```ts
  * import { Effect, Layer, Stream } from "effect"
- * import { Listener } from "tether"
+ * import { Listener } from "effect-tether"
  *
  * const EchoServer = Listener.layer({ port: 7000 }, (conn) =>
  *   Stream.runForEach(conn.incoming, (frame) => conn.send(frame)).pipe(Effect.orDie))
@@ -375,9 +375,9 @@ export const layer = <E, R>(
  * @example
  * ```ts
  * import { Config, Effect, Layer, Stream } from "effect"
- * import { Listener, Settings } from "tether"
+ * import { Listener, Settings } from "effect-tether"
  *
- * const echo = (conn: import("tether").Connection.Connection) =>
+ * const echo = (conn: import("effect-tether").Connection.Connection) =>
  *   Stream.runForEach(conn.incoming, (frame) => conn.send(frame)).pipe(Effect.orDie)
  *
  * const FromEnv = Listener.layerConfig(Settings.listener, echo) // TETHER_LISTENER_PORT, …

@@ -17,7 +17,7 @@ import * as MetricLabel from "effect/MetricLabel"
  *
  * @example
  * ```ts
- * import { Connection } from "tether"
+ * import { Connection } from "effect-tether"
  *
  * const options: Connection.Options = { labels: { role: "client", endpoint: "pricing" } }
  * ```
@@ -36,7 +36,7 @@ export interface Labels {
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const tags = Metrics.labelsOf({ role: "client", endpoint: "pricing" })
  * const value = Metric.value(Metric.taggedWithLabels(Metrics.connects, tags))
@@ -58,7 +58,7 @@ const seconds = MetricBoundaries.exponential({ start: 0.00005, factor: 2, count:
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const active = Metric.value(Metric.tagged(Metrics.connections, "state", "Active"))
  * ```
@@ -74,7 +74,7 @@ export const connections = Metric.gauge("tether_connections", { description: "co
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const opened = Metric.value(Metrics.connects)
  * ```
@@ -93,7 +93,7 @@ export const connects = Metric.counter("tether_connects_total", {
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const timeouts = Metric.value(Metric.tagged(Metrics.disconnects, "reason", "WriteTimeout"))
  * ```
@@ -112,7 +112,7 @@ export const disconnects = Metric.counter("tether_disconnects_total", {
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const bytes = Metric.value(Metrics.bytesIn)
  * ```
@@ -128,7 +128,7 @@ export const bytesIn = Metric.counter("tether_bytes_in_total", { description: "b
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const bytes = Metric.value(Metrics.bytesOut)
  * ```
@@ -144,7 +144,7 @@ export const bytesOut = Metric.counter("tether_bytes_out_total", { description: 
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const frames = Metric.value(Metrics.framesIn)
  * ```
@@ -160,7 +160,7 @@ export const framesIn = Metric.counter("tether_frames_in_total", { description: 
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const frames = Metric.value(Metrics.framesOut)
  * ```
@@ -177,7 +177,7 @@ export const framesOut = Metric.counter("tether_frames_out_total", { description
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const depth = Metric.value(Metrics.sendQueueDepth)
  * ```
@@ -193,7 +193,7 @@ export const sendQueueDepth = Metric.gauge("tether_send_queue_depth", { descript
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const latency = Metric.value(Metrics.writeLatency)
  * ```
@@ -209,7 +209,7 @@ export const writeLatency = Metric.histogram("tether_write_latency_seconds", sec
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const drains = Metric.value(Metrics.drainDuration)
  * ```
@@ -225,7 +225,7 @@ export const drainDuration = Metric.histogram("tether_drain_duration_seconds", s
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const closes = Metric.value(Metrics.closeDuration)
  * ```
@@ -241,7 +241,7 @@ export const closeDuration = Metric.histogram("tether_close_duration_seconds", s
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const stalls = Metric.value(Metric.tagged(Metrics.reaps, "reason", "SendStalled"))
  * ```
@@ -257,7 +257,7 @@ export const reaps = Metric.counter("tether_reaps_total", { description: "connec
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const attempts = Metric.value(Metrics.reconnectAttempts)
  * ```
@@ -276,7 +276,7 @@ export const reconnectAttempts = Metric.counter("tether_reconnect_attempts_total
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const held = Metric.value(Metrics.backlogDepth)
  * ```
@@ -292,7 +292,7 @@ export const backlogDepth = Metric.gauge("tether_backlog_depth", { description: 
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const age = Metric.value(Metrics.backlogOldestAge)
  * ```
@@ -310,7 +310,7 @@ export const backlogOldestAge = Metric.gauge("tether_backlog_oldest_age_seconds"
  * @example
  * ```ts
  * import { Metric } from "effect"
- * import { Metrics } from "tether"
+ * import { Metrics } from "effect-tether"
  *
  * const expired = Metric.value(Metric.tagged(Metrics.backlogDropped, "outcome", "expired"))
  * ```

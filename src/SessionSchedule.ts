@@ -26,7 +26,7 @@ import * as internal from "./internal/sessionSchedule.js"
  *
  * @example
  * ```ts
- * import type { SessionSchedule } from "tether"
+ * import type { SessionSchedule } from "effect-tether"
  *
  * const days: ReadonlyArray<SessionSchedule.Weekday> = ["Mon", "Tue", "Wed", "Thu", "Fri"]
  * ```
@@ -43,7 +43,7 @@ const WEEKDAYS: ReadonlyArray<Weekday> = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fr
  *
  * @example
  * ```ts
- * import { SessionSchedule } from "tether"
+ * import { SessionSchedule } from "effect-tether"
  *
  * const s: SessionSchedule.SessionSchedule = SessionSchedule.daily({ start: "08:00", end: "17:30", timeZone: "Europe/London" })
  * ```
@@ -77,7 +77,7 @@ export type SessionSchedule =
  *
  * @example
  * ```ts
- * import { SessionSchedule } from "tether"
+ * import { SessionSchedule } from "effect-tether"
  *
  * const w: SessionSchedule.Window = SessionSchedule.next(SessionSchedule.nonStop, 0)
  * // { start: -Infinity, end: Infinity, period: "non-stop" }
@@ -97,7 +97,7 @@ export interface Window {
  *
  * @example
  * ```ts
- * import { SessionSchedule } from "tether"
+ * import { SessionSchedule } from "effect-tether"
  *
  * SessionSchedule.isInside(SessionSchedule.nonStop, 0) // true
  * ```
@@ -114,7 +114,7 @@ export const nonStop: SessionSchedule = { _tag: "NonStop" }
  *
  * @example
  * ```ts
- * import { SessionSchedule } from "tether"
+ * import { SessionSchedule } from "effect-tether"
  *
  * // a FIX-style session reset at midnight New York time, connected around the clock
  * const s = SessionSchedule.daily({ start: "00:00", end: "00:00", timeZone: "America/New_York" })
@@ -142,7 +142,7 @@ export const daily = (options: {
  *
  * @example
  * ```ts
- * import { SessionSchedule } from "tether"
+ * import { SessionSchedule } from "effect-tether"
  *
  * const s = SessionSchedule.weekdays({
  *   days: ["Mon", "Tue", "Wed", "Thu", "Fri"],
@@ -193,7 +193,7 @@ const windowOf = (
  *
  * @example
  * ```ts
- * import { SessionSchedule } from "tether"
+ * import { SessionSchedule } from "effect-tether"
  *
  * const s = SessionSchedule.daily({ start: "08:00", end: "17:00" })
  * const w = SessionSchedule.next(s, Date.UTC(2026, 0, 5, 18, 0)) // opens 2026-01-06 08:00 UTC
@@ -221,7 +221,7 @@ export const next = (schedule: SessionSchedule, now: number): Window => {
  * @example
  * ```ts
  * import { Option } from "effect"
- * import { SessionSchedule } from "tether"
+ * import { SessionSchedule } from "effect-tether"
  *
  * const s = SessionSchedule.daily({ start: "08:00", end: "17:00" })
  * Option.isNone(SessionSchedule.current(s, Date.UTC(2026, 0, 5, 17, 0))) // true: the end is exclusive
@@ -240,7 +240,7 @@ export const current = (schedule: SessionSchedule, now: number): Option.Option<W
  *
  * @example
  * ```ts
- * import { SessionSchedule } from "tether"
+ * import { SessionSchedule } from "effect-tether"
  *
  * const s = SessionSchedule.daily({ start: "08:00", end: "17:00" })
  * SessionSchedule.isInside(s, Date.UTC(2026, 0, 5, 8, 0)) // true
@@ -257,7 +257,7 @@ export const isInside = (schedule: SessionSchedule, now: number): boolean => nex
  *
  * @example
  * ```ts
- * import { SessionSchedule } from "tether"
+ * import { SessionSchedule } from "effect-tether"
  *
  * const s = SessionSchedule.daily({ start: "08:00", end: "17:00" })
  * SessionSchedule.windowEnd(s, Date.UTC(2026, 0, 5, 9, 0)) // Option.some(Date.UTC(2026, 0, 5, 17, 0))
@@ -274,7 +274,7 @@ export const windowEnd = (schedule: SessionSchedule, now: number): Option.Option
  *
  * @example
  * ```ts
- * import { SessionSchedule } from "tether"
+ * import { SessionSchedule } from "effect-tether"
  *
  * const s = SessionSchedule.daily({ start: "08:00", end: "17:00" })
  * SessionSchedule.nextOpen(s, Date.UTC(2026, 0, 5, 20, 0)) // Date.UTC(2026, 0, 6, 8, 0)
@@ -291,7 +291,7 @@ export const nextOpen = (schedule: SessionSchedule, now: number): number => Math
  *
  * @example
  * ```ts
- * import { SessionSchedule } from "tether"
+ * import { SessionSchedule } from "effect-tether"
  *
  * const s = SessionSchedule.daily({ start: "00:00", end: "00:00", timeZone: "Asia/Tokyo" })
  * SessionSchedule.periodKey(s, Date.UTC(2026, 0, 5, 16, 0)) // Option.some("2026-01-06")
@@ -309,7 +309,7 @@ export const periodKey = (schedule: SessionSchedule, now: number): Option.Option
  *
  * @example
  * ```ts
- * import { SessionSchedule } from "tether"
+ * import { SessionSchedule } from "effect-tether"
  *
  * SessionSchedule.offsetMinutes("Europe/London", Date.UTC(2026, 6, 1)) // 60
  * ```

@@ -67,7 +67,7 @@ const opt = cfg.optional
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Connection, Settings } from "tether"
+ * import { Connection, Settings } from "effect-tether"
  *
  * const conn = Effect.flatMap(Settings.connection, (options) => Connection.connectTcp({ ...options, port: 7000 }))
  * ```
@@ -84,7 +84,7 @@ export const connection: Config.Config<Connection.Options> = Connection.config
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Settings, Watchdog } from "tether"
+ * import { Settings, Watchdog } from "effect-tether"
  *
  * const watchdogs = Effect.map(Settings.watchdog, (s) => Watchdog.defaults(s))
  * ```
@@ -123,7 +123,7 @@ export const watchdog: Config.Config<{
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Settings, Watchdog } from "tether"
+ * import { Settings, Watchdog } from "effect-tether"
  *
  * const hb = Effect.map(Settings.heartbeat, (t) =>
  *   Watchdog.heartbeat({ ...t, sendHeartbeat: () => Effect.void, sendTestRequest: () => Effect.void }))
@@ -157,7 +157,7 @@ const listenerOnly = Config.all({
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import { Listener, Settings } from "tether"
+ * import { Listener, Settings } from "effect-tether"
  *
  * const server = Effect.flatMap(Settings.listener, (options) =>
  *   Listener.serve(options, (conn) => Stream.runForEach(conn.incoming, conn.send).pipe(Effect.orDie)))
@@ -186,7 +186,7 @@ const wsHeartbeat = Config.all({
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import { Settings, WebSocket } from "tether"
+ * import { Settings, WebSocket } from "effect-tether"
  *
  * const server = Effect.flatMap(Settings.webSocketServer, (options) =>
  *   WebSocket.serve(options, (conn) => Stream.runForEach(conn.incoming, conn.send).pipe(Effect.orDie)))
@@ -215,7 +215,7 @@ export const webSocketServer: Config.Config<WebSocket.ServerOptions> = Config.ma
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Settings, WebSocket } from "tether"
+ * import { Settings, WebSocket } from "effect-tether"
  *
  * const conn = Effect.flatMap(Settings.webSocketClient, (options) =>
  *   WebSocket.connect("ws://127.0.0.1:8080/", options))
@@ -243,7 +243,7 @@ export const webSocketClient: Config.Config<Partial<WebSocket.ClientOptions>> = 
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Backlog, Settings } from "tether"
+ * import { Backlog, Settings } from "effect-tether"
  *
  * const backlog = Effect.flatMap(Settings.backlog, Backlog.make)
  * ```
@@ -267,7 +267,7 @@ export const backlog: Config.Config<Backlog.Options> = Config.all({
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import { Dialer, Settings } from "tether"
+ * import { Dialer, Settings } from "effect-tether"
  *
  * const dialer = Effect.flatMap(Settings.dialer, (options) => Dialer.make(options))
  * ```
@@ -311,7 +311,7 @@ export const dialer: Config.Config<{
  *
  * @example
  * ```ts
- * import { Settings } from "tether"
+ * import { Settings } from "effect-tether"
  *
  * const backoff = Settings.exponentialCapped("200 millis", "10 seconds")
  * ```
@@ -332,7 +332,7 @@ export const exponentialCapped = (
  *
  * @example
  * ```ts
- * import { Hub, Settings } from "tether"
+ * import { Hub, Settings } from "effect-tether"
  *
  * const HubLive = Hub.layerConfig(Settings.hub)
  * ```
@@ -357,7 +357,7 @@ export const hub: Config.Config<Hub.Options> = Config.map(
  * @example
  * ```ts
  * import { Duration, Option } from "effect"
- * import { Settings } from "tether"
+ * import { Settings } from "effect-tether"
  *
  * Option.map(Settings.parseDuration("10s"), Duration.toMillis) // Option.some(10000)
  * Option.map(Settings.parseDuration("10 seconds"), Duration.toMillis) // Option.some(10000)
@@ -376,7 +376,7 @@ export const parseDuration: (text: string) => Option.Option<Duration.Duration> =
  * @example
  * ```ts
  * import { Config, Duration } from "effect"
- * import { Settings } from "tether"
+ * import { Settings } from "effect-tether"
  *
  * const pollEvery = Settings.duration("APP_POLL_INTERVAL").pipe(Config.withDefault(Duration.seconds(5)))
  * ```

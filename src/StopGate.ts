@@ -22,7 +22,7 @@ import * as Option from "effect/Option"
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { StopGate } from "tether"
+ * import { StopGate } from "effect-tether"
  *
  * Effect.gen(function*() {
  *   const gate = yield* StopGate.make<string>()
@@ -43,7 +43,7 @@ export class GateClosed<R> extends Data.TaggedError("GateClosed")<{ readonly rea
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { StopGate } from "tether"
+ * import { StopGate } from "effect-tether"
  *
  * Effect.gen(function*() {
  *   const gate = yield* StopGate.make<string>()
@@ -71,7 +71,7 @@ export interface StopGate<R> {
  *
  * @example
  * ```ts
- * import { StopGate } from "tether"
+ * import { StopGate } from "effect-tether"
  *
  * const gate = StopGate.unsafeMake<string>()
  * gate.unsafeClose("done") // true
@@ -114,7 +114,7 @@ export const unsafeMake = <R>(): StopGate<R> => {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { StopGate } from "tether"
+ * import { StopGate } from "effect-tether"
  *
  * const program = StopGate.make<string>().pipe(Effect.flatMap(StopGate.isClosed)) // false
  * ```
@@ -130,7 +130,7 @@ export const make = <R>(): Effect.Effect<StopGate<R>> => Effect.sync(() => unsaf
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { StopGate } from "tether"
+ * import { StopGate } from "effect-tether"
  *
  * const program = Effect.flatMap(StopGate.make<string>(), (gate) => StopGate.close(gate, "stop"))
  * ```
@@ -147,7 +147,7 @@ export const close = <R>(gate: StopGate<R>, reason: R): Effect.Effect<boolean> =
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { StopGate } from "tether"
+ * import { StopGate } from "effect-tether"
  *
  * const program = Effect.flatMap(StopGate.make<string>(), StopGate.isClosed)
  * ```
@@ -164,7 +164,7 @@ export const isClosed = <R>(gate: StopGate<R>): Effect.Effect<boolean> =>
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { StopGate } from "tether"
+ * import { StopGate } from "effect-tether"
  *
  * const program = Effect.gen(function*() {
  *   const gate = yield* StopGate.make<string>()
@@ -190,7 +190,7 @@ export {
  *
  * @example
  * ```ts
- * import { StopGate } from "tether"
+ * import { StopGate } from "effect-tether"
  *
  * const r: StopGate.TryOffer = "full"
  * ```
@@ -209,7 +209,7 @@ export type TryOffer = "accepted" | "full"
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { StopGate } from "tether"
+ * import { StopGate } from "effect-tether"
  *
  * Effect.gen(function*() {
  *   const gate = yield* StopGate.make<string>()
@@ -255,7 +255,7 @@ export interface GatedQueue<A, R> {
  *
  * @example
  * ```ts
- * import { StopGate } from "tether"
+ * import { StopGate } from "effect-tether"
  *
  * const gate = StopGate.unsafeMake<string>()
  * const q = StopGate.unsafeMakeQueue<Uint8Array, string>(gate, { capacity: 1024, weight: (b) => b.length })
@@ -443,7 +443,7 @@ interface Waiter {
  *
  * @example
  * ```ts
- * import type { StopGate } from "tether"
+ * import type { StopGate } from "effect-tether"
  *
  * const report = (d: StopGate.DrainReport<string>) => `${d.handled} handled, ${d.remaining.length} handed back`
  * ```
@@ -473,7 +473,7 @@ export interface DrainReport<A> {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { StopGate } from "tether"
+ * import { StopGate } from "effect-tether"
  *
  * const program = Effect.gen(function*() {
  *   const gate = yield* StopGate.make<string>()

@@ -30,7 +30,7 @@ import * as net from "./internal/netTransport.js"
  *
  * @example
  * ```ts
- * import { Transport } from "tether"
+ * import { Transport } from "effect-tether"
  *
  * const err = new Transport.TransportError({ reason: "Connect", message: "ECONNREFUSED", code: "ECONNREFUSED" })
  * ```
@@ -54,7 +54,7 @@ export class TransportError extends Data.TaggedError("TransportError")<{
  *
  * @example
  * ```ts
- * import type { Transport } from "tether"
+ * import type { Transport } from "effect-tether"
  *
  * const s: Transport.TransportState = "open"
  * ```
@@ -70,7 +70,7 @@ export type TransportState = "open" | "half-closed-local" | "half-closed-remote"
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Transport } from "tether"
+ * import { Transport } from "effect-tether"
  *
  * const program = (t: Transport.Transport) =>
  *   Effect.sync(() => t.stats()).pipe(Effect.map((s) => s.queuedBytes))
@@ -102,7 +102,7 @@ export interface TransportStats {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Transport } from "tether"
+ * import { Transport } from "effect-tether"
  *
  * const program = Effect.scoped(
  *   Effect.gen(function*() {
@@ -161,7 +161,7 @@ export interface Transport {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Transport } from "tether"
+ * import type { Transport } from "effect-tether"
  *
  * // inside a transport: on a ping, queue the pong for the writer fiber
  * const onPing = (lane: Transport.ControlLane, pong: Effect.Effect<void, Transport.TransportError>) => lane
@@ -182,7 +182,7 @@ export interface ControlLane {
  *
  * @example
  * ```ts
- * import type { Transport } from "tether"
+ * import type { Transport } from "effect-tether"
  *
  * const o: Transport.SocketOptions = { noDelay: true, readHighWaterMark: 256 * 1024 }
  * ```
@@ -206,7 +206,7 @@ export interface SocketOptions {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Transport } from "tether"
+ * import { Transport } from "effect-tether"
  *
  * const t = Transport.connectTcp({ host: "127.0.0.1", port: 7000, connectTimeout: "5 seconds" })
  * ```
@@ -227,7 +227,7 @@ export const connectTcp: (
  *
  * @example
  * ```ts
- * import { Transport } from "tether"
+ * import { Transport } from "effect-tether"
  *
  * const t = Transport.connectTls({ host: "localhost", port: 7443, ca: [] })
  * ```
@@ -251,7 +251,7 @@ export const connectTls: (
  * @example
  * ```ts
  * import * as Net from "node:net"
- * import { Transport } from "tether"
+ * import { Transport } from "effect-tether"
  *
  * const server = Net.createServer({ allowHalfOpen: true }, (socket) => {
  *   // Transport.fromSocket(socket) inside a scope
@@ -273,7 +273,7 @@ export const fromSocket: (
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Transport } from "tether"
+ * import { Transport } from "effect-tether"
  *
  * Effect.gen(function*() {
  *   const [transport, peer] = yield* Transport.memoryPair()
@@ -320,7 +320,7 @@ export interface MemoryPeer {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Transport } from "tether"
+ * import { Transport } from "effect-tether"
  *
  * Effect.gen(function*() {
  *   const [transport, peer] = yield* Transport.memoryPair({ kernelBufferBytes: 1024 })
@@ -345,7 +345,7 @@ export const memoryPair: (options?: {
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import { Transport } from "tether"
+ * import { Transport } from "effect-tether"
  *
  * const dump = (t: Transport.Transport) => Stream.runForEach(Transport.stream(t), (chunk) => Effect.log(chunk.length))
  * ```

@@ -35,7 +35,7 @@ import type * as Transport from "./Transport.js"
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Watchdog } from "tether"
+ * import type { Watchdog } from "effect-tether"
  *
  * const log = (e: Watchdog.IdleEvent) => Effect.log(`${e.kind}-idle (first: ${e.first})`)
  * ```
@@ -57,7 +57,7 @@ export interface IdleEvent {
  *
  * @example
  * ```ts
- * import type { Watchdog } from "tether"
+ * import type { Watchdog } from "effect-tether"
  *
  * const options: Watchdog.IdleOptions = { readIdle: "60 seconds", allIdle: "5 minutes" }
  * ```
@@ -90,7 +90,7 @@ export interface IdleOptions {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Connection, Framing, Watchdog } from "tether"
+ * import { Connection, Framing, Watchdog } from "effect-tether"
  *
  * const conn = Connection.connectTcp({
  *   port: 7000,
@@ -112,7 +112,7 @@ export const idle: (options: IdleOptions) => Connection.Attachment = internal.id
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Framing, type Watchdog } from "tether"
+ * import { Framing, type Watchdog } from "effect-tether"
  *
  * const options: Watchdog.HeartbeatOptions = {
  *   interval: "30 seconds",
@@ -147,7 +147,7 @@ export interface HeartbeatOptions {
  *
  * @example
  * ```ts
- * import { Connection, Framing, Watchdog } from "tether"
+ * import { Connection, Framing, Watchdog } from "effect-tether"
  *
  * const conn = Connection.connectTcp({
  *   port: 9876,
@@ -171,7 +171,7 @@ export const heartbeat: (options: HeartbeatOptions) => Connection.Attachment = i
  *
  * @example
  * ```ts
- * import type { Watchdog } from "tether"
+ * import type { Watchdog } from "effect-tether"
  *
  * const options: Watchdog.LivenessOptions = { bound: "20 seconds" }
  * ```
@@ -198,7 +198,7 @@ export interface LivenessOptions {
  *
  * @example
  * ```ts
- * import { Connection, Watchdog } from "tether"
+ * import { Connection, Watchdog } from "effect-tether"
  *
  * const conn = Connection.connectTcp({
  *   port: 7000,
@@ -217,7 +217,7 @@ export const liveness: (options?: LivenessOptions) => Connection.Attachment = in
  *
  * @example
  * ```ts
- * import type { Watchdog } from "tether"
+ * import type { Watchdog } from "effect-tether"
  *
  * const stuck = (info: Watchdog.TcpInfo) => info.txQueue > 0 && info.retransmits > 3
  * ```
@@ -249,7 +249,7 @@ export interface TcpInfo {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Watchdog } from "tether"
+ * import type { Watchdog } from "effect-tether"
  *
  * const none: Watchdog.TcpProbeService = { sample: () => Effect.succeed(undefined), reads: () => 0 }
  * ```
@@ -283,7 +283,7 @@ export interface TcpProbeService {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Watchdog } from "tether"
+ * import { Watchdog } from "effect-tether"
  *
  * const isolated = Effect.provideService(Watchdog.TcpProbe, Watchdog.makeProcNetProbe())
  * ```
@@ -303,7 +303,7 @@ export const makeProcNetProbe = (files?: ReadonlyArray<string>): TcpProbeService
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Watchdog } from "tether"
+ * import { Watchdog } from "effect-tether"
  *
  * const tableReads = Effect.map(Watchdog.TcpProbe, (p) => p.reads())
  * ```
@@ -320,7 +320,7 @@ export class TcpProbe extends Context.Reference<TcpProbe>()("tether/Watchdog/Tcp
  *
  * @example
  * ```ts
- * import { Watchdog } from "tether"
+ * import { Watchdog } from "effect-tether"
  *
  * const rows = Watchdog.parseProcNetTcp(
  *   "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
@@ -339,7 +339,7 @@ export const parseProcNetTcp: (text: string) => Array<TcpInfo> = probe.parseProc
  *
  * @example
  * ```ts
- * import { Watchdog } from "tether"
+ * import { Watchdog } from "effect-tether"
  *
  * Watchdog.endpoint("::ffff:127.0.0.1", 80) // "127.0.0.1|80"
  * ```
@@ -354,7 +354,7 @@ export const endpoint: (ip: string, port: number) => string = probe.endpointKey
  *
  * @example
  * ```ts
- * import type { Watchdog } from "tether"
+ * import type { Watchdog } from "effect-tether"
  *
  * const options: Watchdog.SendStallOptions = { probeInterval: "500 millis", stallTimeout: "10 seconds" }
  * ```
@@ -378,7 +378,7 @@ export interface SendStallOptions {
  * @example
  * ```ts
  * import { ConfigProvider, Effect } from "effect"
- * import { Watchdog } from "tether"
+ * import { Watchdog } from "effect-tether"
  *
  * const settings = Effect.withConfigProvider(
  *   Watchdog.sendStallConfig,
@@ -439,7 +439,7 @@ const probeAttachment = (
  *
  * @example
  * ```ts
- * import { Connection, Watchdog } from "tether"
+ * import { Connection, Watchdog } from "effect-tether"
  *
  * const conn = Connection.connectTcp({
  *   port: 7000,
@@ -470,7 +470,7 @@ export const sendStall = (options?: SendStallOptions): Connection.Attachment => 
  *
  * @example
  * ```ts
- * import { Connection, Watchdog } from "tether"
+ * import { Connection, Watchdog } from "effect-tether"
  *
  * const conn = Connection.connectTcp({ port: 7000, watchdogs: [Watchdog.peerGone({ probeInterval: "1 second" })] })
  * ```
@@ -486,7 +486,7 @@ export const peerGone = (options?: Pick<SendStallOptions, "probeInterval">): Con
  *
  * @example
  * ```ts
- * import { Connection, Watchdog } from "tether"
+ * import { Connection, Watchdog } from "effect-tether"
  *
  * const conn = Connection.connectTcp({ port: 7000, watchdogs: [Watchdog.reaper({ stallTimeout: "20 seconds" })] })
  * ```
@@ -501,7 +501,7 @@ export const reaper = (options?: SendStallOptions): Connection.Attachment => pro
  *
  * @example
  * ```ts
- * import type { Watchdog } from "tether"
+ * import type { Watchdog } from "effect-tether"
  *
  * const options: Watchdog.DefaultsOptions = { liveness: { bound: "30 seconds" }, idle: { readIdle: "2 minutes" } }
  * ```
@@ -524,7 +524,7 @@ export interface DefaultsOptions {
  *
  * @example
  * ```ts
- * import { Connection, Watchdog } from "tether"
+ * import { Connection, Watchdog } from "effect-tether"
  *
  * const conn = Connection.connectTcp({ port: 7000, watchdogs: Watchdog.defaults() })
  * ```
@@ -546,7 +546,7 @@ export const defaults = (options?: DefaultsOptions): Array<Connection.Attachment
  *
  * @example
  * ```ts
- * import { Watchdog } from "tether"
+ * import { Watchdog } from "effect-tether"
  *
  * Watchdog.defaultSettings.stallTimeout // "30 seconds"
  * ```

@@ -35,6 +35,7 @@ import type * as Framing from "./Framing.js"
 import * as cfg from "./internal/config.js"
 import * as internalClient from "./internal/wsClient.js"
 import * as internalServer from "./internal/wsServer.js"
+import type * as internalCloseInfo from "./internal/wsCloseInfo.js"
 import * as internal from "./internal/wsTransport.js"
 import * as Listener from "./Listener.js"
 import type * as Transport from "./Transport.js"
@@ -44,7 +45,7 @@ import type * as Transport from "./Transport.js"
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const describe = (m: WebSocket.Message) =>
  *   WebSocket.Message.$match(m, {
@@ -66,7 +67,7 @@ export type Message = Data.TaggedEnum<{
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const m = WebSocket.Message.Text({ text: "hi" })
  * WebSocket.Message.$is("Text")(m) // true
@@ -85,8 +86,8 @@ const decoder = new TextDecoder()
  *
  * @example
  * ```ts
- * import type { Connection } from "tether"
- * import { WebSocket } from "tether"
+ * import type { Connection } from "effect-tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const hello = (conn: Connection.Connection) => conn.send(WebSocket.text("hello"))
  * ```
@@ -107,8 +108,8 @@ export const text = (s: string): Uint8Array => {
  *
  * @example
  * ```ts
- * import type { Connection } from "tether"
- * import { WebSocket } from "tether"
+ * import type { Connection } from "effect-tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const send = (conn: Connection.Connection) => conn.send(WebSocket.binary(new Uint8Array([1, 2, 3])))
  * ```
@@ -128,7 +129,7 @@ export const binary = (data: Uint8Array): Uint8Array => {
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const frame = WebSocket.frame(WebSocket.Message.Binary({ data: new Uint8Array([7]) }))
  * ```
@@ -144,7 +145,7 @@ export const frame = (message: Message): Uint8Array =>
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * WebSocket.isText(WebSocket.text("x")) // true
  * ```
@@ -159,7 +160,7 @@ export const isText = (frame: Uint8Array): boolean => frame[0] === internal.KIND
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * WebSocket.payload(WebSocket.binary(new Uint8Array([1, 2]))) // Uint8Array [1, 2]
  * ```
@@ -174,7 +175,7 @@ export const payload = (frame: Uint8Array): Uint8Array => frame.subarray(1)
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * WebSocket.decode(WebSocket.text("hi")) // { _tag: "Text", text: "hi" }
  * ```
@@ -193,8 +194,8 @@ export const decode = (frame: Uint8Array): Message =>
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import type { Connection } from "tether"
- * import { WebSocket } from "tether"
+ * import type { Connection } from "effect-tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const echo = (conn: Connection.Connection) =>
  *   Stream.runForEach(WebSocket.messages(conn), (m) => conn.send(WebSocket.frame(m)))
@@ -213,7 +214,7 @@ export const messages = (conn: Connection.Connection): Stream.Stream<Message> =>
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Connection, WebSocket } from "tether"
+ * import { Connection, WebSocket } from "effect-tether"
  *
  * const program = Effect.gen(function*() {
  *   const t = yield* WebSocket.connectTransport("ws://127.0.0.1:8080/")
@@ -232,7 +233,7 @@ export const codec = (options?: { readonly maxPayload?: number | undefined }): F
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * WebSocket.CloseCode.MessageTooBig // 1009
  * ```
@@ -256,7 +257,7 @@ export const CloseCode = {
  *
  * @example
  * ```ts
- * import type { WebSocket } from "tether"
+ * import type { WebSocket } from "effect-tether"
  *
  * const hb: WebSocket.HeartbeatOptions = { interval: "30 seconds", timeout: "10 seconds" }
  * ```
@@ -275,7 +276,7 @@ export interface HeartbeatOptions {
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const conn = WebSocket.connect("ws://127.0.0.1:8080/", {
  *   watchdogs: [WebSocket.heartbeat({ interval: "20 seconds", timeout: "10 seconds" })]
@@ -292,7 +293,7 @@ export const heartbeat: (options: HeartbeatOptions) => Connection.Attachment = i
  *
  * @example
  * ```ts
- * import type { WebSocket } from "tether"
+ * import type { WebSocket } from "effect-tether"
  *
  * const o: WebSocket.ClientOptions = { maxPayload: 1024 * 1024, handshakeTimeout: "5 seconds", perMessageDeflate: true }
  * ```
@@ -326,7 +327,7 @@ export interface ClientOptions {
  *
  * @example
  * ```ts
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const t = WebSocket.connectTransport("ws://127.0.0.1:8080/", { handshakeTimeout: "5 seconds" })
  * ```
@@ -346,7 +347,7 @@ export const connectTransport: (
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const program = Effect.scoped(
  *   Effect.gen(function*() {
@@ -371,8 +372,8 @@ export const connect: (
  *
  * @example
  * ```ts
- * import type { Connection } from "tether"
- * import { WebSocket } from "tether"
+ * import type { Connection } from "effect-tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const kick = (conn: Connection.Connection) => WebSocket.close(conn, 4000, "kicked")
  * ```
@@ -397,8 +398,8 @@ export const close = (
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { Connection } from "tether"
- * import { WebSocket } from "tether"
+ * import type { Connection } from "effect-tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const why = (conn: Connection.Connection) =>
  *   Effect.map(conn.outcome, () => WebSocket.closeInfo(conn)?.received?.code)
@@ -415,7 +416,7 @@ export const closeInfo = (conn: Connection.Connection): CloseInfo | undefined =>
  *
  * @example
  * ```ts
- * import type { WebSocket } from "tether"
+ * import type { WebSocket } from "effect-tether"
  *
  * const sent = (info: WebSocket.CloseInfo) => info.sent?.code
  * ```
@@ -423,14 +424,14 @@ export const closeInfo = (conn: Connection.Connection): CloseInfo | undefined =>
  * @since 0.1.0
  * @category models
  */
-export type CloseInfo = internal.CloseInfo
+export type CloseInfo = internalCloseInfo.CloseInfo
 
 /**
  * What the upgrade hook sees of an upgrade request.
  *
  * @example
  * ```ts
- * import type { WebSocket } from "tether"
+ * import type { WebSocket } from "effect-tether"
  *
  * const fromUs = (r: WebSocket.UpgradeRequest) => r.origin === "https://example.com"
  * ```
@@ -452,7 +453,7 @@ export interface UpgradeRequest {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const auth = (r: WebSocket.UpgradeRequest) =>
  *   r.headers.authorization === "Bearer s3cret"
@@ -476,7 +477,7 @@ export class UpgradeRejected extends Data.TaggedError("UpgradeRejected")<{
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { WebSocket } from "tether"
+ * import type { WebSocket } from "effect-tether"
  *
  * const o: WebSocket.ServerOptions = {
  *   port: 8080,
@@ -532,7 +533,7 @@ export interface ServerOptions<RU = never> extends Omit<Connection.Options, "id"
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const echo = WebSocket.serve({ port: 8080 }, (conn) =>
  *   Stream.runForEach(WebSocket.messages(conn), (m) => conn.send(WebSocket.frame(m))).pipe(Effect.orDie))
@@ -553,7 +554,7 @@ export const serve = <E, R, RU = never>(
  * @example
  * ```ts
  * import { Effect, Layer, Stream } from "effect"
- * import { WebSocket } from "tether"
+ * import { WebSocket } from "effect-tether"
  *
  * const Echo = WebSocket.layer({ port: 8080 }, (conn) =>
  *   Stream.runForEach(WebSocket.messages(conn), (m) => conn.send(WebSocket.frame(m))).pipe(Effect.orDie))
@@ -577,7 +578,7 @@ export const layer = <E, R, RU = never>(
  * @example
  * ```ts
  * import { Effect, Layer, Stream } from "effect"
- * import { Settings, WebSocket } from "tether"
+ * import { Settings, WebSocket } from "effect-tether"
  *
  * const Echo = WebSocket.layerConfig(Settings.webSocketServer, (conn) =>
  *   Stream.runForEach(WebSocket.messages(conn), (m) => conn.send(WebSocket.frame(m))).pipe(Effect.orDie))

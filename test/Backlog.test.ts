@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope, TestClock } from "effect"
-import { Backlog, Connection, Framing } from "tether"
+import { Backlog, Connection, Framing } from "effect-tether"
 import { captureLogs } from "./helpers/logs.js"
 
 const f = (s: string) => Framing.utf8(s)

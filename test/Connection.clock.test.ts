@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Option, Stream, TestClock } from "effect"
-import { Connection, DisconnectReason, Framing, Transport } from "tether"
+import { Connection, DisconnectReason, Framing, Transport } from "effect-tether"
 
 const frame = (n: number, size = 8) => new Uint8Array(size).fill(n % 256)
 

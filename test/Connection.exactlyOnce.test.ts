@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Schedule, Scope, TestClock } from "effect"
-import { Connection, DisconnectReason, Framing, Transport, Watchdog } from "tether"
+import { Connection, DisconnectReason, Framing, Transport, Watchdog } from "effect-tether"
 import { decodeReceived, duplicates, numbered, seqOf, silentPeer, type SilentPeer } from "./helpers/exactPeer.js"
 
 const FRAMES = 6000

@@ -6,8 +6,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Option, Stream, Supervisor } from "effect"
 import * as Net from "node:net"
-import { Connection, Framing } from "tether"
-import * as Testing from "tether/testing"
+import { Connection, Framing } from "effect-tether"
+import * as Testing from "effect-tether/testing"
 import { awaitEvent, collectFrames, rawServer } from "./helpers/rawPeer.js"
 import { tlsServer } from "./helpers/tls.js"
 

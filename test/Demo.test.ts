@@ -12,7 +12,7 @@ describe("demo", () => {
     const stdout = await new Promise<string>((resolve, reject) =>
       execFile(
         process.execPath,
-        ["--import", "tsx", "examples/demo.ts", "--json"],
+        ["--conditions=effect-tether-source", "--import", "tsx", "examples/demo.ts", "--json"],
         { cwd: root, timeout: 30_000 },
         (err, out, errOut) =>
           err

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Deferred, Effect, Fiber, Option, Queue, Schedule, Stream, TestClock } from "effect"
-import { Dialer, Framing, SessionSchedule } from "tether"
-import * as Testing from "tether/testing"
+import { Dialer, Framing, SessionSchedule } from "effect-tether"
+import * as Testing from "effect-tether/testing"
 import { memoryServer, receivedFrames, settle } from "./helpers/dial.js"
 
 const utf8 = Framing.utf8

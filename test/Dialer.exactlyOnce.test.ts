@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
-import { Dialer, Transport } from "tether"
+import { Dialer, Transport } from "effect-tether"
 import { decodeReceived, duplicates, numbered, seqOf, silentPeer } from "./helpers/exactPeer.js"
 
 const FRAMES = 3000

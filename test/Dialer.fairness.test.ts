@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
-import { Dialer, Framing, Hub } from "tether"
+import { Dialer, Framing, Hub } from "effect-tether"
 import { freePort } from "./helpers/dialTcp.js"
 import { captureLogs } from "./helpers/logs.js"
 

@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Queue, Schedule, Stream } from "effect"
-import { Dialer, Framing } from "tether"
-import * as Testing from "tether/testing"
+import { Dialer, Framing } from "effect-tether"
+import * as Testing from "effect-tether/testing"
 import { frameServer, freePort, takeFrames } from "./helpers/dialTcp.js"
 
 const utf8 = Framing.utf8

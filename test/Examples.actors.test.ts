@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Stream } from "effect"
-import { Connection, Framing } from "tether"
+import { Connection, Framing } from "effect-tether"
 import { run } from "../examples/actors/main.js"
 
 describe("examples/actors", () => {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
-import { WebSocket } from "tether"
+import { WebSocket } from "effect-tether"
 import { client } from "../examples/stream-server/client.js"
 import { server, type SessionsView } from "../examples/stream-server/server.js"
 import { connectRaw } from "./helpers/wsRaw.js"

@@ -8,8 +8,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Option, Queue, Schedule, TestClock } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Path from "node:path"
-import { DisconnectReason, type Dialer, SessionSchedule, Transport } from "tether"
-import * as Testing from "tether/testing"
+import { DisconnectReason, type Dialer, SessionSchedule, Transport } from "effect-tether"
+import * as Testing from "effect-tether/testing"
 import { makeInitiator } from "../examples/fix/client.js"
 import { fixCodec, get, type Message, MsgType, parseBody, Tag } from "../examples/fix/codec.js"
 import { serveAcceptor } from "../examples/fix/server.js"
@@ -86,7 +86,7 @@ describe("FIX initiator: MsgSeqNum too low against an acceptor that never closes
       let stdout = ""
       const child = ChildProcess.spawn(
         process.execPath,
-        ["--import", "tsx", "examples/fix/initiator.ts", "--port", String(server.port), "--linger", "1s", "--reconnect", "50ms"],
+        ["--conditions=effect-tether-source", "--import", "tsx", "examples/fix/initiator.ts", "--port", String(server.port), "--linger", "1s", "--reconnect", "50ms"],
         { cwd: root, stdio: ["ignore", "pipe", "pipe"] }
       )
       child.stdout.setEncoding("utf8")

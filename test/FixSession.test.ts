@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, TestClock } from "effect"
-import { Connection, Framing, Transport } from "tether"
+import { Connection, Framing, Transport } from "effect-tether"
 import {
   checksum,
   encodeBody,

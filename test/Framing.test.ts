@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
-import { Connection, Framing, Transport } from "tether"
+import { Connection, Framing, Transport } from "effect-tether"
 
 const chunked = (bytes: Uint8Array, cuts: Array<number>): Array<Uint8Array> => {
   const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)

@@ -16,7 +16,7 @@
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, FastCheck as fc, Schedule } from "effect"
-import { Dialer, Framing, Hub, type Transport } from "tether"
+import { Dialer, Framing, Hub, type Transport } from "effect-tether"
 import { decodeFrames, macrotask, memoryServer } from "./helpers/dial.js"
 
 const KEYS = ["p0", "p1", "p2"] as const

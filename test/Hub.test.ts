@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Queue, Schedule, TestClock } from "effect"
-import { Connection, Dialer, Framing, Hub, Transport } from "tether"
+import { Connection, Dialer, Framing, Hub, Transport } from "effect-tether"
 import { memoryServer, receivedFrames, settle } from "./helpers/dial.js"
 
 const utf8 = Framing.utf8

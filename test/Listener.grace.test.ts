@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Stream, TestClock } from "effect"
-import { Connection, Framing, Listener } from "tether"
+import { Connection, Framing, Listener } from "effect-tether"
 
 describe("Listener session grace", () => {
   it.scopedLive("frames read before the client's close are all handled, even by a slow handler", () =>

@@ -6,9 +6,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Option, Schedule, Stream, TestClock } from "effect"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
-import type { Connection, DisconnectReason } from "tether"
-import { Framing, Listener, Watchdog } from "tether"
-import * as Testing from "tether/testing"
+import type { Connection, DisconnectReason } from "effect-tether"
+import { Framing, Listener, Watchdog } from "effect-tether"
+import * as Testing from "effect-tether/testing"
 import { selfSigned } from "./helpers/tls.js"
 
 /** A plain client: collects what it reads, answers the server's FIN with its own (unless stubborn). */

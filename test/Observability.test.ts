@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Either, Logger, LogLevel, Metric, MetricLabel, Schedule, Stream, TestClock } from "effect"
-import { Backlog, Connection, Dialer, Framing, Listener, Metrics, Transport, Watchdog, WebSocket } from "tether"
+import { Backlog, Connection, Dialer, Framing, Listener, Metrics, Transport, Watchdog, WebSocket } from "effect-tether"
 import { captureLogs } from "./helpers/logs.js"
 
 const counter = (metric: Metric.Metric.Counter<number>, tags: ReadonlyArray<MetricLabel.MetricLabel>) =>

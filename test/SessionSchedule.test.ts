@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, FastCheck as fc, Option, Queue, Schedule, Stream, TestClock } from "effect"
-import { Dialer, Framing, SessionSchedule } from "tether"
-import * as Testing from "tether/testing"
+import { Dialer, Framing, SessionSchedule } from "effect-tether"
+import * as Testing from "effect-tether/testing"
 import { memoryServer, receivedFrames, settle } from "./helpers/dial.js"
 
 const H = 3_600_000

@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Config, ConfigProvider, Context, Duration, Effect, Either, Layer, Option, Queue, Stream } from "effect"
-import { Dialer, Framing, Hub, Listener, Settings, Watchdog, WebSocket } from "tether"
-import * as Testing from "tether/testing"
+import { Dialer, Framing, Hub, Listener, Settings, Watchdog, WebSocket } from "effect-tether"
+import * as Testing from "effect-tether/testing"
 import { duration as exampleFlag } from "../examples/cli.js"
 import { parseDuration as fixFlag } from "../examples/fix/cli.js"
 

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, FastCheck as fc, Fiber, TestClock } from "effect"
-import { StopGate } from "tether"
+import { StopGate } from "effect-tether"
 
 describe("StopGate", () => {
   it.effect("a gate closed beforehand refuses the send and the queue stays empty", () =>

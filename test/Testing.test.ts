@@ -7,8 +7,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Either, Exit, Fiber, Queue, Schedule, Scope, TestClock } from "effect"
 import * as Net from "node:net"
-import { Connection, Dialer, Framing, WebSocket } from "tether"
-import * as Testing from "tether/testing"
+import { Connection, Dialer, Framing, WebSocket } from "effect-tether"
+import * as Testing from "effect-tether/testing"
 
 /** A raw client socket, destroyed with the scope. */
 const client = (port: number, options?: { readonly allowHalfOpen?: boolean }) =>

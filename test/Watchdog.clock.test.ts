@@ -6,8 +6,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Fiber, Schedule, TestClock } from "effect"
-import { Connection, DisconnectReason, Framing, Transport, Watchdog } from "tether"
-import * as Testing from "tether/testing"
+import { Connection, DisconnectReason, Framing, Transport, Watchdog } from "effect-tether"
+import * as Testing from "effect-tether/testing"
 import { captureLogs, type LogLine } from "./helpers/logs.js"
 
 const frame = (n: number, size = 8) => new Uint8Array(size).fill(n % 256)

@@ -7,8 +7,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, HashMap, Logger, Schedule } from "effect"
-import { Connection, Watchdog } from "tether"
-import * as Testing from "tether/testing"
+import { Connection, Watchdog } from "effect-tether"
+import * as Testing from "effect-tether/testing"
 import * as NetNs from "../examples/demo/netns.js"
 
 const within = <A, E, R>(ms: number, what: string, self: Effect.Effect<A, E, R>) => Testing.within(ms, what, self)

@@ -16,7 +16,7 @@ import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Connection, DisconnectReason, Framing, Transport, Watchdog } from "tether"
+import { Connection, DisconnectReason, Framing, Transport, Watchdog } from "effect-tether"
 import { captureLogs } from "./helpers/logs.js"
 
 const within = <A, E, R>(ms: number, what: string, self: Effect.Effect<A, E, R>) =>

@@ -8,8 +8,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Schedule } from "effect"
 import * as Net from "node:net"
-import { Connection, Framing, Watchdog } from "tether"
-import * as Testing from "tether/testing"
+import { Connection, Framing, Watchdog } from "effect-tether"
+import * as Testing from "effect-tether/testing"
 import { captureLogs, type LogLine } from "./helpers/logs.js"
 
 const within = <A, E, R>(ms: number, what: string, self: Effect.Effect<A, E, R>) => Testing.within(ms, what, self)

@@ -9,8 +9,8 @@ import { Effect, Stream } from "effect"
 import { spawn, spawnSync } from "node:child_process"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import type { Connection } from "tether"
-import { WebSocket } from "tether"
+import type { Connection } from "effect-tether"
+import { WebSocket } from "effect-tether"
 
 const script = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "helpers", "ws_interop.py")
 

@@ -4,9 +4,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Logger, Option, Queue, Stream, TestClock } from "effect"
-import type { Connection } from "tether"
-import { DisconnectReason, Listener, Watchdog, WebSocket } from "tether"
-import * as Testing from "tether/testing"
+import type { Connection } from "effect-tether"
+import { DisconnectReason, Listener, Watchdog, WebSocket } from "effect-tether"
+import * as Testing from "effect-tether/testing"
 import { selfSigned } from "./helpers/tls.js"
 import { connectRaw, OP_BINARY, OP_CLOSE, OP_PONG, OP_TEXT, type RawWs } from "./helpers/wsRaw.js"
 

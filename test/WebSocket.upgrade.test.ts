@@ -6,7 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { type Duration, Effect, Either, Fiber, Logger, LogLevel, Schedule, Stream, TestClock, TestServices } from "effect"
 import * as Net from "node:net"
-import { WebSocket } from "tether"
+import { WebSocket } from "effect-tether"
 
 /** A raw client socket on loopback: `closed` completes when the server closes or destroys it. */
 interface RawClient {

@@ -14,7 +14,7 @@
  *   lines, answered `accepted`, `refused <reason>` or `unknown <actor>`.
  */
 import { Clock, Data, Deferred, Duration, Effect, Fiber, Option, Stream } from "effect"
-import { Framing, Listener, StopGate } from "tether"
+import { Framing, Listener, StopGate } from "effect-tether"
 
 /** A send to a mailbox whose broker is shutting down (or has shut down). */
 export class MailboxClosed extends Data.TaggedError("MailboxClosed")<{

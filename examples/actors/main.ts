@@ -11,7 +11,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Duration, Effect, Fiber } from "effect"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
-import type { Listener } from "tether"
+import type { Listener } from "effect-tether"
 import { broker, type MailboxClosed, serveTcp, type ShutdownReport, type UnknownActor } from "./broker.js"
 import { duration } from "../cli.js"
 

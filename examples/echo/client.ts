@@ -10,7 +10,7 @@ import { Console, Data, Duration, Effect, Fiber, Queue, Stream } from "effect"
 import * as Readline from "node:readline"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
-import { Connection, DisconnectReason, Framing } from "tether"
+import { Connection, DisconnectReason, Framing } from "effect-tether"
 import { duration } from "../cli.js"
 
 /** The server did not answer every line in time. */

@@ -12,7 +12,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Duration, Effect, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
-import { Listener, Watchdog } from "tether"
+import { Listener, Watchdog } from "effect-tether"
 import { duration } from "../cli.js"
 
 /** Options of {@link server}. */

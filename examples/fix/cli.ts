@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import { type Duration, Option } from "effect"
-import { Settings } from "tether"
+import { Settings } from "effect-tether"
 import type { Message } from "./codec.js"
 import { show } from "./codec.js"
 import type { SessionEvent } from "./session.js"

@@ -15,7 +15,7 @@
  */
 import { Effect, ExecutionStrategy, Exit, Option, Schedule, Scope } from "effect"
 import type { Duration } from "effect"
-import { type Connection, Dialer, DisconnectReason, type SessionSchedule, type Transport, Watchdog } from "tether"
+import { type Connection, Dialer, DisconnectReason, type SessionSchedule, type Transport, Watchdog } from "effect-tether"
 import { fixCodec } from "./codec.js"
 import { type Session, type SessionConfig, type SessionEnd, SequenceStore, start } from "./session.js"
 
@@ -85,7 +85,7 @@ export interface Initiator {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { SessionSchedule } from "tether"
+ * import { SessionSchedule } from "effect-tether"
  * import { makeInitiator } from "./client.js"
  *
  * const program = Effect.scoped(Effect.gen(function*() {

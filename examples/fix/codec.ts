@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import { Framing } from "tether"
+import { Framing } from "effect-tether"
 
 /**
  * The field separator, SOH (0x01).
@@ -157,7 +157,7 @@ const malformed = (message: string) => new Framing.FrameError({ reason: "Malform
  *
  * @example
  * ```ts
- * import { Connection } from "tether"
+ * import { Connection } from "effect-tether"
  * import { fixCodec } from "./codec.js"
  *
  * const options: Connection.Options = { codec: fixCodec({ maxFrameBytes: 64 * 1024 }) }

@@ -12,7 +12,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect } from "effect"
-import { DisconnectReason, SessionSchedule } from "tether"
+import { DisconnectReason, SessionSchedule } from "effect-tether"
 import { parseArgs } from "node:util"
 import { makeInitiator } from "./client.js"
 import { formatEvent, parseDuration, parseIntFlag } from "./cli.js"

@@ -12,7 +12,7 @@
  */
 import { Effect } from "effect"
 import type { Duration, Scope } from "effect"
-import { Listener } from "tether"
+import { Listener } from "effect-tether"
 import { fixCodec } from "./codec.js"
 import { type SessionEnd, type SessionEvent, SequenceStore, start } from "./session.js"
 

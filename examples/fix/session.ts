@@ -23,7 +23,7 @@
  * @since 0.1.0
  */
 import { Clock, Deferred, Duration, Effect, Exit, Option, Scope, Stream } from "effect"
-import { type Connection, DisconnectReason, Framing, Watchdog } from "tether"
+import { type Connection, DisconnectReason, Framing, Watchdog } from "effect-tether"
 import {
   encodeBody,
   type Field,
@@ -250,7 +250,7 @@ type EndRequest =
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Connection } from "tether"
+ * import { Connection } from "effect-tether"
  * import { fixCodec } from "./codec.js"
  * import { SequenceStore, start } from "./session.js"
  *

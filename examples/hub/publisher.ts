@@ -13,7 +13,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Duration, Effect, Option, Schedule, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
-import { type Backlog, type Dialer, DisconnectReason, Framing, Hub } from "tether"
+import { type Backlog, type Dialer, DisconnectReason, Framing, Hub } from "effect-tether"
 import { duration } from "../cli.js"
 import { parseTick } from "./subscriber.js"
 

@@ -8,7 +8,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Duration, Effect, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
-import { Framing, Listener } from "tether"
+import { Framing, Listener } from "effect-tether"
 import { duration } from "../cli.js"
 
 /** Options of {@link subscriber}. */

@@ -14,7 +14,7 @@ import { Effect, Layer, Stream } from "effect"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import { parseArgs } from "node:util"
-import { Connection, Framing } from "tether"
+import { Connection, Framing } from "effect-tether"
 
 /**
  * A scoped HTTP server answering `GET /metrics` with the Prometheus exposition

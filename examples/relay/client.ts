@@ -8,7 +8,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Data, type Duration, Effect, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
-import { WebSocket } from "tether"
+import { WebSocket } from "effect-tether"
 import { duration } from "../cli.js"
 import { decode, encode } from "./relay.js"
 

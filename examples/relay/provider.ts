@@ -9,7 +9,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, type Duration, Effect, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
-import { DisconnectReason, WebSocket } from "tether"
+import { DisconnectReason, WebSocket } from "effect-tether"
 import { duration } from "../cli.js"
 import { decode, encode } from "./relay.js"
 

@@ -19,7 +19,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Duration, Effect, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
-import { type Connection, DisconnectReason, Listener, WebSocket } from "tether"
+import { type Connection, DisconnectReason, Listener, WebSocket } from "effect-tether"
 import { duration } from "../cli.js"
 
 /** A message of the relay protocol. */

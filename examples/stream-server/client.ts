@@ -11,7 +11,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Clock, Console, type Duration, Effect, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
-import { DisconnectReason, WebSocket } from "tether"
+import { DisconnectReason, WebSocket } from "effect-tether"
 import { duration } from "../cli.js"
 
 /** Options of {@link client}. */

@@ -18,7 +18,7 @@ import { Clock, Console, Duration, Effect } from "effect"
 import * as Http from "node:http"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
-import { type Connection, DisconnectReason, type Listener, Watchdog, WebSocket } from "tether"
+import { type Connection, DisconnectReason, type Listener, Watchdog, WebSocket } from "effect-tether"
 import { duration } from "../cli.js"
 
 /** Options of {@link server}. */

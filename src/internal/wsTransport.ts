@@ -19,6 +19,7 @@ import { FrameError } from "../Framing.js"
 import type { ControlLane, Transport, TransportState, TransportStats } from "../Transport.js"
 import { TransportError } from "../Transport.js"
 import * as Inbound from "./inbound.js"
+import type { CloseInfo } from "./wsCloseInfo.js"
 import { errorCode } from "./netTransport.js"
 
 /** @internal */
@@ -33,15 +34,8 @@ const MAX_PENDING_CONTROL = 1024
 const EMPTY = Buffer.alloc(0)
 const OPEN = 1
 
-/** What the transport knows about the close handshake. @internal */
-export interface CloseInfo {
-  /** The peer's Close frame, if one was received. */
-  readonly received: { readonly code: number; readonly reason: string } | undefined
-  /** The Close frame we sent, if any. */
-  readonly sent: { readonly code: number; readonly reason: string } | undefined
-  /** A protocol error detected on the read side (its status code is what our Close carries). */
-  readonly protocolError: { readonly status: number; readonly code: string | undefined; readonly message: string } | undefined
-}
+/** What the transport knows about the close handshake (defined apart from `ws`). @internal */
+export type { CloseInfo } from "./wsCloseInfo.js"
 
 /** The WebSocket-specific handle behind a transport. @internal */
 export interface WsHandle {

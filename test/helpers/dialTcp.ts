@@ -6,8 +6,8 @@
  */
 import { Duration, Effect, Queue } from "effect"
 import * as Net from "node:net"
-import { Framing } from "tether"
-import * as Testing from "tether/testing"
+import { Framing } from "effect-tether"
+import * as Testing from "effect-tether/testing"
 
 export interface FrameServer {
   readonly port: number

@@ -24,7 +24,7 @@ export const runCli = (
   options?: { readonly stdin?: string; readonly timeoutMs?: number }
 ) =>
   Effect.async<CliResult, CliError>((resume) => {
-    const child = ChildProcess.spawn(tsx, [script, ...args], { cwd: root, stdio: ["pipe", "pipe", "pipe"] })
+    const child = ChildProcess.spawn(tsx, ["--conditions=effect-tether-source", script, ...args], { cwd: root, stdio: ["pipe", "pipe", "pipe"] })
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()))

@@ -5,8 +5,8 @@
  */
 import { Clock, Effect } from "effect"
 import type * as Net from "node:net"
-import type { Transport } from "tether"
-import * as Testing from "tether/testing"
+import type { Transport } from "effect-tether"
+import * as Testing from "effect-tether/testing"
 import { encodeBody, type Field, fixCodec, type Message, parseBody, utcTimestamp, wire } from "../../examples/fix/codec.js"
 
 const macrotask = Testing.macrotask

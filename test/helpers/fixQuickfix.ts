@@ -11,7 +11,7 @@ import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import * as Testing from "tether/testing"
+import * as Testing from "effect-tether/testing"
 
 const here = Path.dirname(new URL(import.meta.url).pathname)
 const sourceDir = Path.resolve(here, "../quickfix")

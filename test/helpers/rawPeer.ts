@@ -5,7 +5,7 @@
  */
 import { Effect } from "effect"
 import type * as Net from "node:net"
-import * as Testing from "tether/testing"
+import * as Testing from "effect-tether/testing"
 
 export type RawServer = Testing.Peer
 

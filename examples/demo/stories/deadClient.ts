@@ -7,7 +7,7 @@
  */
 import { Effect, Option, Queue } from "effect"
 import * as Net from "node:net"
-import { type Connection, Listener, Watchdog } from "tether"
+import { type Connection, Listener, Watchdog } from "effect-tether"
 import { frameReader } from "../peers.js"
 import { Timeline, type StoryResult } from "../timeline.js"
 

@@ -6,7 +6,7 @@
  * Needs Linux, root and iproute2; elsewhere the story says why it is skipped.
  */
 import { Effect, Option } from "effect"
-import { Connection, Watchdog } from "tether"
+import { Connection, Watchdog } from "effect-tether"
 import * as NetNs from "../netns.js"
 import { Timeline, type StoryResult } from "../timeline.js"
 

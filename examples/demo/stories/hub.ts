@@ -5,7 +5,7 @@
  * new frame; every peer ends with every tick exactly once.
  */
 import { Effect, Stream } from "effect"
-import { Framing, Hub } from "tether"
+import { Framing, Hub } from "effect-tether"
 import { frameReader, rawPeer } from "../peers.js"
 import { Timeline, type StoryResult } from "../timeline.js"
 

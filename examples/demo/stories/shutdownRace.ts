@@ -4,7 +4,7 @@
  * are all delivered (or reported), later ones are refused — no sleeps.
  */
 import { Effect, Fiber } from "effect"
-import { Connection, Framing } from "tether"
+import { Connection, Framing } from "effect-tether"
 import { frameReader, rawPeer } from "../peers.js"
 import { Timeline, type StoryResult } from "../timeline.js"
 

@@ -5,7 +5,7 @@
  * gets exactly one pong.
  */
 import { Effect, Stream } from "effect"
-import { WebSocket } from "tether"
+import { WebSocket } from "effect-tether"
 import WS from "ws"
 import { Timeline, type StoryResult } from "../timeline.js"
 

@@ -5,7 +5,7 @@
  * reconnect.
  */
 import { Effect, Option, Stream } from "effect"
-import { Dialer, Framing } from "tether"
+import { Dialer, Framing } from "effect-tether"
 import { frameReader, lengthPrefixed, rawPeer } from "../peers.js"
 import { Timeline, type StoryResult } from "../timeline.js"
 
