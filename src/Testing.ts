@@ -4,10 +4,10 @@
  * dial target for `Dialer` tests, TestClock helpers, and raw misbehaving TCP
  * peers on loopback.
  *
- * Import it from its own entry point (it is not part of the main export):
+ * Import it from its own entry point, `effect-tether/testing` (also `effect-tether/Testing`, as every module; it is not part of the main export):
  *
  * ```ts
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  * ```
  *
  * Every peer is a scoped resource: its server listens on an ephemeral loopback
@@ -41,7 +41,7 @@ import * as Transport from "./Transport.js"
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.gen(function*() {
  *   const [transport, peer]: readonly [unknown, Testing.MemoryPeer] = yield* Testing.memoryPair()
@@ -63,7 +63,7 @@ export type MemoryPeer = Transport.MemoryPeer
  * ```ts
  * import { Effect } from "effect"
  * import { Connection, Framing } from "effect-tether"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const [transport, peer] = yield* Testing.memoryPair({ kernelBufferBytes: 1024 })
@@ -91,7 +91,7 @@ export const memoryPair: (options?: {
  * ```ts
  * import { Effect, Queue, Schedule } from "effect"
  * import { Dialer } from "effect-tether"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const server = yield* Testing.memoryServer()
@@ -126,7 +126,7 @@ export interface MemoryServer {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.gen(function*() {
  *   const server = yield* Testing.memoryServer({ kernelBufferBytes: 4096 })
@@ -152,7 +152,7 @@ export const memoryServer: (options?: {
  * @example
  * ```ts
  * import { Framing } from "effect-tether"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * Testing.decodeFrames(Framing.encode(Framing.lengthPrefixed(), Framing.utf8("a"))) // ["a"]
  * ```
@@ -168,7 +168,7 @@ export const decodeFrames: (bytes: Uint8Array, codec?: Framing.Codec) => Array<s
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.gen(function*() {
  *   const [, peer] = yield* Testing.memoryPair()
@@ -191,7 +191,7 @@ export const receivedFrames: (peer: MemoryPeer, codec?: Framing.Codec) => Array<
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Testing.eventually(() => false, { maxTurns: 10 }).pipe(
  *   Effect.catchAll((e: Testing.TestingError) => Effect.succeed(e.message))
@@ -211,7 +211,7 @@ export type TestingError = internal.TestingError
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.zipRight(Testing.macrotask, Effect.log("after one turn"))
  * ```
@@ -229,7 +229,7 @@ export const macrotask: Effect.Effect<void> = internal.macrotask
  * @example
  * ```ts
  * import { Effect, TestClock } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.gen(function*() {
  *   yield* TestClock.adjust("1 second")
@@ -250,7 +250,7 @@ export const settle: Effect.Effect<void> = internal.settle
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * let done = false
  * const program = Effect.gen(function*() {
@@ -278,7 +278,7 @@ export const eventually: (
  * @example
  * ```ts
  * import { Effect, TestClock } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.gen(function*() {
  *   yield* Effect.fork(Effect.sleep("10 seconds"))
@@ -301,7 +301,7 @@ export const awaitSleeper: (
  *
  * @example
  * ```ts
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Testing.adjustTo(30_000) // TestClock.currentTimeMillis is now 30000
  * ```
@@ -319,7 +319,7 @@ export const adjustTo: (millis: number) => Effect.Effect<void> = internal.adjust
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Testing.within("2 seconds", "the reply", Effect.never)
  * ```
@@ -341,7 +341,7 @@ export const within: <A, E, R>(
  * ```ts
  * import { Effect } from "effect"
  * import type { Dialer } from "effect-tether"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const connected = (dialer: Dialer.Dialer) => Testing.awaitStatus(dialer, "Connected")
  * ```
@@ -359,7 +359,7 @@ export const awaitStatus: (dialer: Dialer.Dialer, status: Dialer.Status) => Effe
  * @example
  * ```ts
  * import type { Listener } from "effect-tether"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const twoSessions = (server: Listener.Server) => Testing.awaitSessions(server, (rows) => rows.length === 2)
  * ```
@@ -384,7 +384,7 @@ export const awaitSessions: (
  * ```ts
  * import { Effect, Queue } from "effect"
  * import { Connection } from "effect-tether"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const peer = yield* Testing.peer()
@@ -421,7 +421,7 @@ export interface Peer {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const echo = Testing.peer({ onSocket: (socket) => socket.pipe(socket) })
  * ```
@@ -445,7 +445,7 @@ export const peer: (options?: {
  * ```ts
  * import { Effect } from "effect"
  * import { Connection } from "effect-tether"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const peer = yield* Testing.stubbornPeer()
@@ -469,7 +469,7 @@ export const stubbornPeer: (options?: { readonly host?: string | undefined }) =>
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const peer = yield* Testing.nonReaderPeer()
@@ -493,7 +493,7 @@ export interface NonReaderPeer extends Peer {
  * ```ts
  * import { Effect } from "effect"
  * import { Connection, Watchdog } from "effect-tether"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const peer = yield* Testing.nonReaderPeer()
@@ -520,7 +520,7 @@ export const nonReaderPeer: (
  * ```ts
  * import { Effect, Stream } from "effect"
  * import { Connection } from "effect-tether"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const peer = yield* Testing.halfOpenPeer()
@@ -542,7 +542,7 @@ export const halfOpenPeer: (options?: { readonly host?: string | undefined }) =>
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const midStream = Testing.resetPeer({ afterBytes: 64 * 1024 })
  * const early = Testing.resetPeer({ afterMillis: "50 millis" })
@@ -565,7 +565,7 @@ export const resetPeer: (options: {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const dialUp = Testing.slowAlivePeer({ bytesPerSecond: 64 * 1024 })
  * ```
@@ -586,7 +586,7 @@ export const slowAlivePeer: (options: {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const peer = yield* Testing.silentWebSocketPeer()
@@ -609,7 +609,7 @@ export interface SilentWebSocketPeer extends Peer {
  * @example
  * ```ts
  * import { Effect, Queue } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const peer = yield* Testing.silentWebSocketPeer()
@@ -631,7 +631,7 @@ export const silentWebSocketPeer: (
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.map(Testing.freePort(), (port) => `nothing listens on ${port}`)
  * ```
@@ -648,7 +648,7 @@ export const freePort: (host?: string) => Effect.Effect<number> = tcp.freePort
  * @example
  * ```ts
  * import { Effect, Queue } from "effect"
- * import * as Testing from "effect-tether/testing"
+ * import * as Testing from "effect-tether/Testing"
  *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const peer = yield* Testing.peer()
