@@ -29,6 +29,7 @@ import * as internal from "./internal/testing.js"
 import * as tcp from "./internal/testingTcp.js"
 import type * as Listener from "./Listener.js"
 import * as Transport from "./Transport.js"
+import type * as Watchdog from "./Watchdog.js"
 
 // ---------------------------------------------------------------------------
 // in memory
@@ -202,6 +203,30 @@ export const receivedFrames: (peer: MemoryPeer, codec?: Framing.Codec) => Array<
  * @category errors
  */
 export type TestingError = internal.TestingError
+
+/**
+ * A kernel probe (`Watchdog.TcpProbe`) that answers what `sample` says on each
+ * read — a row, `"absent"` (the kernel no longer lists the socket) or
+ * `undefined` (nothing known) — and counts its reads: drive `sendStall`,
+ * `peerGone` and `reaper` under TestClock without real kernel tables.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Watchdog } from "effect-tether"
+ * import * as Testing from "effect-tether/Testing"
+ *
+ * let gone = false
+ * const probe = Testing.scriptedProbe(() => (gone ? "absent" : undefined))
+ * const withProbe = <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.provideService(self, Watchdog.TcpProbe, probe)
+ * ```
+ *
+ * @since 0.1.0
+ * @category watchdogs
+ */
+export const scriptedProbe: (
+  sample: () => Watchdog.TcpInfo | "absent" | undefined
+) => Watchdog.TcpProbeService = internal.scriptedProbe
 
 /**
  * One turn of the event loop (`setImmediate`). It passes no time, real or
@@ -413,6 +438,23 @@ export interface Peer {
 }
 
 /**
+ * Options of {@link peer}.
+ *
+ * @since 0.1.0
+ * @category tcp peers
+ */
+export interface PeerOptions {
+  /** Where to listen (default `127.0.0.1`). */
+  readonly host?: string | undefined
+  /** Keep our side open after the client's FIN (Node's `allowHalfOpen`). */
+  readonly allowHalfOpen?: boolean | undefined
+  /** Accepted sockets start paused: nothing is read until resumed (Node's `pauseOnConnect`). */
+  readonly pauseOnConnect?: boolean | undefined
+  /** Called with every accepted socket: the peer's behaviour. */
+  readonly onSocket?: ((socket: Net.Socket) => void) | undefined
+}
+
+/**
  * A plain raw peer, scripted by you: `allowHalfOpen` keeps its side open after
  * our FIN, `pauseOnConnect` leaves accepted sockets unread, `onSocket` runs
  * synchronously on every accepted socket. It reads nothing unless you attach a
@@ -429,12 +471,7 @@ export interface Peer {
  * @since 0.1.0
  * @category tcp peers
  */
-export const peer: (options?: {
-  readonly host?: string | undefined
-  readonly allowHalfOpen?: boolean | undefined
-  readonly pauseOnConnect?: boolean | undefined
-  readonly onSocket?: ((socket: Net.Socket) => void) | undefined
-}) => Effect.Effect<Peer, never, Scope.Scope> = tcp.peer
+export const peer: (options?: PeerOptions) => Effect.Effect<Peer, never, Scope.Scope> = tcp.peer
 
 /**
  * A stubborn peer: it reads (and discards) everything, never ends its side and

@@ -22,17 +22,7 @@ const until = (cond: () => boolean) => Testing.eventually(cond)
 /** Moves virtual time to `t` millis (absolute). */
 const at = Testing.adjustTo
 
-const scriptedProbe = (row: () => Watchdog.TcpInfo | undefined): Watchdog.TcpProbeService => {
-  let reads = 0
-  return {
-    sample: () =>
-      Effect.sync(() => {
-        reads++
-        return row()
-      }),
-    reads: () => reads
-  }
-}
+const scriptedProbe = Testing.scriptedProbe
 const row = (state: string, txQueue: number, retransmits = 0): Watchdog.TcpInfo => ({
   local: "127.0.0.1|40000",
   remote: "127.0.0.1|7000",

@@ -17,6 +17,7 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Connection, DisconnectReason, Framing, Transport, Watchdog } from "effect-tether"
+import * as Testing from "effect-tether/testing"
 import { captureLogs } from "./helpers/logs.js"
 
 const within = <A, E, R>(ms: number, what: string, self: Effect.Effect<A, E, R>) =>
@@ -184,17 +185,7 @@ describe("the /proc/net/tcp sampler: absent, found by inode, or unknown", () => 
 // ---------------------------------------------------------------------------
 // TestClock: the bound, with a scripted probe
 
-const scripted = (sample: () => Watchdog.TcpInfo | "absent" | undefined): Watchdog.TcpProbeService => {
-  let reads = 0
-  return {
-    sample: () =>
-      Effect.sync(() => {
-        reads++
-        return sample()
-      }),
-    reads: () => reads
-  }
-}
+const scripted = Testing.scriptedProbe
 
 const established: Watchdog.TcpInfo = {
   local: "127.0.0.1|40000",

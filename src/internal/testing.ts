@@ -14,6 +14,7 @@ import type * as Dialer from "../Dialer.js"
 import * as Framing from "../Framing.js"
 import type * as Listener from "../Listener.js"
 import * as Transport from "../Transport.js"
+import type * as Watchdog from "../Watchdog.js"
 
 /** @internal */
 export class TestingError extends Error {
@@ -161,3 +162,18 @@ export const decodeFrames = (bytes: Uint8Array, codec: Framing.Codec = Framing.l
 /** @internal */
 export const receivedFrames = (peer: Transport.MemoryPeer, codec?: Framing.Codec): Array<string> =>
   decodeFrames(peer.received(), codec)
+
+/** @internal */
+export const scriptedProbe = (
+  sample: () => Watchdog.TcpInfo | "absent" | undefined
+): Watchdog.TcpProbeService => {
+  let reads = 0
+  return {
+    sample: () =>
+      Effect.sync(() => {
+        reads++
+        return sample()
+      }),
+    reads: () => reads
+  }
+}

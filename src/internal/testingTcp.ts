@@ -9,34 +9,7 @@ import * as FiberSet from "effect/FiberSet"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Net from "node:net"
-
-/** @internal */
-export interface PeerOptions {
-  readonly host?: string | undefined
-  readonly allowHalfOpen?: boolean | undefined
-  readonly pauseOnConnect?: boolean | undefined
-  readonly onSocket?: ((socket: Net.Socket) => void) | undefined
-}
-
-/** @internal */
-export interface Peer {
-  readonly host: string
-  readonly port: number
-  readonly accepted: Queue.Dequeue<Net.Socket>
-  readonly first: Effect.Effect<Net.Socket>
-  readonly sockets: ReadonlyArray<Net.Socket>
-  readonly bytesReceived: () => number
-}
-
-/** @internal */
-export interface NonReaderPeer extends Peer {
-  readonly resume: Effect.Effect<void>
-}
-
-/** @internal */
-export interface SilentWebSocketPeer extends Peer {
-  readonly upgradeRequests: Queue.Dequeue<string>
-}
+import type { NonReaderPeer, Peer, PeerOptions, SilentWebSocketPeer } from "../Testing.js"
 
 const ACCEPTED_CAPACITY = 4096
 
