@@ -12,6 +12,8 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     // a quiet test logger: log lines are printed only for a failing test (TETHER_TEST_LOGS=1 prints them all)
     setupFiles: ["test/setup.ts"],
+    // and the figures some live tests print (reap latencies, timer delays) show only for a failing test too
+    silent: process.env["TETHER_TEST_LOGS"] === "1" ? false : "passed-only",
     testTimeout: 20_000,
     hookTimeout: 20_000,
     pool: "forks",
