@@ -4,6 +4,7 @@
  *
  *   npx tsx bench/closeMicro.ts <N> [--stubborn]
  *   PROF=/tmp/shutdown.cpuprofile npx tsx bench/closeMicro.ts 4000   (a CPU profile of the shutdown alone)
+ *   HANDLER=closed npx tsx bench/closeMicro.ts 4000   (the handler awaits `conn.closed` instead of draining `incoming`)
  */
 import * as Fs from "node:fs"
 import * as Inspector from "node:inspector/promises"
@@ -35,7 +36,7 @@ const program = Effect.scoped(Effect.gen(function*() {
       connection: { lingerTimeout: stubborn ? "60 seconds" : "200 millis" },
       stopAccepting: () => {}
     },
-    (conn) => Stream.runDrain(conn.incoming),
+    (conn) => (process.env.HANDLER === "closed" ? conn.closed : Stream.runDrain(conn.incoming)),
     Listener.Session
   )
   const server = core.server({ host: "mem", port: 0 })
