@@ -67,6 +67,47 @@ const toReason = (reason: string | DisconnectReason | undefined, fallback: (m: s
 const ioReason = (e: Transport.TransportError): DisconnectReason =>
   DR.IoError({ message: e.message, code: e.code })
 
+/**
+ * The metric label arrays of one label set (role, endpoint), interned: one instance per distinct set
+ * for the whole process. Effect caches a metric's hook per label-array *identity* (a WeakMap); an array
+ * built per connection misses that cache on every update, and each miss builds a MetricKey (hashing the
+ * labels and formatting the description) and looks it up in the global registry. With arrays built per
+ * connection that was ~15 misses per session (open and close), a large share of a session's CPU at
+ * 10,000 sessions. The set of distinct label sets is small (the application's role/endpoint pairs).
+ */
+interface LabelSet {
+  readonly tags: ReadonlyArray<MetricLabel.MetricLabel>
+  readonly stateTags: Record<Connection.State, ReadonlyArray<MetricLabel.MetricLabel>>
+  readonly reasonTags: (reason: string) => ReadonlyArray<MetricLabel.MetricLabel>
+}
+const labelSets = new Map<string, LabelSet>()
+const labelSetOf = (labels: Metrics.Labels | undefined): LabelSet => {
+  const tags = Metrics.labelsOf(labels)
+  const key = tags.map((l) => `${l.key}\u0000${l.value}`).join("\u0001")
+  const known = labelSets.get(key)
+  if (known !== undefined) return known
+  const byReason = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+  const set: LabelSet = {
+    tags,
+    stateTags: {
+      Active: [...tags, MetricLabel.make("state", "Active")],
+      Draining: [...tags, MetricLabel.make("state", "Draining")],
+      Closing: [...tags, MetricLabel.make("state", "Closing")],
+      Closed: [...tags, MetricLabel.make("state", "Closed")]
+    },
+    reasonTags: (reason) => {
+      let t = byReason.get(reason)
+      if (t === undefined) {
+        t = [...tags, MetricLabel.make("reason", reason)]
+        byReason.set(reason, t)
+      }
+      return t
+    }
+  }
+  labelSets.set(key, set)
+  return set
+}
+
 /** @internal */
 export const make = (
   transport: Transport.Transport,
@@ -92,14 +133,10 @@ export const make = (
       weight
     })
     const inbound = yield* Mailbox.make<Uint8Array>({ capacity: options?.inboundCapacity ?? defaults.inboundCapacity })
-    // metric label arrays are built once per connection (Effect caches metric hooks per label array)
-    const tags = Metrics.labelsOf(options?.labels)
-    const stateTags: Record<Connection.State, ReadonlyArray<MetricLabel.MetricLabel>> = {
-      Active: [...tags, MetricLabel.make("state", "Active")],
-      Draining: [...tags, MetricLabel.make("state", "Draining")],
-      Closing: [...tags, MetricLabel.make("state", "Closing")],
-      Closed: [...tags, MetricLabel.make("state", "Closed")]
-    }
+    // metric label arrays are shared by every connection with the same labels (see `labelSetOf`)
+    const labelSet = labelSetOf(options?.labels)
+    const tags = labelSet.tags
+    const stateTags = labelSet.stateTags
     const stateRef = yield* SubscriptionRef.make<Connection.State>("Active")
     let currentState: Connection.State = "Active"
     Metrics.connects.unsafeUpdate(1, tags)
@@ -282,8 +319,17 @@ export const make = (
         { discard: true }
       )
     }
+    // true while the writer waits in `awaitItems` with nothing in hand (see the drain in the close below)
+    let writerWaiting = false
+    const awaitItems = Effect.suspend(() => {
+      writerWaiting = true
+      return Effect.map(queue.awaitItems, (more) => {
+        writerWaiting = false
+        return more
+      })
+    })
     const writerLoop: Effect.Effect<void, Transport.TransportError | WriteTimeoutError> = Effect.flatMap(
-      queue.awaitItems,
+      awaitItems,
       (more) => {
         if (!more) return Effect.void
         const batch = queue.unsafeTakeUpTo(maxBatchFrames, maxBatchBytes)
@@ -396,7 +442,11 @@ export const make = (
       const graceful = Effect.gen(function*() {
         yield* setState("Draining")
         const drainStart = yield* Clock.currentTimeMillis
-        const writerDone = yield* Fiber.await(writerFiber).pipe(Effect.timeout(drainTimeout), Effect.option)
+        // Nothing to drain (the writer waits for items, none queued): the closed gate ends the writer at
+        // once, so the wait needs no timeout (a timeout forks a fiber pair and a timer per close).
+        const writerDone = writerWaiting && queue.size() === 0
+          ? Option.some(yield* Fiber.await(writerFiber))
+          : yield* Fiber.await(writerFiber).pipe(Effect.timeout(drainTimeout), Effect.option)
         Metrics.drainDuration.unsafeUpdate(((yield* Clock.currentTimeMillis) - drainStart) / 1000, tags)
         if (Option.isNone(writerDone)) {
           yield* Effect.logWarning(
@@ -425,7 +475,8 @@ export const make = (
       })
       if (mode === "graceful") {
         yield* restore(Effect.raceFirst(graceful, Deferred.await(abortRequest))).pipe(
-          Effect.withSpan("tether.close.graceful", { attributes: { "tether.connection": id } })
+          // no stack trace: capturing one costs a `new Error()` per close, paid by every session at shutdown
+          Effect.withSpan("tether.close.graceful", { attributes: { "tether.connection": id }, captureStackTrace: false })
         )
       }
       // destroy: nothing below can block
@@ -474,7 +525,7 @@ export const make = (
       }
       if (reportedDepth !== 0) Metrics.sendQueueDepth.unsafeModify(-reportedDepth, tags)
       reportedDepth = 0
-      Metrics.disconnects.unsafeUpdate(1, [...tags, MetricLabel.make("reason", reason._tag)])
+      Metrics.disconnects.unsafeUpdate(1, labelSet.reasonTags(reason._tag))
       Metrics.closeDuration.unsafeUpdate(outcome.closeMillis / 1000, tags)
       yield* logAt(DR.severity(reason))(
         `closed: ${DR.describe(reason)}; ${framesOut} frames delivered, ${undelivered.length} undelivered${

@@ -191,7 +191,7 @@ export const makeCore = <E, R, RA>(
       handshakeTimeout === undefined ? Effect.void : Effect.forkScoped(
         Deferred.await(handshake).pipe(
           Effect.timeout(handshakeTimeout),
-          Effect.withSpan("tether.handshake", { attributes: { "tether.connection": conn.id } }),
+          Effect.withSpan("tether.handshake", { attributes: { "tether.connection": conn.id }, captureStackTrace: false }),
           Effect.catchTag("TimeoutException", () =>
             Effect.suspend(() => {
               handshakeTimeouts++
@@ -253,7 +253,11 @@ export const makeCore = <E, R, RA>(
                 "_tag" in failure.value && failure.value._tag === "ConnectionClosed"
               return closedSend ? Effect.void : Effect.logWarning("session handler failed", cause)
             }),
-            Effect.withSpan("tether.session", { attributes: { "tether.connection": conn.id, "tether.role": "server" } })
+            // no stack trace per session: it is always the same (this line) and costs a `new Error()` each
+            Effect.withSpan("tether.session", {
+              attributes: { "tether.connection": conn.id, "tether.role": "server" },
+              captureStackTrace: false
+            })
           ),
           Effect.zipRight(conn.closed, Effect.sleep(sessionGrace))
         )
