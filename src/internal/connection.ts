@@ -442,9 +442,10 @@ export const make = (
       const graceful = Effect.gen(function*() {
         yield* setState("Draining")
         const drainStart = yield* Clock.currentTimeMillis
-        // Nothing to drain (the writer waits for items, none queued): the closed gate ends the writer at
-        // once, so the wait needs no timeout (a timeout forks a fiber pair and a timer per close).
-        const writerDone = writerWaiting && queue.size() === 0
+        // Nothing to drain (the writer waits for items, none queued, and the transport has no control lane
+        // that could still wake it with a write): the closed gate ends the writer at once, so the wait needs
+        // no timeout (a timeout forks a fiber pair and a timer per close).
+        const writerDone = writerWaiting && queue.size() === 0 && control === undefined
           ? Option.some(yield* Fiber.await(writerFiber))
           : yield* Fiber.await(writerFiber).pipe(Effect.timeout(drainTimeout), Effect.option)
         Metrics.drainDuration.unsafeUpdate(((yield* Clock.currentTimeMillis) - drainStart) / 1000, tags)
