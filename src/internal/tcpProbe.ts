@@ -179,12 +179,14 @@ export interface Table {
   readonly seq: number
   /** Lines that split into a row's fields. */
   readonly size: number
-  readonly byInode: ReadonlyMap<number, ReadonlyArray<string>>
-  readonly byPorts: ReadonlyMap<string, ReadonlyArray<ReadonlyArray<string>>>
+  /** Lines of live sockets (inode > 0) by inode. */
+  readonly byInode: ReadonlyMap<number, string>
+  /** Every line by `localPort:remotePort` in hex as printed. */
+  readonly byPorts: ReadonlyMap<string, ReadonlyArray<string>>
 }
 
-/** Lines indexed per synchronous slice: ~1 µs each, so a slice stays well under a millisecond or two. */
-const linesPerSlice = 1000
+/** Lines indexed per synchronous slice: well under a microsecond each, so a slice stays well under a few milliseconds. */
+const linesPerSlice = 500
 
 /** One turn of the event loop (timers and I/O run): not a delay, so not a Clock matter. */
 const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
@@ -198,15 +200,37 @@ const readProc = (path: string): Effect.Effect<string> =>
 const hexPort = (port: number) => port.toString(16).toUpperCase().padStart(4, "0")
 
 /**
+ * The fields a table line is indexed by — local and remote port (hex, as
+ * printed) and inode — found by scanning for spaces, without splitting the
+ * line. Undefined when the line has fewer than 10 fields.
+ */
+const scanLine = (text: string, start: number, end: number): { ports: string; inode: number } | undefined => {
+  let i = start
+  let local = ""
+  let inode = -1
+  for (let field = 0; field < 10; field++) {
+    while (i < end && text.charCodeAt(i) === 32) i++
+    if (i >= end) return undefined
+    const from = i
+    while (i < end && text.charCodeAt(i) !== 32) i++
+    if (field === 1) local = text.slice(text.indexOf(":", from) + 1, i)
+    else if (field === 2) local = `${local}:${text.slice(text.indexOf(":", from) + 1, i)}`
+    else if (field === 9) inode = parseInt(text.slice(from, i), 10)
+  }
+  return Number.isNaN(inode) ? undefined : { ports: local, inode }
+}
+
+/**
  * Reads the tables asynchronously and indexes them in slices of
  * {@link linesPerSlice} lines with a turn of the event loop between slices, so
- * no synchronous slice grows with the table.
+ * no synchronous slice grows with the table. Lines are split into fields only
+ * when looked up.
  * @internal
  */
 export const readIndex = (files: ReadonlyArray<string>, readAt: number, seq = 0): Effect.Effect<Table> =>
   Effect.gen(function*() {
-    const byInode = new Map<number, ReadonlyArray<string>>()
-    const byPorts = new Map<string, Array<ReadonlyArray<string>>>()
+    const byInode = new Map<number, string>()
+    const byPorts = new Map<string, Array<string>>()
     let size = 0
     for (const file of files) {
       const text = yield* readProc(file)
@@ -216,17 +240,16 @@ export const readIndex = (files: ReadonlyArray<string>, readAt: number, seq = 0)
         for (let n = 0; n < linesPerSlice && pos < text.length; n++) {
           let end = text.indexOf("\n", pos)
           if (end < 0) end = text.length
-          const f = splitLine(text.slice(pos, end))
+          const found = scanLine(text, pos, end)
+          if (found !== undefined) {
+            const l = text.slice(pos, end)
+            size++
+            if (found.inode > 0) byInode.set(found.inode, l)
+            const same = byPorts.get(found.ports)
+            if (same === undefined) byPorts.set(found.ports, [l])
+            else same.push(l)
+          }
           pos = end + 1
-          if (f.length < 10) continue
-          size++
-          const inode = parseInt(f[9]!, 10)
-          if (inode > 0) byInode.set(inode, f)
-          const l = f[1]!, r = f[2]!
-          const ports = `${l.slice(l.indexOf(":") + 1)}:${r.slice(r.indexOf(":") + 1)}`
-          const same = byPorts.get(ports)
-          if (same === undefined) byPorts.set(ports, [f])
-          else same.push(f)
         }
         if (pos < text.length) yield* yieldToEventLoop
       }
@@ -382,8 +405,8 @@ export const makeProcNetSampler = (files?: ReadonlyArray<string>) => {
     const candidates = t.byPorts.get(`${hexPort(socket.localPort!)}:${hexPort(socket.remotePort!)}`)
     if (candidates === undefined) return undefined
     let found: TcpRow | undefined
-    for (const f of candidates) {
-      const row = rowOfFields(f)
+    for (const l of candidates) {
+      const row = rowOfFields(splitLine(l))
       if (row === undefined || `${row.local}→${row.remote}` !== key) continue
       if (found === undefined || (found.inode === 0 && row.inode !== 0)) found = row
     }
@@ -412,8 +435,8 @@ export const makeProcNetSampler = (files?: ReadonlyArray<string>) => {
       m.handedSeq = seqNow
       return Effect.map(tableFor(notBefore), (t): Sample => {
         const inode = t.size === 0 ? undefined : inodeOf(socket!, m)
-        const fields = inode === undefined ? undefined : t.byInode.get(inode)
-        const row = (fields === undefined ? undefined : rowOfFields(fields)) ?? byKey(t, socket!, key)
+        const l = inode === undefined ? undefined : t.byInode.get(inode)
+        const row = (l === undefined ? undefined : rowOfFields(splitLine(l))) ?? byKey(t, socket!, key)
         m.state = row?.state
         if (row !== undefined) {
           const covered = t.seq > seqNow ? handedNow : t.seq > prev.seq ? prev.handed : -1
