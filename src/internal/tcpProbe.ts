@@ -312,6 +312,8 @@ const socketInode = (socket: Transport.TransportStats["socket"]): number | undef
   }
 }
 
+const skipped: Effect.Effect<Sample> = Effect.succeed("skipped")
+
 /** What the sampler remembers of a socket between ticks, for the skip rule. */
 interface Memo {
   /** `bytesHandedToKernel` at the previous sample, and how many reads had started then. */
@@ -416,11 +418,11 @@ export const makeProcNetSampler = (files?: ReadonlyArray<string>) => {
     Effect.suspend(() => {
       if (!supported && files === undefined) return Effect.succeed(undefined)
       const stats = transport.stats()
+      let memo = memos.get(transport)
+      if (canSkip(stats, memo)) return skipped // before the key: an idle socket costs no string work
       const socket = stats.socket
       const key = socketKey(socket)
       if (key === undefined) return Effect.succeed(undefined)
-      let memo = memos.get(transport)
-      if (canSkip(stats, memo)) return Effect.succeed("skipped" as const)
       if (memo === undefined) {
         memo = { handed: -1, handedSeq: 0, acked: -1, state: undefined, fd: undefined, inode: undefined }
         memos.set(transport, memo)
