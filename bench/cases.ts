@@ -462,7 +462,8 @@ const server: Case = {
 const watchMetrics = (conns: number) => (r: { send: Message; recv: Message }) => {
   if (n(r.send, "conns") !== conns) throw new Error(`${String(r.send.conns)} connections, expected ${conns}`)
   if (r.send.reaped !== undefined && n(r.send, "reaped") !== 0) throw new Error(`${String(r.send.reaped)} idle connections reaped`)
-  return { cpu: n(r.send, "cpuPct"), maxDelay: n(r.send, "maxDelayMs"), p99Delay: n(r.send, "p99DelayMs") }
+  const reads = typeof r.send.tableReads === "number" ? { tableReads: r.send.tableReads } : {}
+  return { cpu: n(r.send, "cpuPct"), maxDelay: n(r.send, "maxDelayMs"), p99Delay: n(r.send, "p99DelayMs"), ...reads }
 }
 
 const watchVariant = (id: string, label: string, mode: string, conns: number, windowMs: number): Variant => ({
@@ -482,7 +483,7 @@ const watchdogs: Case = {
     "After connecting, 3 s to settle, then a 10 s window (5 s with --quick): CPU = (user + system) of the client process ÷ wall time, in % of one core; worst delay = max of `monitorEventLoopDelay` (5 ms resolution).",
     "`Watchdog.defaults()` = liveness + send-stall + peer-gone reaper, 1 s probe. No idle connection may be reaped (a run that reaps one fails)."
   ],
-  units: { cpu: "% core", maxDelay: "ms", p99Delay: "ms" },
+  units: { cpu: "% core", maxDelay: "ms", p99Delay: "ms", tableReads: "reads" },
   variants: (size) => {
     const conns = pick(size, 10_000, 2_000)
     const windowMs = pick(size, 10_000, 5_000)

@@ -442,9 +442,12 @@ const watchIdle = async (conns: number, mode: string, windowMs: number, settleMs
       () => Connection.connectTcp({ port, host, codec, watchdogs, ...tetherOptions }),
       { concurrency: 250 }
     )
+    const probe = yield* Watchdog.TcpProbe
+    const readsBefore = probe.reads()
     const result = yield* Effect.promise(() => measure(list.length))
     const reaped = list.filter((c) => c.unsafeStats().state !== "Active").length
-    emit({ result: { ...result, reaped } })
+    // /proc/net/tcp reads in the settle period + window (0 when every idle connection is skipped)
+    emit({ result: { ...result, reaped, tableReads: probe.reads() - readsBefore } })
     return yield* Effect.never
   }))
   await Effect.runPromise(program)
