@@ -257,29 +257,6 @@ export const readIndex = (files: ReadonlyArray<string>, readAt: number, seq = 0)
     return { readAt, seq, size, byInode, byPorts }
   })
 
-/**
- * Reads both tables into one map keyed by `local→remote`. A live socket is
- * preferred over a TIME_WAIT leftover of the same 4-tuple (inode 0).
- * @internal
- */
-export const readTables = (files: ReadonlyArray<string> = defaultFiles) => {
-  const rows = new Map<string, TcpRow>()
-  for (const file of files) {
-    let text = ""
-    try {
-      text = Fs.readFileSync(file, "latin1")
-    } catch {
-      // unreadable: no rows
-    }
-    for (const row of parseProcNetTcp(text)) {
-      const key = `${row.local}→${row.remote}`
-      const prev = rows.get(key)
-      if (prev === undefined || (prev.inode === 0 && row.inode !== 0)) rows.set(key, row)
-    }
-  }
-  return rows
-}
-
 const defaultFiles: ReadonlyArray<string> = ["/proc/net/tcp", "/proc/net/tcp6"]
 
 /** @internal */
