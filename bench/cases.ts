@@ -459,4 +459,46 @@ const server: Case = {
   ]
 }
 
-export const cases: ReadonlyArray<Case> = [small, batch, bulk, rtt, broadcast, close, websocket, backlog, server]
+const watchMetrics = (conns: number) => (r: { send: Message; recv: Message }) => {
+  if (n(r.send, "conns") !== conns) throw new Error(`${String(r.send.conns)} connections, expected ${conns}`)
+  if (r.send.reaped !== undefined && n(r.send, "reaped") !== 0) throw new Error(`${String(r.send.reaped)} idle connections reaped`)
+  const reads = typeof r.send.tableReads === "number" ? { tableReads: r.send.tableReads } : {}
+  return { cpu: n(r.send, "cpuPct"), maxDelay: n(r.send, "maxDelayMs"), p99Delay: n(r.send, "p99DelayMs"), ...reads }
+}
+
+const watchVariant = (id: string, label: string, mode: string, conns: number, windowMs: number): Variant => ({
+  id,
+  label,
+  recv: { variant: "hold-many", conns },
+  send: { variant: "watch-idle", conns, mode, windowMs, settleMs: 3_000 },
+  limitMs: 180_000,
+  metrics: watchMetrics(conns)
+})
+
+const watchdogs: Case = {
+  id: "watchdogs",
+  title: "Watchdogs at scale: N idle client connections (10,000; 2,000 with --quick), CPU and worst event-loop delay over a 10 s window",
+  notes: [
+    "Clients in the sender process, a raw node:net server holding every connection in the other (2N sockets on loopback: both ends appear in /proc/net/tcp; mind `ulimit -n`).",
+    "After connecting, 3 s to settle, then a 10 s window (5 s with --quick): CPU = (user + system) of the client process ÷ wall time, in % of one core; worst delay = max of `monitorEventLoopDelay` (5 ms resolution).",
+    "`Watchdog.defaults()` = liveness + send-stall + peer-gone reaper, 1 s probe. No idle connection may be reaped (a run that reaps one fails)."
+  ],
+  units: { cpu: "% core", maxDelay: "ms", p99Delay: "ms", tableReads: "reads" },
+  variants: (size) => {
+    const conns = pick(size, 10_000, 2_000)
+    const windowMs = pick(size, 10_000, 5_000)
+    const c = conns.toLocaleString("en")
+    return [
+      watchVariant("raw", `raw node:net, ${c} idle connections`, "raw", conns, windowMs),
+      watchVariant("none", `tether, no watchdogs, ${c} idle connections`, "tether-none", conns, windowMs),
+      watchVariant("defaults", `tether, Watchdog.defaults(), ${c} idle connections`, "tether-defaults", conns, windowMs)
+    ]
+  },
+  ratios: [
+    { label: "CPU, Watchdog.defaults() ÷ no watchdogs (target: ≤ 2 % of a core above, read from the table)", num: ["defaults", "cpu"], den: ["none", "cpu"], better: "lower" },
+    { label: "worst event-loop delay with Watchdog.defaults() ÷ 20 ms", num: ["defaults", "maxDelay"], den: 20, better: "lower", target: 1 },
+    { label: "worst event-loop delay without watchdogs ÷ 20 ms", num: ["none", "maxDelay"], den: 20, better: "lower" }
+  ]
+}
+
+export const cases: ReadonlyArray<Case> = [small, batch, bulk, rtt, broadcast, close, websocket, backlog, server, watchdogs]

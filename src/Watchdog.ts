@@ -266,12 +266,15 @@ export interface TcpProbeService {
    * `undefined` when nothing can be said (not Linux, not a socket, no longer
    * connected). `notBefore` (Clock millis, the probe's tick) is how fresh the
    * sample must be: kernel tables read at or after it are reused, so one read
-   * serves every probe of a tick. (`"absent"` since 0.2.0.)
+   * serves every probe of a tick. `"skipped"`: the socket needs no kernel
+   * figures this tick — nothing queued or unacknowledged, reader flowing, last
+   * row `ESTABLISHED` — so no table was read for it; the probe goes by Node's
+   * view. (`"absent"` since 0.2.0, `"skipped"` since 0.2.0.)
    */
   readonly sample: (
     transport: Transport.Transport,
     notBefore: number
-  ) => Effect.Effect<TcpInfo | "absent" | undefined>
+  ) => Effect.Effect<TcpInfo | "absent" | "skipped" | undefined>
   /** How many times the kernel tables were read. */
   readonly reads: () => number
 }

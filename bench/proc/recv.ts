@@ -139,6 +139,18 @@ const sinkMany = async () => {
   emit({ ready: true, port: await listen(server) })
 }
 
+/** Accepts `conns` connections and holds them open (reads and drops anything); reports once all are accepted, then waits to be killed. */
+const holdMany = async () => {
+  const conns = num(params, "conns")
+  let accepted = 0
+  const server = Net.createServer((socket) => {
+    socket.on("data", () => {})
+    socket.on("error", () => {})
+    if (++accepted === conns) emit({ result: { accepted } })
+  })
+  emit({ ready: true, port: await listen(server) })
+}
+
 /** Raw `ws` server verifying binary messages (payload = the test payload, no length prefix). */
 const wsFrames = async () => {
   const { WebSocketServer } = await import("ws")
@@ -292,6 +304,8 @@ const main = async () => {
       return tetherEcho()
     case "sink-many":
       return sinkMany()
+    case "hold-many":
+      return holdMany()
     case "ws-frames":
       return wsFrames()
     case "sessions-raw":

@@ -392,6 +392,67 @@ const closeTether = async (frames: number, size: number) => {
   finish(await Effect.runPromise(program))
 }
 
+// ---- watchdogs: CPU and event-loop delay of N idle connections ----
+
+/**
+ * Opens `conns` idle connections (raw node:net, tether without watchdogs, or tether with
+ * `Watchdog.defaults()`), lets them settle for `settleMs`, then measures the process's CPU
+ * (`process.cpuUsage`) and the worst event-loop delay (`monitorEventLoopDelay`) over `windowMs`.
+ * Reports and waits to be killed (the connections stay open until then).
+ */
+const watchIdle = async (conns: number, mode: string, windowMs: number, settleMs: number) => {
+  const { monitorEventLoopDelay } = await import("node:perf_hooks")
+  const measure = async (connected: number) => {
+    await new Promise((r) => setTimeout(r, settleMs))
+    const h = monitorEventLoopDelay({ resolution: 5 })
+    const cpu0 = process.cpuUsage()
+    const t0 = nowNs()
+    h.enable()
+    await new Promise((r) => setTimeout(r, windowMs))
+    h.disable()
+    const cpu = process.cpuUsage(cpu0)
+    const elapsedMs = (nowNs() - t0) / 1e6
+    return {
+      conns: connected,
+      cpuPct: ((cpu.user + cpu.system) / 1000 / elapsedMs) * 100,
+      maxDelayMs: h.max / 1e6,
+      p99DelayMs: h.percentile(99) / 1e6
+    }
+  }
+  if (mode === "raw") {
+    const sockets: Array<Net.Socket> = []
+    for (let i = 0; i < conns; i += 250) {
+      const batch = await Promise.all(Array.from({ length: Math.min(250, conns - i) }, connectRaw))
+      for (const s of batch) {
+        s.on("data", () => {})
+        s.on("error", () => {})
+        sockets.push(s)
+      }
+    }
+    emit({ result: await measure(sockets.length) })
+    return
+  }
+  const { Effect } = await import("effect")
+  const { Connection, Framing, Watchdog } = await loadTether(params)
+  const codec = Framing.lengthPrefixed()
+  const watchdogs = mode === "tether-defaults" ? Watchdog.defaults() : []
+  const program = Effect.scoped(Effect.gen(function*() {
+    const list = yield* Effect.forEach(
+      Array.from({ length: conns }),
+      () => Connection.connectTcp({ port, host, codec, watchdogs, ...tetherOptions }),
+      { concurrency: 250 }
+    )
+    const probe = yield* Watchdog.TcpProbe
+    const readsBefore = probe.reads()
+    const result = yield* Effect.promise(() => measure(list.length))
+    const reaped = list.filter((c) => c.unsafeStats().state !== "Active").length
+    // /proc/net/tcp reads in the settle period + window (0 when every idle connection is skipped)
+    emit({ result: { ...result, reaped, tableReads: probe.reads() - readsBefore } })
+    return yield* Effect.never
+  }))
+  await Effect.runPromise(program)
+}
+
 // ---- backlog: offer cost at a given depth (the peer is down) ----
 
 /**
@@ -636,6 +697,8 @@ const main = async () => {
       return backlogTether(num(params, "depth"), num(params, "offers"), size)
     case "backlog-dialer":
       return backlogDialer(num(params, "depth"), num(params, "offers"), size)
+    case "watch-idle":
+      return watchIdle(num(params, "conns"), String(params.mode), num(params, "windowMs"), num(params, "settleMs"))
     case "clients-many":
       return clientsMany(num(params, "conns"), params.stubborn === true)
     default:

@@ -8,7 +8,11 @@
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Deferred from "effect/Deferred"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Fs from "node:fs"
+import * as FsP from "node:fs/promises"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import type * as Transport from "../Transport.js"
@@ -111,6 +115,31 @@ export const normalizeIp = (address: string): string => {
 /** @internal */
 export const endpointKey = (ip: string, port: number) => `${normalizeIp(ip)}|${port}`
 
+/** The row of one table line split on whitespace, or undefined when it does not parse. */
+const rowOfFields = (f: ReadonlyArray<string>): TcpRow | undefined => {
+  if (f.length < 10) return undefined
+  const [lAddr, lPort] = f[1]!.split(":")
+  const [rAddr, rPort] = f[2]!.split(":")
+  const [tx, rx] = f[4]!.split(":")
+  const [tr] = f[5]!.split(":")
+  if (lAddr === undefined || lPort === undefined || rAddr === undefined || rPort === undefined) return undefined
+  if (tx === undefined || rx === undefined || tr === undefined) return undefined
+  if ((lAddr.length !== 8 && lAddr.length !== 32) || lAddr.length !== rAddr.length) return undefined
+  const stateNum = parseInt(f[3]!, 16)
+  return {
+    local: `${hexAddress(lAddr)}|${parseInt(lPort, 16)}`,
+    remote: `${hexAddress(rAddr)}|${parseInt(rPort, 16)}`,
+    state: tcpStates[stateNum] ?? `UNKNOWN_${stateNum}`,
+    txQueue: parseInt(tx, 16),
+    rxQueue: parseInt(rx, 16),
+    timer: parseInt(tr, 16),
+    retransmits: parseInt(f[6]!, 16),
+    inode: parseInt(f[9]!, 10)
+  }
+}
+
+const splitLine = (line: string): Array<string> => line.trim().split(/\s+/)
+
 /**
  * Parses the text of `/proc/net/tcp` or `/proc/net/tcp6`. Lines that do not
  * parse are skipped.
@@ -120,71 +149,115 @@ export const parseProcNetTcp = (text: string): Array<TcpRow> => {
   const rows: Array<TcpRow> = []
   const lines = text.split("\n")
   for (let i = 1; i < lines.length; i++) {
-    const f = lines[i]!.trim().split(/\s+/)
-    if (f.length < 10) continue
-    const [lAddr, lPort] = f[1]!.split(":")
-    const [rAddr, rPort] = f[2]!.split(":")
-    const [tx, rx] = f[4]!.split(":")
-    const [tr] = f[5]!.split(":")
-    if (lAddr === undefined || lPort === undefined || rAddr === undefined || rPort === undefined) continue
-    if (tx === undefined || rx === undefined || tr === undefined) continue
-    if ((lAddr.length !== 8 && lAddr.length !== 32) || lAddr.length !== rAddr.length) continue
-    const stateNum = parseInt(f[3]!, 16)
-    rows.push({
-      local: `${hexAddress(lAddr)}|${parseInt(lPort, 16)}`,
-      remote: `${hexAddress(rAddr)}|${parseInt(rPort, 16)}`,
-      state: tcpStates[stateNum] ?? `UNKNOWN_${stateNum}`,
-      txQueue: parseInt(tx, 16),
-      rxQueue: parseInt(rx, 16),
-      timer: parseInt(tr, 16),
-      retransmits: parseInt(f[6]!, 16),
-      inode: parseInt(f[9]!, 10)
-    })
+    const row = rowOfFields(splitLine(lines[i]!))
+    if (row !== undefined) rows.push(row)
   }
   return rows
-}
-
-/** @internal */
-export interface Table {
-  /** Clock millis at which the table was read. */
-  readonly readAt: number
-  /** Rows keyed by `local→remote`. */
-  readonly rows: ReadonlyMap<string, TcpRow>
 }
 
 /**
  * What a probe learns about one socket: its row, `"absent"` when the kernel
  * tables were read after the socket was connected and list no such socket (the
- * kernel dropped it: a reset, a timeout), or `undefined` when nothing can be
- * said (not Linux, not a socket, no file descriptor, an empty table).
+ * kernel dropped it: a reset, a timeout), `"skipped"` when the socket needs no
+ * kernel figures this tick (see {@link makeProcNetSampler}), or `undefined`
+ * when nothing can be said (not Linux, not a socket, no file descriptor, an
+ * empty table).
  * @internal
  */
-export type Sample = TcpRow | "absent" | undefined
+export type Sample = TcpRow | "absent" | "skipped" | undefined
 
-const readProc = (path: string): string => {
-  try {
-    return Fs.readFileSync(path, "latin1")
-  } catch {
-    return ""
+/**
+ * An index of one read of the tables: the split lines of live sockets by inode,
+ * and every line by its hex `localPort:remotePort` (the fallback for a socket
+ * whose inode cannot be read). Rows are parsed only when looked up.
+ * @internal
+ */
+export interface Table {
+  /** Clock millis at which the read started. */
+  readonly readAt: number
+  /** The sampler's read number (1, 2, ...): a read with a higher number started later. */
+  readonly seq: number
+  /** Lines that split into a row's fields. */
+  readonly size: number
+  /** Lines of live sockets (inode > 0) by inode. */
+  readonly byInode: ReadonlyMap<number, string>
+  /** Every line by `localPort:remotePort` in hex as printed. */
+  readonly byPorts: ReadonlyMap<string, ReadonlyArray<string>>
+}
+
+/** Lines indexed per synchronous slice: well under a microsecond each, so a slice stays well under a few milliseconds. */
+const linesPerSlice = 500
+
+/** One turn of the event loop (timers and I/O run): not a delay, so not a Clock matter. */
+const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
+const readProc = (path: string): Effect.Effect<string> =>
+  Effect.orElseSucceed(Effect.tryPromise(() => FsP.readFile(path, "latin1")), () => "")
+
+const hexPort = (port: number) => port.toString(16).toUpperCase().padStart(4, "0")
+
+/**
+ * The fields a table line is indexed by — local and remote port (hex, as
+ * printed) and inode — found by scanning for spaces, without splitting the
+ * line. Undefined when the line has fewer than 10 fields.
+ */
+const scanLine = (text: string, start: number, end: number): { ports: string; inode: number } | undefined => {
+  let i = start
+  let local = ""
+  let inode = -1
+  for (let field = 0; field < 10; field++) {
+    while (i < end && text.charCodeAt(i) === 32) i++
+    if (i >= end) return undefined
+    const from = i
+    while (i < end && text.charCodeAt(i) !== 32) i++
+    if (field === 1) local = text.slice(text.indexOf(":", from) + 1, i)
+    else if (field === 2) local = `${local}:${text.slice(text.indexOf(":", from) + 1, i)}`
+    else if (field === 9) inode = parseInt(text.slice(from, i), 10)
   }
+  return Number.isNaN(inode) ? undefined : { ports: local, inode }
 }
 
 /**
- * Reads both tables into one map keyed by `local→remote`. A live socket is
- * preferred over a TIME_WAIT leftover of the same 4-tuple (inode 0).
+ * Reads the tables asynchronously and indexes them in slices of
+ * {@link linesPerSlice} lines with a turn of the event loop between slices, so
+ * no synchronous slice grows with the table. Lines are split into fields only
+ * when looked up.
  * @internal
  */
-export const readTables = (files: ReadonlyArray<string> = ["/proc/net/tcp", "/proc/net/tcp6"]) => {
-  const rows = new Map<string, TcpRow>()
-  for (const file of files) {
-    for (const row of parseProcNetTcp(readProc(file))) {
-      const key = `${row.local}→${row.remote}`
-      const prev = rows.get(key)
-      if (prev === undefined || (prev.inode === 0 && row.inode !== 0)) rows.set(key, row)
+export const readIndex = (files: ReadonlyArray<string>, readAt: number, seq = 0): Effect.Effect<Table> =>
+  Effect.gen(function*() {
+    const byInode = new Map<number, string>()
+    const byPorts = new Map<string, Array<string>>()
+    let size = 0
+    for (const file of files) {
+      const text = yield* readProc(file)
+      let pos = text.indexOf("\n") + 1 // skip the header line
+      if (pos === 0) continue
+      while (pos < text.length) {
+        for (let n = 0; n < linesPerSlice && pos < text.length; n++) {
+          let end = text.indexOf("\n", pos)
+          if (end < 0) end = text.length
+          const found = scanLine(text, pos, end)
+          if (found !== undefined) {
+            const l = text.slice(pos, end)
+            size++
+            if (found.inode > 0) byInode.set(found.inode, l)
+            const same = byPorts.get(found.ports)
+            if (same === undefined) byPorts.set(found.ports, [l])
+            else same.push(l)
+          }
+          pos = end + 1
+        }
+        if (pos < text.length) yield* yieldToEventLoop
+      }
     }
-  }
-  return rows
-}
+    return { readAt, seq, size, byInode, byPorts }
+  })
+
+const defaultFiles: ReadonlyArray<string> = ["/proc/net/tcp", "/proc/net/tcp6"]
 
 /** @internal */
 export const supported = process.platform === "linux" && Fs.existsSync("/proc/net/tcp")
@@ -216,9 +289,53 @@ const socketInode = (socket: Transport.TransportStats["socket"]): number | undef
   }
 }
 
+const skipped: Effect.Effect<Sample> = Effect.succeed("skipped")
+
+/** What the sampler remembers of a socket between ticks, for the skip rule. */
+interface Memo {
+  /** `bytesHandedToKernel` at the previous sample, and how many reads had started then. */
+  handed: number
+  handedSeq: number
+  /** `bytesHandedToKernel` the kernel is known to have had acknowledged (txQueue 0 in a table read after it). */
+  acked: number
+  /** The state of the last row the kernel gave. */
+  state: string | undefined
+  /** The socket's inode, read once per file descriptor. */
+  fd: number | undefined
+  inode: number | undefined
+}
+
+/**
+ * Whether a socket can do without kernel figures this tick: Node's view says
+ * everything a probe could learn. Precisely, all of:
+ * - the transport is `open` (not half-closed, not closed) and not connecting;
+ * - its reader is flowing (`readableFlowing === true`): a peer's FIN or RST
+ *   reaches Node by itself, so peer-gone needs no row (a reader paused by
+ *   backpressure — the early-reset case — is always probed);
+ * - nothing is queued in user space (`queuedBytes === 0`);
+ * - nothing handed to the kernel is unacknowledged: `bytesHandedToKernel` is
+ *   the figure a table read after it confirmed acknowledged (txQueue 0), so
+ *   send-stall has nothing to time;
+ * - the kernel's last row for it said `ESTABLISHED`.
+ * A new socket is therefore probed until one table confirms it; one write makes
+ * it probed again until its bytes are acknowledged.
+ * @internal
+ */
+export const canSkip = (stats: Transport.TransportStats, memo: Memo | undefined): boolean => {
+  const socket = stats.socket
+  return memo !== undefined && socket !== undefined && stats.state === "open" && !socket.connecting &&
+    socket.readableFlowing === true && stats.queuedBytes === 0 && stats.bytesHandedToKernel === memo.acked &&
+    memo.state === "ESTABLISHED"
+}
+
 /**
  * A sampler over `/proc/net/tcp{,6}` with a table shared by every probe of the
  * same tick. `reads()` counts the table reads (for tests and metrics).
+ *
+ * The tables are read asynchronously and indexed in slices (see
+ * {@link readIndex}); rows are parsed only for the sockets probed. A socket
+ * that needs no kernel figures ({@link canSkip}) is answered `"skipped"`
+ * without a read, so a tick where no socket needs figures reads nothing.
  *
  * A connected socket missing from a table read after it connected is reported
  * `"absent"` only once its own inode is confirmed missing too: the kernel
@@ -229,39 +346,85 @@ const socketInode = (socket: Transport.TransportStats["socket"]): number | undef
  * @internal
  */
 export const makeProcNetSampler = (files?: ReadonlyArray<string>) => {
+  const paths = files ?? defaultFiles
   let table: Table | undefined
-  let byInode: Map<number, TcpRow> | undefined // built on demand, for the table in `table`
+  let pending: { readonly readAt: number; readonly seq: number; readonly done: Deferred.Deferred<Table> } | undefined
   let reads = 0
+  const memos = new WeakMap<Transport.Transport, Memo>()
   // a table read at or after `notBefore` is reused: every probe of the same tick shares one read,
-  // however late its fiber wakes up
+  // however late its fiber wakes up; a read under way for this tick is awaited, not repeated
   const tableFor = (notBefore: number): Effect.Effect<Table> =>
-    Effect.map(Clock.currentTimeMillis, (now) => {
-      if (table !== undefined && table.readAt >= notBefore && table.readAt <= now) return table
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      if (table !== undefined && table.readAt >= notBefore && table.readAt <= now) return Effect.succeed(table)
+      if (pending !== undefined && pending.readAt >= notBefore) return Deferred.await(pending.done)
       reads++
-      table = { readAt: now, rows: readTables(files) }
-      byInode = undefined
-      return table
+      const done = Deferred.unsafeMake<Table>(FiberId.none)
+      const mine = { readAt: now, seq: reads, done }
+      pending = mine
+      return readIndex(paths, now, reads).pipe(
+        Effect.onExit((exit) => {
+          // an interrupted read leaves an empty table for its waiters: it says nothing
+          const t: Table = Exit.isSuccess(exit) ? exit.value : { readAt: now, seq: mine.seq, size: 0, byInode: new Map(), byPorts: new Map() }
+          if (pending === mine) pending = undefined
+          if (table === undefined || table.readAt <= t.readAt) table = t
+          return Deferred.succeed(done, t)
+        })
+      )
     })
-  const findInode = (t: Table, inode: number): TcpRow | undefined => {
-    if (byInode === undefined || t !== table) {
-      byInode = new Map()
-      for (const row of t.rows.values()) if (row.inode !== 0) byInode.set(row.inode, row)
+  const inodeOf = (socket: Net.Socket, memo: Memo): number | undefined => {
+    const fd = (socket as { _handle?: { fd?: unknown } | null })._handle?.fd
+    if (typeof fd !== "number" || fd < 0 || socket.destroyed) return undefined
+    if (memo.fd !== fd || memo.inode === undefined) {
+      memo.fd = fd
+      memo.inode = socketInode(socket)
     }
-    return byInode.get(inode)
+    return memo.inode
+  }
+  const byKey = (t: Table, socket: Net.Socket, key: string): TcpRow | undefined => {
+    const candidates = t.byPorts.get(`${hexPort(socket.localPort!)}:${hexPort(socket.remotePort!)}`)
+    if (candidates === undefined) return undefined
+    let found: TcpRow | undefined
+    for (const l of candidates) {
+      const row = rowOfFields(splitLine(l))
+      if (row === undefined || `${row.local}→${row.remote}` !== key) continue
+      if (found === undefined || (found.inode === 0 && row.inode !== 0)) found = row
+    }
+    return found
   }
   const sample = (transport: Transport.Transport, notBefore: number): Effect.Effect<Sample> =>
     Effect.suspend(() => {
       if (!supported && files === undefined) return Effect.succeed(undefined)
-      const socket = transport.stats().socket
+      const stats = transport.stats()
+      let memo = memos.get(transport)
+      if (canSkip(stats, memo)) return skipped // before the key: an idle socket costs no string work
+      const socket = stats.socket
       const key = socketKey(socket)
       if (key === undefined) return Effect.succeed(undefined)
+      if (memo === undefined) {
+        memo = { handed: -1, handedSeq: 0, acked: -1, state: undefined, fd: undefined, inode: undefined }
+        memos.set(transport, memo)
+      }
+      const m = memo
+      // a txQueue of 0 acknowledges what was handed before the table's read started: the figure taken at
+      // this call when the read started after it, else the one of the previous call when it started after that
+      const prev = { handed: m.handed, seq: m.handedSeq }
+      const handedNow = stats.bytesHandedToKernel
+      const seqNow = reads
+      m.handed = handedNow
+      m.handedSeq = seqNow
       return Effect.map(tableFor(notBefore), (t): Sample => {
-        const row = t.rows.get(key)
-        if (row !== undefined) return row
-        if (t.rows.size === 0 || socket!.connecting) return undefined
-        const inode = socketInode(socket)
+        const inode = t.size === 0 ? undefined : inodeOf(socket!, m)
+        const l = inode === undefined ? undefined : t.byInode.get(inode)
+        const row = (l === undefined ? undefined : rowOfFields(splitLine(l))) ?? byKey(t, socket!, key)
+        m.state = row?.state
+        if (row !== undefined) {
+          const covered = t.seq > seqNow ? handedNow : t.seq > prev.seq ? prev.handed : -1
+          if (row.txQueue === 0 && covered > m.acked) m.acked = covered
+          return row
+        }
+        if (t.size === 0 || socket!.connecting) return undefined
         if (inode === undefined) return undefined
-        return findInode(t, inode) ?? "absent"
+        return "absent"
       })
     })
   return { sample, reads: () => reads }

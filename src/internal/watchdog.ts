@@ -314,13 +314,15 @@ export const probe = (config: ProbeConfig, sampler: ProbeService): Connection.At
         const stats = conn.unsafeStats()
         if (stats.state === "Closed") return
         const sample = yield* sampler.sample(conn.transport, now)
-        const row = sample === "absent" ? undefined : sample
+        // "skipped": the sampler saw no need for kernel figures (nothing in flight, reads flowing): Node's view
+        const row = sample === "absent" || sample === "skipped" ? undefined : sample
         const t = conn.transport.stats()
         // a connected socket without a row: the kernel dropped the connection (reset, timeout). The sampler
         // says so itself ("absent": no row, from the first probe on), or a sampler that only gives rows
         // stops listing a socket it listed before. A socket paused by backpressure sees the peer's RST only
         // here: Node does not read it, so neither an error nor an EOF reaches the transport.
-        const vanished = t.state !== "closed" && (sample === "absent" || (row === undefined && rowSeen))
+        const vanished = t.state !== "closed" &&
+          (sample === "absent" || (sample === undefined && rowSeen))
         if (row !== undefined) rowSeen = true
 
         if (config.peerGone && stats.state === "Active") {
