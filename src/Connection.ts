@@ -21,16 +21,20 @@
  * @since 0.1.0
  */
 import type * as Config from "effect/Config"
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
+import type * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
+import type * as FiberRef from "effect/FiberRef"
+import type * as Scheduler from "effect/Scheduler"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { DisconnectReason } from "./DisconnectReason.js"
+import type * as Framed from "./Framed.js"
 import type * as Framing from "./Framing.js"
 import type * as Metrics from "./Metrics.js"
 import * as internal from "./internal/connection.js"
+import * as models from "./internal/connection/models.js"
+import * as scheduler from "./internal/scheduler.js"
 import type * as Transport from "./Transport.js"
 
 /**
@@ -50,19 +54,49 @@ import type * as Transport from "./Transport.js"
  * @since 0.1.0
  * @category errors
  */
-export class ConnectionClosed extends Data.TaggedError("ConnectionClosed")<{
-  readonly reason: DisconnectReason
-  /**
-   * Set by `sendAll` (since 0.2.0): how many of its frames, from the first, were accepted before the
-   * connection closed. Those are, like any accepted frame, delivered, truncated or handed back in
-   * the outcome; the frames from index `accepted` on were never queued.
-   */
-  readonly accepted?: number | undefined
-}> {
-  override get message() {
-    return `connection closed: ${this.reason._tag}`
-  }
-}
+export const ConnectionClosed: typeof models.ConnectionClosed = models.ConnectionClosed
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type ConnectionClosed = models.ConnectionClosed
+
+/**
+ * The type id every connection carries.
+ *
+ * @example
+ * ```ts
+ * import { Connection } from "effect-tether"
+ *
+ * const isOne = (u: object) => Connection.TypeId in u
+ * ```
+ *
+ * @since 0.3.0
+ * @category type ids
+ */
+export const TypeId: typeof models.TypeId = models.TypeId
+
+/**
+ * @since 0.3.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * Whether a value is a tether {@link Connection}.
+ *
+ * @example
+ * ```ts
+ * import { Connection } from "effect-tether"
+ *
+ * Connection.isConnection({}) // false
+ * ```
+ *
+ * @since 0.3.0
+ * @category guards
+ */
+export const isConnection: (u: unknown) => u is Connection<unknown, never> = models.isConnection
 
 /**
  * Lifecycle states: `Active` → `Draining` (gate closed, writer flushing) →
@@ -95,7 +129,7 @@ export type State = "Active" | "Draining" | "Closing" | "Closed"
  * @since 0.1.0
  * @category models
  */
-export interface CloseOutcome {
+export interface CloseOutcome<Out = Uint8Array> {
   readonly reason: DisconnectReason
   /**
    * Frames the kernel accepted in full over the connection's life, including those of the batch
@@ -111,7 +145,7 @@ export interface CloseOutcome {
    * transport cannot tell (WebSocket, or the socket was already destroyed by an I/O error), the
    * whole batch in flight is counted as not written: handed back, possibly read by the peer.
    */
-  readonly undelivered: ReadonlyArray<Uint8Array>
+  readonly undelivered: ReadonlyArray<Out>
   /**
    * The frame (at most one: the kernel accepts a prefix of the batch) that was cut in the middle:
    * part of it reached the kernel, the rest never will. The peer cannot decode it (it sees an
@@ -119,7 +153,7 @@ export interface CloseOutcome {
    * it on a new connection is safe with a self-delimiting codec (length-prefixed, newline), as the
    * Dialer does. With `Framing.raw` the peer may have read its first bytes. (since 0.2.0)
    */
-  readonly truncated?: Uint8Array | undefined
+  readonly truncated?: Out | undefined
   /** Whether the writer flushed everything before the deadline. */
   readonly drained: boolean
   /** Whether FIN was sent. */
@@ -181,9 +215,9 @@ export interface Stats {
  * @since 0.1.0
  * @category models
  */
-export interface Options {
+export interface Options<In = Uint8Array, Out = In> {
   /** Frame codec (default: 4-byte length prefix, 16 MiB max). */
-  readonly codec?: Framing.Codec | undefined
+  readonly codec?: Framing.Codec<In, Out> | undefined
   /** Identifier used in logs and registries (default: `conn-N`). */
   readonly id?: string | undefined
   /** Metric labels: `role` (default "client") and `endpoint` (default "default"). */
@@ -207,28 +241,59 @@ export interface Options {
    * opens. They outlive the graceful close that closing the scope performs, so a
    * liveness watchdog can still act on a close that does not finish.
    */
-  readonly watchdogs?: ReadonlyArray<Attachment> | undefined
+  readonly watchdogs?: ReadonlyArray<Attachment<In, Out>> | undefined
+}
+
+/**
+ * What an attachment (a watchdog, a registry) gets of a connection: its counters, its state
+ * changes, and the ways to end it — never its transport, so nothing can write around the
+ * connection's single writer. `connection` is there for hooks that send through that writer
+ * (a heartbeat).
+ *
+ * @example
+ * ```ts
+ * import type { Connection } from "effect-tether"
+ *
+ * const depth = (h: Connection.Handle) => h.unsafeStats().queueDepth
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Handle<In = Uint8Array, Out = In> {
+  readonly id: string
+  readonly connection: Connection<In, Out>
+  readonly unsafeStats: () => Stats
+  readonly unsafeState: () => State
+  /** Asks for a close without waiting for it (the first reason wins; an abort cuts a graceful close short). */
+  readonly unsafeRequestClose: (reason: DisconnectReason, mode: "graceful" | "abort") => void
+  /** Destroys the socket now, whatever the state (the liveness watchdog's last resort). */
+  readonly destroy: Effect.Effect<void>
+  /** Calls `f` synchronously on every state change until the returned function is called. */
+  readonly unsafeOnState: (f: (state: State) => void) => () => void
+  readonly stateChanges: Stream.Stream<State>
+  readonly outcome: Effect.Effect<CloseOutcome<Out>>
 }
 
 /**
  * Something started with a connection, in its scope: typically a watchdog that
- * forks a fiber with `Effect.forkScoped`.
+ * forks a fiber with `Effect.forkScoped`. It gets the connection's {@link Handle}.
  *
  * @example
  * ```ts
  * import { Effect, Schedule } from "effect"
  * import type { Connection } from "effect-tether"
  *
- * const logDepth: Connection.Attachment = (conn) =>
+ * const logDepth: Connection.Attachment = (handle) =>
  *   Effect.forkScoped(
- *     Effect.repeat(Effect.logDebug(`queue ${conn.unsafeStats().queueDepth}`), Schedule.spaced("1 second"))
+ *     Effect.repeat(Effect.logDebug(`queue ${handle.unsafeStats().queueDepth}`), Schedule.spaced("1 second"))
  *   ).pipe(Effect.asVoid)
  * ```
  *
  * @since 0.1.0
  * @category models
  */
-export type Attachment = (connection: Connection) => Effect.Effect<void, never, Scope.Scope>
+export type Attachment<In = Uint8Array, Out = In> = (handle: Handle<In, Out>) => Effect.Effect<void, never, Scope.Scope>
 
 /**
  * A pre-encoded frame (see {@link Connection.sendEncoded}): `bytes` go on the wire
@@ -245,9 +310,13 @@ export type Attachment = (connection: Connection) => Effect.Effect<void, never, 
  * @since 0.1.0
  * @category models
  */
-export class Encoded {
-  constructor(readonly bytes: Uint8Array, readonly payload: Uint8Array) {}
-}
+export const Encoded: typeof models.Encoded = models.Encoded
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Encoded<Out = Uint8Array> = models.Encoded<Out>
 
 /**
  * A live connection. Obtain one with {@link make} (or {@link connectTcp}); it
@@ -271,15 +340,19 @@ export class Encoded {
  * @since 0.1.0
  * @category models
  */
-export interface Connection {
+export interface Connection<In = Uint8Array, Out = In> {
+  readonly [TypeId]: TypeId
   readonly id: string
-  readonly transport: Transport.Transport
-  readonly codec: Framing.Codec
+  /** What the connection runs over (the transport itself is not reachable: one writer). */
+  readonly kind: Transport.Transport["kind"]
+  readonly remoteAddress: string | undefined
+  readonly localAddress: string | undefined
+  readonly codec: Framing.Codec<In, Out>
   /**
    * Queues a frame for the writer: check the gate, wait for capacity, re-check,
    * commit. Completes when the frame is accepted (not when it is written).
    */
-  readonly send: (frame: Uint8Array) => Effect.Effect<void, ConnectionClosed | Framing.FrameError>
+  readonly send: (frame: Out) => Effect.Effect<void, ConnectionClosed | Framing.FrameError>
   /**
    * Queues frames in order (validated first: all or nothing on a too large frame, `FrameError` means
    * none was queued). If the connection closes partway, the error's `accepted` says how many frames,
@@ -292,15 +365,15 @@ export interface Connection {
    * )
    * ```
    */
-  readonly sendAll: (frames: Iterable<Uint8Array>) => Effect.Effect<void, ConnectionClosed | Framing.FrameError>
+  readonly sendAll: (frames: Iterable<Out>) => Effect.Effect<void, ConnectionClosed | Framing.FrameError>
   /** Like `send`, but never waits: `"full"` when the queue has no free slot. */
-  readonly trySend: (frame: Uint8Array) => Effect.Effect<"accepted" | "full", ConnectionClosed | Framing.FrameError>
+  readonly trySend: (frame: Out) => Effect.Effect<"accepted" | "full", ConnectionClosed | Framing.FrameError>
   /** Queues already encoded bytes (e.g. one shared broadcast buffer). */
-  readonly sendEncoded: (frame: Encoded) => Effect.Effect<void, ConnectionClosed>
+  readonly sendEncoded: (frame: Encoded<Out>) => Effect.Effect<void, ConnectionClosed>
   /** Non-waiting `sendEncoded`. */
-  readonly trySendEncoded: (frame: Encoded) => Effect.Effect<"accepted" | "full", ConnectionClosed>
+  readonly trySendEncoded: (frame: Encoded<Out>) => Effect.Effect<"accepted" | "full", ConnectionClosed>
   /** Inbound frames, with backpressure; ends when the connection closes. Consume it once. */
-  readonly incoming: Stream.Stream<Uint8Array>
+  readonly incoming: Stream.Stream<In>
   readonly state: Effect.Effect<State>
   readonly stateChanges: Stream.Stream<State>
   /**
@@ -308,12 +381,12 @@ export interface Connection {
    * The outcome is exact at frame granularity: `delivered` frames the kernel took in full, at most
    * one `truncated` frame, and `undelivered` frames none of whose bytes reached the kernel.
    */
-  readonly close: (reason?: string | DisconnectReason) => Effect.Effect<CloseOutcome>
+  readonly close: (reason?: string | DisconnectReason) => Effect.Effect<CloseOutcome<Out>>
   /**
    * Immediate close: destroys the socket; queued frames are reported undelivered, and the write in
    * progress is split exactly at the byte the kernel accepted (see {@link CloseOutcome}).
    */
-  readonly abort: (reason?: string | DisconnectReason) => Effect.Effect<CloseOutcome>
+  readonly abort: (reason?: string | DisconnectReason) => Effect.Effect<CloseOutcome<Out>>
   /** Asks for a close without waiting for it (for watchdogs and callbacks). */
   readonly unsafeRequestClose: (reason: DisconnectReason, mode: "graceful" | "abort") => void
   /** Completes with the reason once the connection is closed. */
@@ -323,7 +396,7 @@ export interface Connection {
    * write or drain timeout, watchdog, peer, scope): `delivered` + `truncated` + `undelivered` account
    * for every accepted frame exactly once.
    */
-  readonly outcome: Effect.Effect<CloseOutcome>
+  readonly outcome: Effect.Effect<CloseOutcome<Out>>
   readonly unsafeStats: () => Stats
   readonly stats: Effect.Effect<Stats>
 }
@@ -342,7 +415,7 @@ export interface Connection {
  * @since 0.1.0
  * @category tags
  */
-export const Connection: Context.Tag<Connection, Connection> = Context.GenericTag<Connection>("tether/Connection")
+export const Connection: Context.Tag<Connection, Connection> = models.ConnectionTag
 
 /**
  * Makes a connection over a transport, in the current scope. Closing the scope
@@ -364,10 +437,38 @@ export const Connection: Context.Tag<Connection, Connection> = Context.GenericTa
  * @since 0.1.0
  * @category constructors
  */
-export const make: (
+export const make: <In = Uint8Array, Out = In>(
   transport: Transport.Transport,
-  options?: Options
-) => Effect.Effect<Connection, never, Scope.Scope> = internal.make
+  options?: Options<In, Out>
+) => Effect.Effect<Connection<In, Out>, never, Scope.Scope> = internal.make
+
+/**
+ * Makes a connection over a {@link Framed.Framed} message seam (e.g. one from
+ * `Framed.fromTransport`, or a transport that speaks messages natively), in the current scope.
+ * `options.codec` is ignored: the framed seam does the framing.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Connection, Framed, Framing, Transport } from "effect-tether"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const transport = yield* Transport.connectTcp({ port: 7000 })
+ *     const framed = yield* Framed.fromTransport(transport, Framing.newline())
+ *     const conn = yield* Connection.fromFramed(framed)
+ *     yield* conn.send(Framing.utf8("hello"))
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const fromFramed: <In, Out>(
+  framed: Framed.Framed<In, Out>,
+  options?: Options<In, Out>
+) => Effect.Effect<Connection<In, Out>, never, Scope.Scope> = internal.fromFramed
 
 /**
  * Connects over TCP and makes a connection, in the current scope.
@@ -437,7 +538,28 @@ export const connectTls: (
  */
 export const layerTcp = (
   options: Parameters<typeof connectTcp>[0]
-): import("effect/Layer").Layer<Connection, Transport.TransportError> => internal.layerTcp(options, Connection)
+): import("effect/Layer").Layer<Connection, Transport.TransportError> => internal.layerTcp(options)
+
+/**
+ * Starts an {@link Attachment} (a watchdog) on an open connection, in the current scope: for
+ * attachments that begin later than the connection (e.g. a heartbeat once a session logged on).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Connection, Watchdog } from "effect-tether"
+ *
+ * const afterLogon = (conn: Connection.Connection) =>
+ *   Connection.attach(conn, Watchdog.idle({ readIdle: "30 seconds" }))
+ * ```
+ *
+ * @since 0.3.0
+ * @category combinators
+ */
+export const attach: <In, Out>(
+  conn: Connection<In, Out>,
+  attachment: Attachment<In, Out>
+) => Effect.Effect<void, never, Scope.Scope> = internal.attach
 
 /**
  * Connection options read from Effect `Config` (environment variables by
@@ -479,3 +601,42 @@ export const config: Config.Config<Options> = internal.config
  * @category constants
  */
 export const defaults = internal.defaults
+
+/**
+ * The scheduler a connection's writer runs on, read when the connection opens. The default is
+ * fair: the writer's steps run on microtasks (no added latency) up to a budget of 64 per event-loop
+ * turn, then on a macrotask, so a send storm cannot starve timers and reads. Tests can install
+ * `Scheduler.ControlledScheduler` to step writers, or a macrotask scheduler to let frames pile up.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Scheduler } from "effect"
+ * import { Connection } from "effect-tether"
+ *
+ * const everyBatchOnAMacrotask = Scheduler.makeBatched((run) => setImmediate(run))
+ * const withSlowWriters = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+ *   Effect.locally(self, Connection.currentWriterScheduler, everyBatchOnAMacrotask)
+ * ```
+ *
+ * @since 0.3.0
+ * @category fiber refs
+ */
+export const currentWriterScheduler: FiberRef.FiberRef<Scheduler.Scheduler> = scheduler.currentWriterScheduler
+
+/**
+ * A fair writer scheduler: microtasks up to `budget` writer steps per event-loop turn, then a
+ * macrotask (the default uses a budget of 64).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Connection } from "effect-tether"
+ *
+ * const lowLatency = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+ *   Effect.locally(self, Connection.currentWriterScheduler, Connection.fairScheduler(256))
+ * ```
+ *
+ * @since 0.3.0
+ * @category schedulers
+ */
+export const fairScheduler: (budget: number) => Scheduler.Scheduler = scheduler.fair

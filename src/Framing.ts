@@ -51,13 +51,19 @@ export class FrameError extends Data.TaggedError("FrameError")<{
  * @since 0.1.0
  * @category models
  */
-export interface Decoder {
+export interface Decoder<In = Uint8Array> {
   /**
    * Appends every complete frame found in `chunk` (plus what was buffered) to
    * `out`. Returns a {@link FrameError} when the stream is malformed or a frame
    * is too large; the decoder must not be used after that.
    */
-  readonly decode: (chunk: Uint8Array, out: Array<Uint8Array>) => FrameError | undefined
+  readonly decode: (chunk: Uint8Array, out: Array<In>) => FrameError | undefined
+  /**
+   * Called once at the peer's EOF, after the last `decode` (tokio-util's `decode_eof`): may append
+   * a last item, or return an error for bytes that can never complete a frame. Optional: without
+   * it, bytes of an incomplete last frame are dropped (they were never a frame).
+   */
+  readonly decodeEof?: ((out: Array<In>) => FrameError | undefined) | undefined
   /** Bytes held back waiting for the rest of a frame. */
   readonly buffered: () => number
 }
@@ -78,21 +84,23 @@ export interface Decoder {
  * @since 0.1.0
  * @category models
  */
-export interface Codec {
+export interface Codec<In = Uint8Array, Out = In> {
   readonly name: string
+  /** The largest frame, both ways: an outbound message `check` refuses, an inbound one the decoder fails on. */
   readonly maxFrameBytes: number
-  /** Returns an error if `payload` cannot be encoded (too large, contains the delimiter). */
-  readonly check: (payload: Uint8Array) => FrameError | undefined
-  /** Number of bytes `payload` occupies on the wire. */
-  readonly encodedLength: (payload: Uint8Array) => number
+  /** Returns an error if `message` cannot be encoded (too large, contains the delimiter). */
+  readonly check: (message: Out) => FrameError | undefined
+  /** Number of bytes `message` occupies on the wire. */
+  readonly encodedLength: (message: Out) => number
   /** Writes the encoded frame into `target` at `offset`; returns the new offset. */
-  readonly encodeInto: (payload: Uint8Array, target: Uint8Array, offset: number) => number
+  readonly encodeInto: (message: Out, target: Uint8Array, offset: number) => number
   /**
    * The wire chunks of one frame without copying the payload (for large frames
    * that are not worth packing).
    */
-  readonly encodeChunks: (payload: Uint8Array) => ReadonlyArray<Uint8Array>
-  readonly makeDecoder: () => Decoder
+  readonly encodeChunks: (message: Out) => ReadonlyArray<Uint8Array>
+  /** A fresh stateful decoder of inbound bytes into `In` items (one per connection). */
+  readonly makeDecoder: () => Decoder<In>
 }
 
 /**

@@ -128,6 +128,20 @@ export interface Transport {
    */
   readonly read: Effect.Effect<ReadonlyArray<Uint8Array>, TransportError>
   /**
+   * `read` without waiting, for readers driven by the transport's callbacks (a connection parks
+   * no fiber on an idle socket): every chunk buffered so far, `[]` for the EOF, the read failure,
+   * or `undefined` when there is nothing yet. The same single-reader rule and backpressure as
+   * `read` (the socket is paused above the high-water mark until the chunks are taken).
+   * Optional: a connection over a transport without it reads with a fiber.
+   */
+  readonly unsafePoll?: (() => ReadonlyArray<Uint8Array> | TransportError | undefined) | undefined
+  /**
+   * Registers the push reader's wake-up (one per transport; a later call replaces it). It is
+   * called synchronously whenever `unsafePoll` may have something new: a chunk, the EOF, a
+   * failure, the socket closing. Provided together with `unsafePoll`.
+   */
+  readonly unsafeOnReadable?: ((wake: () => void) => void) | undefined
+  /**
    * Writes a batch of chunks as one operation (one syscall where possible);
    * completes when all of it has been handed to the kernel. Single writer only.
    */

@@ -272,11 +272,29 @@ export interface TcpProbeService {
    * view. (`"absent"` since 0.2.0, `"skipped"` since 0.2.0.)
    */
   readonly sample: (
-    transport: Transport.Transport,
+    target: ProbeTarget,
     notBefore: number
   ) => Effect.Effect<TcpInfo | "absent" | "skipped" | undefined>
   /** How many times the kernel tables were read. */
   readonly reads: () => number
+}
+
+/**
+ * What a probe samples: anything with the transport's counters (a `Transport`, or the view a
+ * watchdog builds from its connection's handle). Samplers may keep a memo per target object.
+ *
+ * @example
+ * ```ts
+ * import type { Transport, Watchdog } from "effect-tether"
+ *
+ * const target = (t: Transport.Transport): Watchdog.ProbeTarget => t
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface ProbeTarget {
+  readonly stats: () => Transport.TransportStats
 }
 
 /**

@@ -387,7 +387,7 @@ export const close = (
   reason = ""
 ): Effect.Effect<Connection.CloseOutcome> =>
   Effect.suspend(() => {
-    internal.handleOf(conn.transport)?.setCloseFrame(code, reason)
+    internal.handleOfConnection(conn)?.setCloseFrame(code, reason)
     return conn.close(`WebSocket close ${code}${reason === "" ? "" : ` ${reason}`}`)
   })
 
@@ -409,7 +409,7 @@ export const close = (
  * @category utils
  */
 export const closeInfo = (conn: Connection.Connection): CloseInfo | undefined =>
-  internal.handleOf(conn.transport)?.closeInfo()
+  internal.handleOfConnection(conn)?.closeInfo()
 
 /**
  * See {@link closeInfo}.

@@ -30,7 +30,7 @@ const produce = (conn: Connection.Connection) =>
 /** Waits (bounded) until a write is stuck in progress: Node holds bytes the kernel has no room for. */
 const awaitStuck = (conn: Connection.Connection) =>
   Effect.suspend(() =>
-    conn.transport.stats().queuedBytes > 0 && conn.unsafeStats().queueDepth > 0
+    conn.unsafeStats().transport.queuedBytes > 0 && conn.unsafeStats().queueDepth > 0
       ? Effect.void
       : Effect.fail("not yet")
   ).pipe(
@@ -56,7 +56,7 @@ const verify = (
     expect(outcome.delivered).toBe(seqs.length)
     // a frame cut in the middle is exactly the peer's undecodable tail
     expect(tailBytes > 0).toBe(truncated.length > 0)
-    expect(conn.transport.stats().bytesHandedToKernel).toBe(bytes.length)
+    expect(conn.unsafeStats().transport.bytesHandedToKernel).toBe(bytes.length)
     return { received: seqs.length, truncated: truncated.length, undelivered: undelivered.length }
   })
 
@@ -147,7 +147,7 @@ describe("Connection: when Node cannot tell (guarded fallback)", () => {
       const peer = yield* silentPeer()
       const conn = yield* Connection.connectTcp({ port: peer.port, ...base })
       // hide the semi-private field, as a Node version without it would
-      const handle = (conn.transport.stats().socket as unknown as { _handle: object })._handle
+      const handle = (conn.unsafeStats().transport.socket as unknown as { _handle: object })._handle
       Object.defineProperty(handle, "writeQueueSize", { get: () => undefined, configurable: true })
       const { accepted, fiber } = yield* produce(conn)
       yield* awaitStuck(conn)
@@ -160,7 +160,7 @@ describe("Connection: when Node cannot tell (guarded fallback)", () => {
       expect(outcome.delivered).toBeLessThanOrEqual(seqs.length)
       // nothing lost: every accepted frame was received or handed back (some possibly both)
       expect([...new Set([...seqs, ...undelivered])].sort((a, b) => a - b)).toEqual(accepted)
-      expect(conn.transport.stats().bytesHandedToKernel).toBeLessThanOrEqual(bytes.length)
+      expect(conn.unsafeStats().transport.bytesHandedToKernel).toBeLessThanOrEqual(bytes.length)
     })), 20_000)
 })
 

@@ -28,7 +28,7 @@ describe("Connection (loopback)", () => {
       expect(eofAt - t0).toBeLessThan(200)
       expect(frames.map((f) => f.toString())).toEqual(Array.from({ length: 100 }, (_, i) => `frame ${i}`))
       expect(outcome).toMatchObject({ delivered: 100, undelivered: [], drained: true, finSent: true, peerEof: true })
-      expect(conn.transport.stats().socket?.destroyed).toBe(true)
+      expect(conn.unsafeStats().transport.socket?.destroyed).toBe(true)
     }))
 
   it.scopedLive("a stubborn peer (reads, never ends): close completes at lingerTimeout + ≤ 100 ms and destroys", () =>
@@ -45,7 +45,7 @@ describe("Connection (loopback)", () => {
       expect(elapsed).toBeGreaterThanOrEqual(795)
       expect(elapsed).toBeLessThanOrEqual(900)
       expect(outcome).toMatchObject({ lingerExpired: true, finSent: true, peerEof: false, delivered: 1 })
-      expect(conn.transport.stats().socket?.destroyed).toBe(true)
+      expect(conn.unsafeStats().transport.socket?.destroyed).toBe(true)
       yield* within(1000, "peer to see our FIN", Fiber.join(peerSawFin))
     }))
 
@@ -66,7 +66,7 @@ describe("Connection (loopback)", () => {
       expect(sendError._tag).toBe("ConnectionClosed")
       const outcome = yield* conn.outcome
       expect(outcome.delivered).toBeGreaterThanOrEqual(0)
-      expect(conn.transport.stats().socket?.destroyed).toBe(true)
+      expect(conn.unsafeStats().transport.socket?.destroyed).toBe(true)
     }))
 
   it.scopedLive("10,000 sends from 50 concurrent fibers arrive exactly once, in per-fiber order", () =>
@@ -207,7 +207,7 @@ describe("Connection (loopback)", () => {
       expect(Option.map(echoed, Framing.text)).toEqual(Option.some("over tls"))
       const outcome = yield* conn.close()
       expect(outcome).toMatchObject({ finSent: true, peerEof: true, lingerExpired: false })
-      expect(conn.transport.kind).toBe("tls")
+      expect(conn.kind).toBe("tls")
     }))
 
   it.scopedLive("no leaks: after the scope closes its sockets are destroyed and its fibers are gone", () =>
@@ -220,7 +220,7 @@ describe("Connection (loopback)", () => {
           for (let i = 0; i < 5; i++) {
             const conn = yield* Connection.connectTcp({ port: server.port, lingerTimeout: "100 millis" })
             yield* conn.send(Framing.utf8("x"))
-            sockets.push(conn.transport.stats().socket!)
+            sockets.push(conn.unsafeStats().transport.socket!)
           }
         })
       ).pipe(Effect.supervised(supervisor))

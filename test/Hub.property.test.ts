@@ -15,8 +15,8 @@
  * needed, which keeps a run to a few milliseconds.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, FastCheck as fc, Schedule } from "effect"
-import { Dialer, Framing, Hub, type Transport } from "effect-tether"
+import { Duration, Effect, Fiber, FastCheck as fc, Schedule, Scheduler } from "effect"
+import { Connection, Dialer, Framing, Hub, type Transport } from "effect-tether"
 import { decodeFrames, macrotask, memoryServer } from "./helpers/dial.js"
 
 const KEYS = ["p0", "p1", "p2"] as const
@@ -34,6 +34,10 @@ const chaosArb = fc.record({
   step: fc.integer({ min: 0, max: 12 }),
   peer: fc.integer({ min: 0, max: 2 })
 })
+
+// the writers resume on a macrotask after every batch, so frames sit in the connection queues
+// between event-loop turns (and resets land on them); the default writer drains on microtasks
+const macrotaskWriters = Scheduler.makeBatched((run) => setImmediate(run))
 
 const stats = { runs: 0, resets: 0, handedBack: 0, requeued: 0, evicted: 0 }
 
@@ -140,7 +144,7 @@ describe("Hub (property)", () => {
         expect(dialers.every((d) => d.unsafeStats().status === "Stopped")).toBe(true)
         stats.runs++
         stats.handedBack += handedBack.reduce((n, b) => n + b.length, 0)
-      }),
+      }).pipe(Effect.locally(Connection.currentWriterScheduler, macrotaskWriters)),
     // 80 runs take ~4 s alone; a loaded 2-core machine (the whole suite, other work) can take 5× that
     { fastCheck: { numRuns: 80 }, timeout: 60_000 }
   )

@@ -63,7 +63,7 @@ const resetWhilePaused = (totalBytes: number, readHighWaterMark?: number) =>
     })
     const openedAt = performance.now()
     const peer = yield* srv.accepted
-    const socket = conn.transport.stats().socket!
+    const socket = conn.unsafeStats().transport.socket!
     const frame = Framing.encode(codec, new Uint8Array(60).fill(120))
     const frames = Array.from({ length: Math.ceil(totalBytes / frame.length) }, () => frame)
     peer.write(Buffer.concat(frames))
@@ -131,7 +131,7 @@ describe("Watchdog.peerGone: a reset while the reader is paused (loopback)", () 
       const peer = yield* srv.accepted
       const frame = Framing.encode(codec, new Uint8Array(60))
       peer.write(Buffer.concat(Array.from({ length: 20_000 }, () => frame)))
-      const socket = conn.transport.stats().socket!
+      const socket = conn.unsafeStats().transport.socket!
       yield* within(
         2000,
         "the socket to be paused",

@@ -48,8 +48,8 @@ describe("Watchdog (loopback)", () => {
         // wait until more than 8 MB is queued toward the peer (send queue + Node buffer + kernel)
         const probe = Watchdog.makeProcNetProbe()
         const queued = Effect.gen(function*() {
-          const row = yield* probe.sample(conn.transport, Date.now())
-          return conn.unsafeStats().queueDepth * BIG + conn.transport.stats().queuedBytes + (row === "absent" || row === "skipped" ? 0 : row?.txQueue ?? 0)
+          const row = yield* probe.sample({ stats: () => conn.unsafeStats().transport }, Date.now())
+          return conn.unsafeStats().queueDepth * BIG + conn.unsafeStats().transport.queuedBytes + (row === "absent" || row === "skipped" ? 0 : row?.txQueue ?? 0)
         })
         let queuedAt8MB = 0
         yield* within(
@@ -75,7 +75,7 @@ describe("Watchdog (loopback)", () => {
           const err = yield* within(1000, "a sender to fail", Fiber.join(sender))
           expect(err).toMatchObject({ _tag: "ConnectionClosed", reason: { _tag: "SendStalled" } })
         }
-        expect(conn.transport.stats().socket?.destroyed).toBe(true)
+        expect(conn.unsafeStats().transport.socket?.destroyed).toBe(true)
         const outcome = yield* conn.outcome
         expect(outcome.undelivered.length).toBeGreaterThan(0)
         const lines = reaps(logs.lines)
@@ -136,8 +136,8 @@ describe("Watchdog (loopback)", () => {
       let maxQueued = 0
       yield* Effect.repeat(
         Effect.gen(function*() {
-          const row = yield* probe.sample(slowConn.transport, Date.now() - 100)
-          maxQueued = Math.max(maxQueued, slowConn.transport.stats().queuedBytes + (row === "absent" || row === "skipped" ? 0 : row?.txQueue ?? 0))
+          const row = yield* probe.sample({ stats: () => slowConn.unsafeStats().transport }, Date.now() - 100)
+          maxQueued = Math.max(maxQueued, slowConn.unsafeStats().transport.queuedBytes + (row === "absent" || row === "skipped" ? 0 : row?.txQueue ?? 0))
         }),
         Schedule.spaced("100 millis").pipe(Schedule.upTo("3500 millis"))
       )
@@ -194,7 +194,7 @@ describe("Watchdog (loopback)", () => {
       expect(outcome.reason).toEqual({ _tag: "PeerGone", state: "CLOSE_WAIT" })
       expect(outcome.finSent).toBe(true)
       expect(latency).toBeLessThan(2 * 250 + 300) // the tick that sees the last frames delivered, then the next
-      expect(conn.transport.stats().socket?.destroyed).toBe(true)
+      expect(conn.unsafeStats().transport.socket?.destroyed).toBe(true)
     }))
 
   it.scopedLive("a reset while nobody reads: PeerGone at the next probe", () =>
@@ -213,7 +213,7 @@ describe("Watchdog (loopback)", () => {
       expect(reason._tag).toBe("PeerGone")
       // the kernel drops the row of a reset connection: "CLOSE"; Node may report the error or an EOF first
       if (reason._tag === "PeerGone") expect(reason.state).toMatch(/^(CLOSE|CLOSE_WAIT|socket error ECONNRESET)$/)
-      expect(conn.transport.stats().socket?.destroyed).toBe(true)
+      expect(conn.unsafeStats().transport.socket?.destroyed).toBe(true)
     }))
 
   it.scopedLive("a stubborn peer after close (never sends FIN): the liveness watchdog destroys it at its bound", () => {
@@ -236,7 +236,7 @@ describe("Watchdog (loopback)", () => {
       expect(elapsed).toBeGreaterThanOrEqual(790)
       expect(elapsed).toBeLessThanOrEqual(800 + 300)
       expect(outcome).toMatchObject({ finSent: true, peerEof: false, lingerExpired: false, delivered: 1 })
-      expect(conn.transport.stats().socket?.destroyed).toBe(true)
+      expect(conn.unsafeStats().transport.socket?.destroyed).toBe(true)
       const lines = reaps(logs.lines)
       expect(lines.length).toBe(1)
       expect(lines[0]!.annotations).toMatchObject({ connection: "stubborn", reason: "LivenessTimeout", state: "Closing" })

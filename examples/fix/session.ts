@@ -23,7 +23,7 @@
  * @since 0.1.0
  */
 import { Clock, Deferred, Duration, Effect, Exit, Option, Scope, Stream } from "effect"
-import { type Connection, DisconnectReason, Framing, Watchdog } from "effect-tether"
+import { Connection, DisconnectReason, Framing, Watchdog } from "effect-tether"
 import {
   encodeBody,
   type Field,
@@ -556,13 +556,13 @@ export const start = (
 
       // logged on: the heartbeat watchdog runs in its own scope, closed when the session ends
       const hbScope = yield* Scope.make()
-      yield* Watchdog.heartbeat({
+      yield* Connection.attach(conn, Watchdog.heartbeat({
         interval: Duration.seconds(heartBtInt),
         testRequestFactor: config.testRequestFactor ?? sessionDefaults.testRequestFactor,
         sendHeartbeat: () => phase === "LoggedOn" ? sendRaw(MsgType.Heartbeat, []) : Effect.void,
         sendTestRequest: () =>
           phase === "LoggedOn" ? sendRaw(MsgType.TestRequest, [[Tag.TestReqID, `TEST-${++testRequests}`]]) : Effect.void
-      })(conn).pipe(Scope.extend(hbScope))
+      })).pipe(Scope.extend(hbScope))
 
       const next = yield* Effect.raceFirst(
         Effect.map(Deferred.await(endRequest), Option.some),

@@ -24,6 +24,10 @@ export interface Inbound {
   readonly wake: () => void
   /** Every buffered chunk, waiting for one; `[]` is the EOF. */
   readonly read: Effect.Effect<ReadonlyArray<Uint8Array>, TransportError>
+  /** `read` without waiting: `undefined` when nothing is buffered and the stream has not ended. */
+  readonly poll: () => ReadonlyArray<Uint8Array> | TransportError | undefined
+  /** Registers the one push reader's wake-up, called on every chunk, end, failure or close. */
+  readonly onReadable: (wake: () => void) => void
   readonly bytesRead: () => number
   readonly ended: () => boolean
   readonly closed: () => boolean
@@ -50,6 +54,7 @@ export const make = (options: {
   let closed = false
   let failure: TransportError | undefined
   let waiter: (() => void) | undefined
+  let readable: (() => void) | undefined
 
   const wake = () => {
     if (waiter !== undefined) {
@@ -57,6 +62,7 @@ export const make = (options: {
       waiter = undefined
       w()
     }
+    if (readable !== undefined) readable()
   }
   const awaitChange = Effect.async<void>((resume) => {
     const w = () => resume(Effect.void)
@@ -66,7 +72,7 @@ export const make = (options: {
     })
   })
 
-  const read: Effect.Effect<ReadonlyArray<Uint8Array>, TransportError> = Effect.suspend(() => {
+  const poll = (): ReadonlyArray<Uint8Array> | TransportError | undefined => {
     if (chunks.length > 0) {
       const out = chunks
       chunks = []
@@ -75,15 +81,21 @@ export const make = (options: {
         paused = false
         options.resume()
       }
-      return Effect.succeed(out)
+      return out
     }
-    if (options.eofBeforeFailure && ended) return Effect.succeed([])
-    if (failure !== undefined) return Effect.fail(failure)
-    if (ended) return Effect.succeed([])
+    if (options.eofBeforeFailure && ended) return []
+    if (failure !== undefined) return failure
+    if (ended) return []
     if (closed || options.destroyed()) {
-      return Effect.fail(new TransportError({ reason: "Closed", message: options.closedMessage }))
+      return new TransportError({ reason: "Closed", message: options.closedMessage })
     }
-    return Effect.zipRight(awaitChange, read)
+    return undefined
+  }
+
+  const read: Effect.Effect<ReadonlyArray<Uint8Array>, TransportError> = Effect.suspend(() => {
+    const r = poll()
+    if (r === undefined) return Effect.zipRight(awaitChange, read)
+    return r instanceof TransportError ? Effect.fail(r) : Effect.succeed(r)
   })
 
   return {
@@ -111,6 +123,10 @@ export const make = (options: {
     },
     wake,
     read,
+    poll,
+    onReadable: (w) => {
+      readable = w
+    },
     bytesRead: () => bytesRead,
     ended: () => ended,
     closed: () => closed,

@@ -204,9 +204,10 @@ export const makeCore = <E, R, RA>(
       ).pipe(Effect.asVoid)
 
     // registers the session (its state changes reach the registry through the connection's `onState` hook)
-    const track = (id: string, remoteAddress: string | undefined, since: number): Connection.Attachment => (conn) =>
+    const track = (id: string, remoteAddress: string | undefined, since: number): Connection.Attachment => (handle) =>
       Effect.sync(() => {
-        entries.set(id, { id, remoteAddress, kind: conn.transport.kind, since, conn, handshakeDone: handshakeTimeout === undefined })
+        const conn = handle.connection
+        entries.set(id, { id, remoteAddress, kind: conn.kind, since, conn, handshakeDone: handshakeTimeout === undefined })
         registry.changed()
         if (shuttingDown) conn.unsafeRequestClose(DR.Shutdown(), "graceful")
       })
@@ -225,12 +226,12 @@ export const makeCore = <E, R, RA>(
           ...options.connection,
           id,
           labels: serverLabels,
-          watchdogs: [
-            track(id, a.remoteAddress, since),
-            handshakeWatch(handshake),
-            ...(options.connection.watchdogs ?? [])
-          ]
-        }, { onState: registry.changed })
+          watchdogs: options.connection.watchdogs
+        }, {
+          onState: registry.changed,
+          // the registry and the handshake timer: the connection's open hook, not watchdogs
+          onOpen: (h) => Effect.zipRight(track(id, a.remoteAddress, since)(h), handshakeWatch(handshake)(h))
+        })
         const handshakeDone = Effect.map(Deferred.succeed(handshake, undefined), (first) => {
           const e = entries.get(id)
           if (first && e !== undefined) {

@@ -60,6 +60,11 @@ export const memoryPair = (options?: {
     let toNearBytes = 0
     let nearEof = false
     const nearReadable = new Signal()
+    let nearWaker: (() => void) | undefined
+    const notifyNear = () => {
+      nearReadable.notify()
+      if (nearWaker !== undefined) nearWaker()
+    }
     const peerWritable = new Signal()
 
     // near -> peer
@@ -102,7 +107,7 @@ export const memoryPair = (options?: {
         peerReadable.notify()
         if (!ignoreFin) {
           nearEof = true
-          nearReadable.notify()
+          notifyNear()
         }
       }
     }
@@ -135,23 +140,29 @@ export const memoryPair = (options?: {
       for (const w of pending.splice(0)) w.resume(Effect.fail(err))
       pendingBytes = 0
       flushed.notify()
-      nearReadable.notify()
+      notifyNear()
       peerReadable.notify()
       peerWritable.notify()
     }
 
-    const read: Effect.Effect<ReadonlyArray<Uint8Array>, TransportError> = Effect.suspend(() => {
-      if (isReset) return Effect.fail(resetError("Read"))
+    const poll = (): ReadonlyArray<Uint8Array> | TransportError | undefined => {
+      if (isReset) return resetError("Read")
       if (toNear.length > 0) {
         const out = toNear
         toNear = []
         toNearBytes = 0
+        for (const c of out) bytesRead += c.length
         peerWritable.notify()
-        return Effect.succeed(out)
+        return out
       }
-      if (destroyed) return Effect.fail(closedError())
-      if (nearEof) return Effect.succeed([])
-      return Effect.zipRight(nearReadable.wait, read)
+      if (destroyed) return closedError()
+      if (nearEof) return []
+      return undefined
+    }
+    const read: Effect.Effect<ReadonlyArray<Uint8Array>, TransportError> = Effect.suspend(() => {
+      const r = poll()
+      if (r === undefined) return Effect.zipRight(nearReadable.wait, read)
+      return r instanceof TransportError ? Effect.fail(r) : Effect.succeed(r)
     })
 
     let lastWrite: PendingWrite | undefined
@@ -210,9 +221,11 @@ export const memoryPair = (options?: {
       kind: "memory",
       remoteAddress: "memory:peer",
       localAddress: "memory:near",
-      read: Effect.tap(read, (chunks) => {
-        for (const c of chunks) bytesRead += c.length
-      }),
+      read,
+      unsafePoll: poll,
+      unsafeOnReadable: (wake) => {
+        nearWaker = wake
+      },
       write,
       shutdownWrite,
       destroy,
@@ -226,7 +239,7 @@ export const memoryPair = (options?: {
         if (toNearBytes >= nearHwm) return Effect.zipRight(peerWritable.wait, peerWrite(bytes))
         toNear.push(bytes)
         toNearBytes += bytes.length
-        nearReadable.notify()
+        notifyNear()
         return Effect.void
       })
 
@@ -246,7 +259,7 @@ export const memoryPair = (options?: {
       received: () => Buffer.concat(received),
       end: Effect.sync(() => {
         nearEof = true
-        nearReadable.notify()
+        notifyNear()
       }),
       reset: Effect.sync(() => {
         isReset = true

@@ -262,6 +262,8 @@ export const makeSocketTransport = (
     remoteAddress: address(socket.remoteAddress, socket.remotePort),
     localAddress: address(socket.localAddress, socket.localPort),
     read,
+    unsafePoll: inbound.poll,
+    unsafeOnReadable: inbound.onReadable,
     write,
     shutdownWrite,
     destroy,

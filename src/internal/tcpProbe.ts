@@ -16,6 +16,7 @@ import * as FsP from "node:fs/promises"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import type * as Transport from "../Transport.js"
+import type * as Watchdog from "../Watchdog.js"
 
 /** @internal */
 export interface TcpRow {
@@ -350,7 +351,7 @@ export const makeProcNetSampler = (files?: ReadonlyArray<string>) => {
   let table: Table | undefined
   let pending: { readonly readAt: number; readonly seq: number; readonly done: Deferred.Deferred<Table> } | undefined
   let reads = 0
-  const memos = new WeakMap<Transport.Transport, Memo>()
+  const memos = new WeakMap<Watchdog.ProbeTarget, Memo>()
   // a table read at or after `notBefore` is reused: every probe of the same tick shares one read,
   // however late its fiber wakes up; a read under way for this tick is awaited, not repeated
   const tableFor = (notBefore: number): Effect.Effect<Table> =>
@@ -391,7 +392,7 @@ export const makeProcNetSampler = (files?: ReadonlyArray<string>) => {
     }
     return found
   }
-  const sample = (transport: Transport.Transport, notBefore: number): Effect.Effect<Sample> =>
+  const sample = (transport: Watchdog.ProbeTarget, notBefore: number): Effect.Effect<Sample> =>
     Effect.suspend(() => {
       if (!supported && files === undefined) return Effect.succeed(undefined)
       const stats = transport.stats()

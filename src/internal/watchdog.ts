@@ -33,7 +33,7 @@ const sleepMillis = (ms: number) => Effect.sleep(Duration.millis(Math.max(0, ms)
 
 /** Logs a reap once, at warning level, annotated with the connection id, the reason and the figures. */
 const logReap = (
-  conn: Connection.Connection,
+  conn: Connection.Handle,
   watchdog: string,
   reason: DisconnectReason,
   figures: Record<string, unknown>
@@ -49,7 +49,7 @@ const logReap = (
 
 /** Ends the connection (the first close request wins; an abort still cuts a graceful close short). */
 const reap = (
-  conn: Connection.Connection,
+  conn: Connection.Handle,
   watchdog: string,
   reason: DisconnectReason,
   mode: "graceful" | "abort",
@@ -60,14 +60,14 @@ const reap = (
     Effect.sync(() => conn.unsafeRequestClose(reason, mode))
   )
 
-const isActive = (conn: Connection.Connection) => conn.unsafeStats().state === "Active"
+const isActive = (conn: Connection.Handle) => conn.unsafeStats().state === "Active"
 
 /**
  * Runs user hooks in a child fiber so a hook that blocks (a `send` behind a
  * wedged writer) never blocks the watchdog; a firing is skipped while the
  * previous hook is still running.
  */
-const makeHookRunner = (conn: Connection.Connection, name: string) => {
+const makeHookRunner = (conn: Connection.Handle, name: string) => {
   let running: Fiber.RuntimeFiber<void> | undefined
   return (hook: Effect.Effect<void, unknown>) =>
     Effect.suspend(() => {
@@ -96,7 +96,7 @@ const makeHookRunner = (conn: Connection.Connection, name: string) => {
  * then again every `timeoutMs` while the idleness lasts (Netty semantics).
  */
 const idleLoop = (
-  conn: Connection.Connection,
+  conn: Connection.Handle,
   kind: "read" | "write" | "all",
   timeoutMs: number,
   activityAt: () => number,
@@ -126,7 +126,7 @@ const idleLoop = (
         })
         return
       }
-      yield* run(onIdle({ kind, idleFor, first, connection: conn }))
+      yield* run(onIdle({ kind, idleFor, first, connection: conn.connection }))
       first = false
     }
   })
@@ -177,7 +177,7 @@ export const heartbeat = (options: Watchdog.HeartbeatOptions): Connection.Attach
           continue
         }
         lastSent = now
-        yield* runHeartbeat(options.sendHeartbeat(conn))
+        yield* runHeartbeat(options.sendHeartbeat(conn.connection))
       }
     })
 
@@ -199,7 +199,7 @@ export const heartbeat = (options: Watchdog.HeartbeatOptions): Connection.Attach
           yield* Effect.logDebug(`heartbeat: peer silent for ${now - lastRead} ms; sending a test request`).pipe(
             Effect.annotateLogs({ connection: conn.id })
           )
-          yield* runTestRequest(options.sendTestRequest(conn))
+          yield* runTestRequest(options.sendTestRequest(conn.connection))
           continue
         }
         const silentFor = now - lastRead
@@ -221,7 +221,7 @@ export const heartbeat = (options: Watchdog.HeartbeatOptions): Connection.Attach
 export const liveness = (options?: Watchdog.LivenessOptions): Connection.Attachment => (conn) =>
   Effect.gen(function*() {
     const boundMs = millis(options?.bound ?? defaults.livenessBound)
-    const fullyClosed = () => conn.unsafeStats().state === "Closed" && conn.transport.stats().state === "closed"
+    const fullyClosed = () => conn.unsafeStats().state === "Closed" && conn.unsafeStats().transport.state === "closed"
     const watch = Effect.gen(function*() {
       // wait for the connection to leave Active (abort goes straight to Closed)
       const left = yield* Stream.runHead(Stream.filter(conn.stateChanges, (s) => s !== "Active"))
@@ -243,7 +243,7 @@ export const liveness = (options?: Watchdog.LivenessOptions): Connection.Attachm
       if (fullyClosed()) return
       const now = yield* Clock.currentTimeMillis
       const state = conn.unsafeStats().state
-      const transportState = conn.transport.stats().state
+      const transportState = conn.unsafeStats().transport.state
       const reason = DR.LivenessTimeout({ state, after: Duration.millis(now - leftAt) })
       yield* logReap(conn, "liveness", reason, {
         state,
@@ -251,7 +251,7 @@ export const liveness = (options?: Watchdog.LivenessOptions): Connection.Attachm
         transportState,
         secondsSinceActive: (now - leftAt) / 1000
       })
-      yield* conn.transport.destroy
+      yield* conn.destroy
       conn.unsafeRequestClose(reason, "abort")
       // the abort cuts any wait in the close procedure short: `closed` completes now
       const closed = yield* Effect.timeout(conn.outcome, Duration.millis(boundMs)).pipe(Effect.option)
@@ -269,7 +269,7 @@ export const liveness = (options?: Watchdog.LivenessOptions): Connection.Attachm
 /** @internal */
 export interface ProbeService {
   readonly sample: (
-    transport: Connection.Connection["transport"],
+    target: Watchdog.ProbeTarget,
     notBefore: number
   ) => Effect.Effect<Sample>
 }
@@ -283,8 +283,8 @@ export interface ProbeConfig {
 }
 
 /** Node's view: whether the socket errored or was destroyed behind the connection's back. */
-const socketFailure = (conn: Connection.Connection): string | undefined => {
-  const socket = conn.transport.stats().socket
+const socketFailure = (conn: Connection.Handle): string | undefined => {
+  const socket = conn.unsafeStats().transport.socket
   if (socket !== undefined) {
     const errored = (socket as { errored?: unknown }).errored
     if (errored !== null && errored !== undefined) {
@@ -292,7 +292,7 @@ const socketFailure = (conn: Connection.Connection): string | undefined => {
       return `socket error ${code}`
     }
   }
-  return conn.transport.stats().state === "closed" ? "socket destroyed" : undefined
+  return conn.unsafeStats().transport.state === "closed" ? "socket destroyed" : undefined
 }
 
 /** @internal */
@@ -300,6 +300,7 @@ export const probe = (config: ProbeConfig, sampler: ProbeService): Connection.At
   Effect.gen(function*() {
     const intervalMs = millis(config.probeInterval)
     const stallMs = millis(config.stallTimeout)
+    const target: Watchdog.ProbeTarget = { stats: () => conn.unsafeStats().transport }
     const loop = Effect.gen(function*() {
       let maxAcked = -1
       let rowSeen = false // the kernel listed this socket at least once
@@ -313,10 +314,10 @@ export const probe = (config: ProbeConfig, sampler: ProbeService): Connection.At
         yield* sleepMillis(now - before)
         const stats = conn.unsafeStats()
         if (stats.state === "Closed") return
-        const sample = yield* sampler.sample(conn.transport, now)
+        const sample = yield* sampler.sample(target, now)
         // "skipped": the sampler saw no need for kernel figures (nothing in flight, reads flowing): Node's view
         const row = sample === "absent" || sample === "skipped" ? undefined : sample
-        const t = conn.transport.stats()
+        const t = conn.unsafeStats().transport
         // a connected socket without a row: the kernel dropped the connection (reset, timeout). The sampler
         // says so itself ("absent": no row, from the first probe on), or a sampler that only gives rows
         // stops listing a socket it listed before. A socket paused by backpressure sees the peer's RST only

@@ -124,7 +124,7 @@ export const heartbeatOf = (
  */
 export const heartbeat = (options: WS.HeartbeatOptions): Connection.Attachment => (conn) =>
   Effect.suspend(() => {
-    const handle = wsTransport.handleOf(conn.transport)
+    const handle = wsTransport.handleOfConnection(conn.connection)
     if (handle === undefined) return Effect.void
     const interval = Duration.decode(options.interval)
     const timeout = Duration.decode(options.timeout ?? options.interval)

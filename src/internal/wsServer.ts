@@ -22,6 +22,7 @@ import type * as Transport from "../Transport.js"
 import type * as WS from "../WebSocket.js"
 import { makeCore } from "./listenerCore.js"
 import { formatAddress, listen } from "./listenerNet.js"
+import { transportOf } from "./connection.js"
 import { connectionOptions, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_PAYLOAD, heartbeatOf } from "./wsClient.js"
 import * as wsTransport from "./wsTransport.js"
 
@@ -116,7 +117,7 @@ export const serve = <E, R, RU>(
         // sessions close with 1001 Going Away (unless the application already chose a code)
         for (const t of live) wsTransport.handleOf(t)?.setCloseFrame(1001, "server shutdown", false)
       }
-    }, (conn) => handler(conn, requests.get(conn.transport)!), sessionTag)
+    }, (conn) => handler(conn, requests.get(transportOf(conn)!)!), sessionTag)
 
     // every socket holds a seat from TCP accept (the HTTP request may never come: slowloris), bounded by
     // upgradeTimeout until the 101

@@ -19,6 +19,7 @@ import { FrameError } from "../Framing.js"
 import type { ControlLane, Transport, TransportState, TransportStats } from "../Transport.js"
 import { TransportError } from "../Transport.js"
 import * as Inbound from "./inbound.js"
+import { transportOf } from "./connection.js"
 import type { CloseInfo } from "./wsCloseInfo.js"
 import { errorCode } from "./netTransport.js"
 
@@ -53,7 +54,11 @@ export interface WsHandle {
 const handles = new WeakMap<Transport, WsHandle>()
 
 /** @internal */
-export const handleOf = (t: Transport): WsHandle | undefined => handles.get(t)
+export const handleOf = (t: Transport | undefined): WsHandle | undefined => t === undefined ? undefined : handles.get(t)
+
+/** The WebSocket handle of a connection (undefined when it is not over a WebSocket). @internal */
+export const handleOfConnection = (conn: object): WsHandle | undefined =>
+  handleOf(transportOf(conn))
 
 const statusOf = (err: Error): number => {
   for (const s of Object.getOwnPropertySymbols(err)) {
@@ -327,6 +332,8 @@ export const make = (
     remoteAddress: address(socket.remoteAddress, socket.remotePort),
     localAddress: address(socket.localAddress, socket.localPort),
     read,
+    unsafePoll: inbound.poll,
+    unsafeOnReadable: inbound.onReadable,
     write,
     shutdownWrite,
     destroy,

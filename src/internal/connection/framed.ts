@@ -1,0 +1,210 @@
+/**
+ * `Framed.fromTransport`: a byte transport and a codec as the message seam a connection's single
+ * writer and push reader work on. Encodes a batch into as few buffers as possible (one syscall),
+ * remembers the batch in flight so that a close can split it at the byte the kernel accepted, and
+ * decodes inbound bytes in the reader's callback.
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Framed from "../../Framed.js"
+import type * as Framing from "../../Framing.js"
+import { TransportError } from "../../Transport.js"
+import type * as Transport from "../../Transport.js"
+import { Encoded } from "./models.js"
+
+/** Frames at least this large are written from their own buffer instead of being copied into a pack. */
+const PACK_LIMIT = 64 * 1024
+/** Fallback reader (a transport without `unsafePoll`): chunks held before it stops pulling. */
+const FALLBACK_HWM = 256 * 1024
+
+/**
+ * A push reader over a transport that only has the pulling `read`: one fiber pulls into a bounded
+ * buffer (it stops pulling above the high-water mark, so the transport's own backpressure applies).
+ */
+const pullingReader = (transport: Transport.Transport): Effect.Effect<{
+  readonly poll: () => ReadonlyArray<Uint8Array> | TransportError | undefined
+  readonly onReadable: (wake: () => void) => void
+}, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    let chunks: Array<Uint8Array> = []
+    let bytes = 0
+    let end: ReadonlyArray<Uint8Array> | TransportError | undefined
+    let wake: (() => void) | undefined
+    let resumePull: (() => void) | undefined
+    const room = Effect.async<void>((resume) => {
+      if (bytes < FALLBACK_HWM) return resume(Effect.void)
+      resumePull = () => resume(Effect.void)
+    })
+    const pull: Effect.Effect<void> = Effect.zipRight(
+      room,
+      Effect.matchEffect(transport.read, {
+        onFailure: (e) => Effect.sync(() => {
+          end = e
+          wake?.()
+        }),
+        onSuccess: (cs) =>
+          Effect.suspend(() => {
+            if (cs.length === 0) {
+              end = []
+              wake?.()
+              return Effect.void
+            }
+            for (const c of cs) {
+              chunks.push(c)
+              bytes += c.length
+            }
+            wake?.()
+            return pull
+          })
+      })
+    )
+    yield* Effect.forkScoped(pull)
+    return {
+      poll: () => {
+        if (chunks.length > 0) {
+          const out = chunks
+          chunks = []
+          bytes = 0
+          const r = resumePull
+          resumePull = undefined
+          r?.()
+          return out
+        }
+        return end
+      },
+      onReadable: (w) => {
+        wake = w
+      }
+    }
+  })
+
+/** @internal */
+export const fromTransport = <In, Out>(
+  transport: Transport.Transport,
+  codec: Framing.Codec<In, Out>
+): Effect.Effect<Framed.Framed<In, Out>, never, Scope.Scope> =>
+  Effect.map(
+    transport.unsafePoll !== undefined && transport.unsafeOnReadable !== undefined
+      ? Effect.succeed({ poll: transport.unsafePoll, onReadable: transport.unsafeOnReadable })
+      : pullingReader(transport),
+    (reader) => {
+      const weight = (o: Out | Encoded<Out>): number => (o instanceof Encoded ? o.bytes.length : codec.encodedLength(o))
+
+      // ---- write side ----
+      const encodeBatch = (batch: ReadonlyArray<Out | Encoded<Out>>): Array<Uint8Array> => {
+        const chunks: Array<Uint8Array> = []
+        let runStart = 0
+        let runBytes = 0
+        const flushRun = (end: number) => {
+          if (end === runStart) return
+          if (end - runStart === 1) {
+            const o = batch[runStart]!
+            if (o instanceof Encoded) chunks.push(o.bytes)
+            else {
+              const buf = Buffer.allocUnsafe(runBytes)
+              codec.encodeInto(o, buf, 0)
+              chunks.push(buf)
+            }
+          } else {
+            const buf = Buffer.allocUnsafe(runBytes)
+            let off = 0
+            for (let i = runStart; i < end; i++) {
+              const o = batch[i]!
+              if (o instanceof Encoded) {
+                buf.set(o.bytes, off)
+                off += o.bytes.length
+              } else off = codec.encodeInto(o, buf, off)
+            }
+            chunks.push(buf)
+          }
+        }
+        for (let i = 0; i < batch.length; i++) {
+          const o = batch[i]!
+          const w = weight(o)
+          if (w >= PACK_LIMIT) {
+            flushRun(i)
+            if (o instanceof Encoded) chunks.push(o.bytes)
+            else for (const c of codec.encodeChunks(o)) chunks.push(c)
+            runStart = i + 1
+            runBytes = 0
+          } else runBytes += w
+        }
+        flushRun(batch.length)
+        return chunks
+      }
+      let lastBatch: ReadonlyArray<Out | Encoded<Out>> | undefined
+      let lastChunks: ReadonlyArray<Uint8Array> | undefined
+      const write = (batch: ReadonlyArray<Out | Encoded<Out>>): Effect.Effect<number, TransportError> =>
+        Effect.suspend(() => {
+          const chunks = encodeBatch(batch)
+          lastBatch = batch
+          lastChunks = chunks
+          let bytes = 0
+          for (const c of chunks) bytes += c.length
+          return Effect.as(transport.write(chunks), bytes)
+        })
+      const unsafeSplit = (batch: ReadonlyArray<Out | Encoded<Out>>): Framed.Split => {
+        const accepted = batch !== lastBatch || lastChunks === undefined
+          ? 0
+          : (transport.unsafeKernelAccepted?.(lastChunks) ?? 0)
+        let offset = 0
+        let written = 0
+        let truncated = false
+        for (const o of batch) {
+          const end = offset + weight(o)
+          if (end <= accepted) written++
+          else {
+            truncated = offset < accepted
+            break
+          }
+          offset = end
+        }
+        return { written, truncated, bytes: truncated ? accepted : offset }
+      }
+
+      // ---- read side ----
+      const decoder = codec.makeDecoder()
+      let decoding = true
+      let ended = false
+      const unsafeRead = (out: Array<In>): Framed.ReadResult => {
+        if (ended) return "eof"
+        const r = reader.poll()
+        if (r === undefined) return "pending"
+        if (r instanceof TransportError) return r
+        if (r.length === 0) {
+          ended = true // the next call answers "eof"
+          const err = decoding && decoder.decodeEof !== undefined ? decoder.decodeEof(out) : undefined
+          return err ?? "eof"
+        }
+        let bytes = 0
+        for (const c of r) bytes += c.length
+        if (!decoding) return bytes // a framing error ended decoding: discard until EOF
+        for (const c of r) {
+          const err = decoder.decode(c, out)
+          if (err) {
+            decoding = false
+            return err
+          }
+        }
+        return bytes
+      }
+      return {
+        kind: transport.kind,
+        remoteAddress: transport.remoteAddress,
+        localAddress: transport.localAddress,
+        codec,
+        check: codec.check,
+        weight,
+        write,
+        unsafeSplit,
+        unsafeRead,
+        unsafeOnReadable: reader.onReadable,
+        control: transport.control,
+        shutdownWrite: transport.shutdownWrite,
+        destroy: transport.destroy,
+        stats: transport.stats,
+        transport
+      }
+    }
+  )

@@ -1,0 +1,156 @@
+/**
+ * The single writer: the only code that writes to the framed seam. It runs only while there is
+ * work — started by the first frame (or control write) queued after it stopped, it takes batches
+ * until the queue is empty and ends — so an idle connection parks no writer fiber. Each write,
+ * data or control, has a fresh deadline (`writeTimeout`), enforced by one deadline fiber that
+ * lives while writes happen and ends after a quiet `writeTimeout`.
+ * @internal
+ */
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
+import * as DR from "../../DisconnectReason.js"
+import * as Metrics from "../../Metrics.js"
+import type * as Transport from "../../Transport.js"
+import type { Core, Outbound } from "./state.js"
+import { reportDepth } from "./state.js"
+
+/** Called when the writer must end the connection (I/O error, write deadline). @internal */
+export type Fail = (reason: DR.DisconnectReason) => void
+
+const writeTimeoutReason = <In, Out>(core: Core<In, Out>) =>
+  DR.WriteTimeout({ timeout: core.settings.writeTimeout, queuedBytes: core.framed.stats().queuedBytes })
+
+/** The deadline fiber's loop: sleeps until the deadline of the write in progress, re-reads, ends when quiet. */
+const deadlineLoop = <In, Out>(core: Core<In, Out>, timeoutNanos: bigint, fail: Fail): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const now = core.clock.unsafeCurrentTimeNanos()
+    const started = core.writeStartedAt
+    if (started !== undefined) {
+      const left = started + timeoutNanos - now
+      if (left > 0n) return Effect.zipRight(Effect.sleep(Duration.nanos(left)), deadlineLoop(core, timeoutNanos, fail))
+      core.deadline = undefined
+      fail(writeTimeoutReason(core))
+      return Effect.void
+    }
+    // no write in progress: stay for one quiet writeTimeout (back-to-back writes reuse this fiber), then end
+    const quietUntil = core.lastWriteEnd + timeoutNanos
+    if (core.writer === undefined && quietUntil <= now) {
+      core.deadline = undefined
+      return Effect.void
+    }
+    const wait = quietUntil > now ? quietUntil - now : timeoutNanos
+    return Effect.zipRight(Effect.sleep(Duration.nanos(wait)), deadlineLoop(core, timeoutNanos, fail))
+  })
+
+const beginWrite = <In, Out>(core: Core<In, Out>, fail: Fail): void => {
+  core.writeStartedAt = core.clock.unsafeCurrentTimeNanos()
+  const t = core.settings.writeTimeoutNanos
+  if (t !== undefined && core.deadline === undefined) {
+    core.deadline = core.run(core.annotate(deadlineLoop(core, t, fail)))
+  }
+}
+const endWrite = <In, Out>(core: Core<In, Out>): bigint => {
+  const now = core.clock.unsafeCurrentTimeNanos()
+  core.writeStartedAt = undefined
+  core.lastWriteEnd = now
+  return now
+}
+
+const writeBatch = <In, Out>(core: Core<In, Out>, batch: ReadonlyArray<Outbound<Out>>, fail: Fail) =>
+  Effect.suspend(() => {
+    core.inFlight = batch
+    reportDepth(core)
+    beginWrite(core, fail)
+    const startedNanos = core.writeStartedAt!
+    return Effect.map(core.framed.write(batch), (bytes) => {
+      const nowNanos = endWrite(core)
+      core.inFlight = undefined
+      core.framesOut += batch.length
+      core.bytesOut += bytes
+      core.lastWriteAt = Number(nowNanos / 1_000_000n)
+      const tags = core.labels.tags
+      Metrics.framesOut.unsafeUpdate(batch.length, tags)
+      Metrics.bytesOut.unsafeUpdate(bytes, tags)
+      Metrics.writeLatency.unsafeUpdate(Number(nowNanos - startedNanos) / 1e9, tags)
+    })
+  })
+
+const writeControl = <In, Out>(
+  core: Core<In, Out>,
+  pending: ReadonlyArray<Effect.Effect<void, Transport.TransportError>>,
+  fail: Fail
+): Effect.Effect<void, Transport.TransportError> =>
+  Effect.forEach(pending, (w) =>
+    Effect.suspend(() => {
+      beginWrite(core, fail)
+      return Effect.tap(w, () => {
+        endWrite(core)
+      })
+    }), { discard: true })
+
+/** The writer stopped (nothing queued, or failed): clear it and release a waiting drain. */
+const stop = <In, Out>(core: Core<In, Out>): void => {
+  core.writer = undefined
+  if (core.idle !== undefined) {
+    Deferred.unsafeDone(core.idle, Effect.void)
+    core.idle = undefined
+  }
+}
+
+const loop = <In, Out>(core: Core<In, Out>, fail: Fail): Effect.Effect<void, Transport.TransportError> =>
+  Effect.suspend(() => {
+    if (core.writerStopped) {
+      stop(core)
+      return Effect.void
+    }
+    const control = core.controlPending ? core.framed.control?.unsafeTake() : undefined
+    core.controlPending = false
+    if (control !== undefined && control.length > 0) {
+      return Effect.zipRight(writeControl(core, control, fail), loop(core, fail))
+    }
+    const batch = core.queue.unsafeTakeUpTo(core.settings.maxBatchFrames, core.settings.maxBatchBytes)
+    if (batch.length === 0) {
+      stop(core)
+      return Effect.void
+    }
+    return Effect.zipRight(writeBatch(core, batch, fail), loop(core, fail))
+  })
+
+/**
+ * Starts the writer if it is not running and there is work. Synchronous, so that the sender's
+ * commit and the start are one step: called after every commit to the queue, and by the
+ * transport's control lane.
+ * @internal
+ */
+export const kick = <In, Out>(core: Core<In, Out>, fail: Fail): void => {
+  if (core.writer !== undefined || core.writerStopped) return
+  if (core.queue.size() === 0 && !core.controlPending) return
+  const run = loop(core, fail).pipe(
+    Effect.catchAll((e) =>
+      Effect.sync(() => {
+        core.writeStartedAt = undefined
+        core.writerStopped = true
+        stop(core)
+        fail(DR.IoError({ message: e.message, code: e.code }))
+      })
+    )
+  )
+  core.writer = core.run(core.annotate(Effect.withScheduler(run, core.settings.scheduler)))
+}
+
+/** Completes when the writer has nothing left to do (or has failed). @internal */
+export const awaitIdle = <In, Out>(core: Core<In, Out>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (core.writer === undefined) return Effect.void
+    const idle = core.idle ?? (core.idle = Deferred.unsafeMake<void>(FiberId.none))
+    return Deferred.await(idle)
+  })
+
+/** Whether the writer may still do something (running or about to be started). @internal */
+export const busy = <In, Out>(core: Core<In, Out>): boolean =>
+  !core.writerStopped && (core.writer !== undefined || core.queue.size() > 0 || core.controlPending)
+
+/** Writer steps for the timeout reason at close. @internal */
+export { writeTimeoutReason }
