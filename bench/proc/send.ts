@@ -65,6 +65,51 @@ const rawStream = async (frames: number, size: number, perWrite: number) => {
   finish({ startAt, sentAt, frames })
 }
 
+/**
+ * One write per frame (one Buffer each), corked per tick: the first write of a
+ * tick calls `cork()` and schedules `process.nextTick(uncork)`, so every frame
+ * written in the same tick leaves in one writev — what a careful Node user,
+ * ioredis or nats.js does. Backpressure as in `rawStream`: when `write`
+ * returns false, wait for 'drain' (the pending uncork flushes the buffer).
+ */
+const rawCorkTick = async (frames: number, size: number) => {
+  const socket = await connectRaw()
+  const frameBytes = size + 4
+  let corked = false
+  const uncork = () => {
+    corked = false
+    socket.uncork()
+  }
+  const write = (buf: Buffer): boolean => {
+    if (!corked) {
+      corked = true
+      socket.cork()
+      process.nextTick(uncork)
+    }
+    return socket.write(buf)
+  }
+  let i = 0
+  const startAt = nowNs()
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject)
+    const pump = () => {
+      while (i < frames) {
+        const buf = Buffer.allocUnsafe(frameBytes)
+        writeFrame(buf, 0, i++, size)
+        if (!write(buf)) {
+          socket.once("drain", pump)
+          return
+        }
+      }
+      resolve()
+    }
+    pump()
+  })
+  const sentAt = nowNs()
+  await endRaw(socket)
+  finish({ startAt, sentAt, frames })
+}
+
 /** Like `rawStream` with one frame per write, but each frame as two chunks (header, payload) through cork/uncork (writev), `perWrite` frames per writev. */
 const rawWritev = async (frames: number, size: number, perWrite: number) => {
   const socket = await connectRaw()
@@ -661,6 +706,8 @@ const main = async () => {
   switch (params.variant) {
     case "raw-write":
       return rawStream(frames, size, 1)
+    case "raw-cork-tick":
+      return rawCorkTick(frames, size)
     case "raw-packed":
       return rawStream(frames, size, num(params, "perWrite", 256))
     case "raw-writev":
