@@ -19,6 +19,13 @@ export * as Connection from "./Connection.js"
 export * as DisconnectReason from "./DisconnectReason.js"
 
 /**
+ * The message seam between a byte transport and a connection.
+ *
+ * @since 0.3.0
+ */
+export * as Framed from "./Framed.js"
+
+/**
  * Incremental frame codecs.
  *
  * @since 0.1.0
