@@ -546,7 +546,7 @@ export const serve = <E, R, RU = never>(
   options: ServerOptions<RU>,
   handler: (conn: Connection.Connection, request: UpgradeRequest) => Effect.Effect<void, E, R>
 ): Effect.Effect<Listener.Server, Listener.ListenerError, Scope.Scope | Exclude<R, Listener.Session> | RU> =>
-  internalServer.serve(options, handler, Listener.Session)
+  internalServer.serve(options, handler)
 
 /**
  * A WebSocket server as a Layer providing {@link Listener.Listener}.
