@@ -308,9 +308,9 @@ export const Session: Context.Tag<Session, Session> = internalListener.Session
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import { Framing, Listener } from "effect-tether"
+ * import { type Connection, Framing, Listener } from "effect-tether"
  *
- * const handler = (conn: import("effect-tether").Connection.Connection) =>
+ * const handler = (conn: Connection.Connection) =>
  *   Effect.gen(function*() {
  *     const hello = yield* Stream.runHead(conn.incoming) // the client's hello
  *     yield* Listener.handshakeDone
@@ -456,9 +456,9 @@ export const layer = <E, R>(
  * @example
  * ```ts
  * import { Config, Effect, Layer, Stream } from "effect"
- * import { Listener, Settings } from "effect-tether"
+ * import { type Connection, Listener, Settings } from "effect-tether"
  *
- * const echo = (conn: import("effect-tether").Connection.Connection) =>
+ * const echo = (conn: Connection.Connection) =>
  *   Stream.runForEach(conn.incoming, (frame) => conn.send(frame)).pipe(Effect.orDie)
  *
  * const FromEnv = Listener.layerConfig(Settings.listener, echo) // TETHER_LISTENER_PORT, …
