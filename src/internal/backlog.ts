@@ -51,7 +51,7 @@ export class BacklogFull extends Data.TaggedError("BacklogFull")<{
 }
 
 /** @internal */
-export const Event = Data.taggedEnum<Backlog.Event>()
+export const Event: Data.TaggedEnum.Constructor<Backlog.Event> = Data.taggedEnum<Backlog.Event>()
 
 /** @internal */
 export const defaults = {

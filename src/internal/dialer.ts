@@ -42,10 +42,10 @@ export const TypeId: Dialer.TypeId = Symbol.for("tether/Dialer") as Dialer.TypeI
 export const isDialer = (u: unknown): u is Dialer.Dialer => Predicate.hasProperty(u, TypeId)
 
 /** @internal */
-export const Decision = Data.taggedEnum<Dialer.Decision>()
+export const Decision: Data.TaggedEnum.Constructor<Dialer.Decision> = Data.taggedEnum<Dialer.Decision>()
 
 /** @internal */
-export const Event = Data.taggedEnum<Dialer.Event>()
+export const Event: Data.TaggedEnum.Constructor<Dialer.Event> = Data.taggedEnum<Dialer.Event>()
 
 /** @internal */
 export class DialerStopped extends Data.TaggedError("DialerStopped")<{ readonly reason: string }> {

@@ -51,7 +51,7 @@ export class DuplicatePeer extends Data.TaggedError("DuplicatePeer")<{
 }
 
 /** @internal */
-export const Event = Data.taggedEnum<Hub.Event>()
+export const Event: Data.TaggedEnum.Constructor<Hub.Event> = Data.taggedEnum<Hub.Event>()
 
 /** @internal */
 export class HubTag extends Context.Tag("tether/Hub")<HubTag, Hub.Hub>() {}

@@ -7,7 +7,7 @@ import * as Data from "effect/Data"
 import type * as WS from "../WebSocket.js"
 
 /** @internal */
-export const Message = Data.taggedEnum<WS.Message>()
+export const Message: Data.TaggedEnum.Constructor<WS.Message> = Data.taggedEnum<WS.Message>()
 
 /** @internal */
 export class UpgradeRejected extends Data.TaggedError("UpgradeRejected")<{
