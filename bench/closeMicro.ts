@@ -13,7 +13,6 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Path from "node:path"
 import { pathToFileURL } from "node:url"
-import type * as TetherIndex from "../src/index.js"
 import type * as CoreModule from "../src/internal/listenerCore.js"
 import type * as MemoryModule from "../src/internal/memoryTransport.js"
 import { buildTether } from "./lib/build.js"
@@ -21,7 +20,6 @@ import { buildTether } from "./lib/build.js"
 // the compiled library, as the bench children load it (tsx adds a `__name` call per closure)
 const entry = buildTether()
 const load = <A>(rel: string): Promise<A> => import(pathToFileURL(Path.join(Path.dirname(entry), rel)).href) as Promise<A>
-const { Listener } = await load<typeof TetherIndex>("index.js")
 const { makeCore } = await load<typeof CoreModule>("internal/listenerCore.js")
 const { memoryPair } = await load<typeof MemoryModule>("internal/memoryTransport.js")
 
@@ -36,8 +34,7 @@ const program = Effect.scoped(Effect.gen(function*() {
       connection: { lingerTimeout: stubborn ? "60 seconds" : "200 millis" },
       stopAccepting: () => {}
     },
-    (conn) => (process.env.HANDLER === "closed" ? conn.closed : Stream.runDrain(conn.incoming)),
-    Listener.Session
+    (conn) => (process.env.HANDLER === "closed" ? conn.closed : Stream.runDrain(conn.incoming))
   )
   const server = core.server({ host: "mem", port: 0 })
   for (let i = 0; i < n; i++) {

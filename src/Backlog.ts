@@ -17,7 +17,7 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
+import type * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -43,17 +43,22 @@ import * as internal from "./internal/backlog.js"
  * @since 0.1.0
  * @category errors
  */
-export class BacklogFull extends Data.TaggedError("BacklogFull")<{
-  readonly reason: "maxMessages" | "maxBytes"
-  /** Frames held when the offer was refused. */
-  readonly messages: number
-  /** Payload bytes held when the offer was refused. */
-  readonly bytes: number
-}> {
-  override get message() {
-    return `backlog full (${this.reason}): ${this.messages} frames, ${this.bytes} bytes held`
-  }
-}
+export const BacklogFull: typeof internal.BacklogFull = internal.BacklogFull
+
+/**
+ * The instance type of {@link BacklogFull}.
+ *
+ * @example
+ * ```ts
+ * import type { Backlog } from "effect-tether"
+ *
+ * const describe = (e: Backlog.BacklogFull) => `${e.reason}: ${e.messages} frames, ${e.bytes} bytes`
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type BacklogFull = internal.BacklogFull
 
 /**
  * What happens to an offer when the backlog is full.
@@ -126,7 +131,7 @@ export type Event = Data.TaggedEnum<{
  * @since 0.1.0
  * @category constructors
  */
-export const Event = Data.taggedEnum<Event>()
+export const Event: Data.TaggedEnum.Constructor<Event> = internal.Event
 
 /**
  * Backlog bounds and policy. Every option has a default.

@@ -35,10 +35,10 @@
  */
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
+import type * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
+import type * as Inspectable from "effect/Inspectable"
 import type * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Queue from "effect/Queue"
@@ -86,7 +86,7 @@ export type Decision = Data.TaggedEnum<{
  * @since 0.1.0
  * @category constructors
  */
-export const Decision = Data.taggedEnum<Decision>()
+export const Decision: Data.TaggedEnum.Constructor<Decision> = internal.Decision
 
 /**
  * A send on a dialer that has stopped (or is stopping). `reason` is why.
@@ -103,11 +103,22 @@ export const Decision = Data.taggedEnum<Decision>()
  * @since 0.1.0
  * @category errors
  */
-export class DialerStopped extends Data.TaggedError("DialerStopped")<{ readonly reason: string }> {
-  override get message() {
-    return `dialer stopped: ${this.reason}`
-  }
-}
+export const DialerStopped: typeof internal.DialerStopped = internal.DialerStopped
+
+/**
+ * The instance type of {@link DialerStopped}.
+ *
+ * @example
+ * ```ts
+ * import type { Dialer } from "effect-tether"
+ *
+ * const why = (e: Dialer.DialerStopped) => e.reason
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type DialerStopped = internal.DialerStopped
 
 /**
  * Where the dialer's loop is.
@@ -200,7 +211,7 @@ export type Event = Data.TaggedEnum<{
  * @since 0.1.0
  * @category constructors
  */
-export const Event = Data.taggedEnum<Event>()
+export const Event: Data.TaggedEnum.Constructor<Event> = internal.Event
 
 /**
  * Handed to the session along with the connection.
@@ -311,6 +322,36 @@ export interface Options<E = never, R = never> {
 }
 
 /**
+ * The unique identifier of a {@link Dialer}: every dialer carries it, so {@link isDialer} can tell one.
+ *
+ * @example
+ * ```ts
+ * import { Dialer } from "effect-tether"
+ *
+ * const hasId = (u: object) => Dialer.TypeId in u
+ * ```
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export const TypeId: unique symbol = internal.TypeId
+
+/**
+ * The type of {@link TypeId}.
+ *
+ * @example
+ * ```ts
+ * import type { Dialer } from "effect-tether"
+ *
+ * type Id = Dialer.TypeId
+ * ```
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export type TypeId = typeof TypeId
+
+/**
  * A dialer. Make one with {@link make} (in a scope) or {@link layer}.
  *
  * @example
@@ -330,7 +371,8 @@ export interface Options<E = never, R = never> {
  * @since 0.1.0
  * @category models
  */
-export interface Dialer {
+export interface Dialer extends Inspectable.Inspectable {
+  readonly [TypeId]: TypeId
   readonly id: string
   /** The codec shared by every connection of this dialer. */
   readonly codec: Framing.Codec
@@ -364,6 +406,29 @@ export interface Dialer {
 }
 
 /**
+ * Whether `u` is a {@link Dialer}. A dialer is also Inspectable: `toJSON`, `toString` and Node's inspect show its
+ * id, status, attempt and connect counts and backlog depth, never its internals.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Dialer, Transport } from "effect-tether"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const dialer = yield* Dialer.make({ id: "upstream", connect: Effect.map(Transport.memoryPair(), ([near]) => near) })
+ *     Dialer.isDialer(dialer) // true
+ *     yield* Effect.log(dialer.toJSON()) // { _id: "Dialer", id: "upstream", status: ..., backlog: { ... } }
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isDialer: (u: unknown) => u is Dialer = internal.isDialer
+
+/**
  * The service tag of a {@link Dialer}.
  *
  * @example
@@ -377,7 +442,23 @@ export interface Dialer {
  * @since 0.1.0
  * @category tags
  */
-export class Tag extends Context.Tag("tether/Dialer")<Tag, Dialer>() {}
+export const Tag: typeof internal.DialerTag = internal.DialerTag
+
+/**
+ * The identifier type of {@link Tag} (what a layer providing a dialer provides).
+ *
+ * @example
+ * ```ts
+ * import type { Layer } from "effect"
+ * import type { Dialer } from "effect-tether"
+ *
+ * type DialerLayer = Layer.Layer<Dialer.Tag>
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export type Tag = internal.DialerTag
 
 /**
  * Starts a dialer in the current scope. Closing the scope stops it (the live
@@ -419,8 +500,7 @@ export const make: <E = never, R = never>(options: Options<E, R>) => Effect.Effe
  * @since 0.1.0
  * @category layers
  */
-export const layer = <E = never, R = never>(options: Options<E, R>): Layer.Layer<Tag, never, R> =>
-  internal.layer(Tag, options)
+export const layer: <E = never, R = never>(options: Options<E, R>) => Layer.Layer<Tag, never, R> = internal.layer
 
 /**
  * A {@link Dialer} layer, its options read from Config when the layer is built

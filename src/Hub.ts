@@ -20,9 +20,9 @@
  */
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
+import type * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
+import type * as Inspectable from "effect/Inspectable"
 import type * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Queue from "effect/Queue"
@@ -51,15 +51,22 @@ import * as internal from "./internal/hub.js"
  * @since 0.1.0
  * @category errors
  */
-export class UnknownPeer extends Data.TaggedError("UnknownPeer")<{
-  readonly key: string
-  /** Never registered, or gone (an inbound peer that disconnected, a stopped or removed dialer). */
-  readonly reason: "NotRegistered"
-}> {
-  override get message() {
-    return `unknown peer: ${this.key}`
-  }
-}
+export const UnknownPeer: typeof internal.UnknownPeer = internal.UnknownPeer
+
+/**
+ * The instance type of {@link UnknownPeer}.
+ *
+ * @example
+ * ```ts
+ * import type { Hub } from "effect-tether"
+ *
+ * const which = (e: Hub.UnknownPeer) => e.key
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type UnknownPeer = internal.UnknownPeer
 
 /**
  * A peer is already registered under `key` (or the hub is closing).
@@ -74,14 +81,22 @@ export class UnknownPeer extends Data.TaggedError("UnknownPeer")<{
  * @since 0.1.0
  * @category errors
  */
-export class DuplicatePeer extends Data.TaggedError("DuplicatePeer")<{
-  readonly key: string
-  readonly reason: "AlreadyRegistered" | "HubClosing"
-}> {
-  override get message() {
-    return this.reason === "HubClosing" ? `hub closing: cannot add ${this.key}` : `peer already registered: ${this.key}`
-  }
-}
+export const DuplicatePeer: typeof internal.DuplicatePeer = internal.DuplicatePeer
+
+/**
+ * The instance type of {@link DuplicatePeer}.
+ *
+ * @example
+ * ```ts
+ * import type { Hub } from "effect-tether"
+ *
+ * const why = (e: Hub.DuplicatePeer) => `${e.key}: ${e.reason}`
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type DuplicatePeer = internal.DuplicatePeer
 
 /**
  * Why a send to one peer failed.
@@ -166,7 +181,7 @@ export type Event = Data.TaggedEnum<{
  * @since 0.1.0
  * @category constructors
  */
-export const Event = Data.taggedEnum<Event>()
+export const Event: Data.TaggedEnum.Constructor<Event> = internal.Event
 
 /**
  * Outbound (a dialer the hub owns) or inbound (an accepted connection it watches).
@@ -248,6 +263,36 @@ export interface Options {
 }
 
 /**
+ * The unique identifier of a {@link Hub}: every hub carries it, so {@link isHub} can tell one.
+ *
+ * @example
+ * ```ts
+ * import { Hub } from "effect-tether"
+ *
+ * const hasId = (u: object) => Hub.TypeId in u
+ * ```
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export const TypeId: unique symbol = internal.TypeId
+
+/**
+ * The type of {@link TypeId}.
+ *
+ * @example
+ * ```ts
+ * import type { Hub } from "effect-tether"
+ *
+ * type Id = Hub.TypeId
+ * ```
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export type TypeId = typeof TypeId
+
+/**
  * A hub. Make one with {@link make} (in a scope) or {@link layer}.
  *
  * @example
@@ -269,7 +314,8 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export interface Hub {
+export interface Hub extends Inspectable.Inspectable {
+  readonly [TypeId]: TypeId
   /** The broadcast wire format. */
   readonly codec: Framing.Codec
   /** Starts a dialer owned by the hub (its `id` defaults to the key). */
@@ -293,6 +339,29 @@ export interface Hub {
 }
 
 /**
+ * Whether `u` is a {@link Hub}. A hub is also Inspectable: `toJSON`, `toString` and Node's inspect show its wire
+ * format and its peers (key and kind), never its internals.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Hub } from "effect-tether"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const hub = yield* Hub.make()
+ *     Hub.isHub(hub) // true
+ *     yield* Effect.log(hub.toJSON()) // { _id: "Hub", codec: "lengthPrefixed", peers: [] }
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isHub: (u: unknown) => u is Hub = internal.isHub
+
+/**
  * The service tag of a {@link Hub}.
  *
  * @example
@@ -306,7 +375,23 @@ export interface Hub {
  * @since 0.1.0
  * @category tags
  */
-export class Tag extends Context.Tag("tether/Hub")<Tag, Hub>() {}
+export const Tag: typeof internal.HubTag = internal.HubTag
+
+/**
+ * The identifier type of {@link Tag} (what a layer providing a hub provides).
+ *
+ * @example
+ * ```ts
+ * import type { Layer } from "effect"
+ * import type { Hub } from "effect-tether"
+ *
+ * type HubLayer = Layer.Layer<Hub.Tag>
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export type Tag = internal.HubTag
 
 /**
  * Makes a hub in the current scope. Closing the scope stops its dialers (their
@@ -342,7 +427,7 @@ export const make: (options?: Options) => Effect.Effect<Hub, never, Scope.Scope>
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<Tag> => internal.layer(Tag, options)
+export const layer: (options?: Options) => Layer.Layer<Tag> = internal.layer
 
 /**
  * A {@link Hub} layer, its options read from Config when the layer is built

@@ -20,10 +20,10 @@
  */
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
+import type * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
@@ -31,6 +31,7 @@ import type * as Stream from "effect/Stream"
 import type * as Tls from "node:tls"
 import type * as Connection from "./Connection.js"
 import * as cfg from "./internal/config.js"
+import * as internalListener from "./internal/listener.js"
 import * as internal from "./internal/listenerNet.js"
 import type * as Transport from "./Transport.js"
 
@@ -50,12 +51,22 @@ import type * as Transport from "./Transport.js"
  * @since 0.1.0
  * @category errors
  */
-export class ListenerError extends Data.TaggedError("ListenerError")<{
-  readonly reason: "Bind"
-  readonly message: string
-  readonly code?: string | undefined
-  readonly cause?: unknown
-}> {}
+export const ListenerError: typeof internalListener.ListenerError = internalListener.ListenerError
+
+/**
+ * The instance type of {@link ListenerError}.
+ *
+ * @example
+ * ```ts
+ * import type { Listener } from "effect-tether"
+ *
+ * const describe = (e: Listener.ListenerError) => `${e.reason}: ${e.code ?? e.message}`
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ListenerError = internalListener.ListenerError
 
 /**
  * What the registry says about a session: `Handshaking` until the handler
@@ -165,6 +176,36 @@ export interface ShutdownReport {
 }
 
 /**
+ * The unique identifier of a {@link Server}: every server handle carries it, so {@link isServer} can tell one.
+ *
+ * @example
+ * ```ts
+ * import { Listener } from "effect-tether"
+ *
+ * const hasId = (u: object) => Listener.TypeId in u
+ * ```
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export const TypeId: unique symbol = internalListener.TypeId
+
+/**
+ * The type of {@link TypeId}.
+ *
+ * @example
+ * ```ts
+ * import type { Listener } from "effect-tether"
+ *
+ * type Id = Listener.TypeId
+ * ```
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export type TypeId = typeof TypeId
+
+/**
  * A running server.
  *
  * @example
@@ -179,7 +220,8 @@ export interface ShutdownReport {
  * @since 0.1.0
  * @category models
  */
-export interface Server {
+export interface Server extends Inspectable.Inspectable {
+  readonly [TypeId]: TypeId
   /** The bound address (the real port when `port: 0` was asked for). */
   readonly address: { readonly host: string; readonly port: number }
   /** A fresh snapshot of the registry. */
@@ -197,6 +239,29 @@ export interface Server {
    */
   readonly shutdown: Effect.Effect<ShutdownReport>
 }
+
+/**
+ * Whether `u` is a {@link Server} (what {@link serve} returns, and `WebSocket.serve` too). A server is also
+ * Inspectable: `toJSON`, `toString` and Node's inspect show its address and {@link Stats}, never its internals.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Listener } from "effect-tether"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const server = yield* Listener.serve({ port: 0 }, () => Effect.void)
+ *     Listener.isServer(server) // true
+ *     yield* Effect.log(server.toJSON()) // { _id: "Server", address: { ... }, stats: { active: 0, ... } }
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isServer: (u: unknown) => u is Server = internalListener.isServer
 
 /**
  * The session a handler runs in (provided to the handler).
@@ -234,7 +299,7 @@ export interface Session {
  * @since 0.1.0
  * @category tags
  */
-export const Session: Context.Tag<Session, Session> = Context.GenericTag<Session>("tether/Listener/Session")
+export const Session: Context.Tag<Session, Session> = internalListener.Session
 
 /**
  * Marks the current session's protocol handshake as complete. Without it, a
@@ -326,7 +391,7 @@ export interface Options extends Omit<Connection.Options, "id">, Transport.Socke
 export const serve = <E, R>(
   options: Options,
   handler: (conn: Connection.Connection) => Effect.Effect<void, E, R>
-): Effect.Effect<Server, ListenerError, Scope.Scope | Exclude<R, Session>> => internal.serve(options, handler, Session)
+): Effect.Effect<Server, ListenerError, Scope.Scope | Exclude<R, Session>> => internal.serve(options, handler)
 
 /**
  * The server as a service.
@@ -342,7 +407,23 @@ export const serve = <E, R>(
  * @since 0.1.0
  * @category tags
  */
-export class Listener extends Context.Tag("tether/Listener")<Listener, Server>() {}
+export const Listener: typeof internalListener.ListenerTag = internalListener.ListenerTag
+
+/**
+ * The identifier type of the {@link Listener} tag (what a server layer provides).
+ *
+ * @example
+ * ```ts
+ * import type { Layer } from "effect"
+ * import type { Listener } from "effect-tether"
+ *
+ * type ServerLayer = Layer.Layer<Listener.Listener, Listener.ListenerError>
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export type Listener = internalListener.ListenerTag
 
 /**
  * A server as a Layer: it listens while the layer is alive and shuts down

@@ -14,6 +14,7 @@ import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 
 /**
@@ -82,7 +83,7 @@ export interface StopGate<R> {
  * @category constructors
  */
 export const unsafeMake = <R>(): StopGate<R> => {
-  const deferred = Deferred.unsafeMake<R>(undefined as never)
+  const deferred = Deferred.unsafeMake<R>(FiberId.none)
   let reason: Option.Option<R> = Option.none()
   const listeners = new Set<(reason: R) => void>()
   return {

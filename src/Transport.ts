@@ -13,7 +13,6 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -24,6 +23,7 @@ import type * as Net from "node:net"
 import type * as Tls from "node:tls"
 import * as memory from "./internal/memoryTransport.js"
 import * as net from "./internal/netTransport.js"
+import * as internalError from "./internal/transportError.js"
 
 /**
  * A transport-level failure.
@@ -38,12 +38,13 @@ import * as net from "./internal/netTransport.js"
  * @since 0.1.0
  * @category errors
  */
-export class TransportError extends Data.TaggedError("TransportError")<{
-  readonly reason: "Connect" | "ConnectTimeout" | "Read" | "Write" | "Shutdown" | "Closed"
-  readonly message: string
-  readonly code?: string | undefined
-  readonly cause?: unknown
-}> {}
+export const TransportError: typeof internalError.TransportError = internalError.TransportError
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type TransportError = internalError.TransportError
 
 /**
  * Lifecycle of the underlying socket as the transport sees it.

@@ -19,12 +19,10 @@
  *
  * @since 0.1.0
  */
-import * as Config from "effect/Config"
-import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
+import type * as Config from "effect/Config"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
 import type * as Connection from "./Connection.js"
-import * as cfg from "./internal/config.js"
 import * as probe from "./internal/tcpProbe.js"
 import * as internal from "./internal/watchdog.js"
 import type * as Transport from "./Transport.js"
@@ -332,9 +330,22 @@ export const makeProcNetProbe = (files?: ReadonlyArray<string>): TcpProbeService
  * @since 0.1.0
  * @category services
  */
-export class TcpProbe extends Context.Reference<TcpProbe>()("tether/Watchdog/TcpProbe", {
-  defaultValue: (): TcpProbeService => probe.makeProcNetSampler()
-}) {}
+export const TcpProbe: typeof internal.TcpProbe = internal.TcpProbe
+
+/**
+ * The identifier type of the {@link TcpProbe} reference.
+ *
+ * @example
+ * ```ts
+ * import type { Watchdog } from "effect-tether"
+ *
+ * type Probe = Watchdog.TcpProbe // the reference's identifier; its service is a Watchdog.TcpProbeService
+ * ```
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export type TcpProbe = internal.TcpProbe
 
 /**
  * Parses the text of `/proc/net/tcp` or `/proc/net/tcp6` into {@link TcpInfo} rows.
@@ -413,39 +424,7 @@ export interface SendStallOptions {
 export const sendStallConfig: Config.Config<{
   readonly stallTimeout: Duration.Duration
   readonly probeInterval: Duration.Duration
-}> = Config.all({
-  stallTimeout: cfg.duration("TETHER_STALL_TIMEOUT").pipe(
-    Config.withDefault(Duration.decode(internal.defaults.stallTimeout))
-  ),
-  probeInterval: cfg.duration("TETHER_PROBE_INTERVAL").pipe(
-    Config.withDefault(Duration.decode(internal.defaults.probeInterval))
-  )
-})
-
-const probeAttachment = (
-  options: SendStallOptions | undefined,
-  stall: boolean,
-  peerGone: boolean
-): Connection.Attachment =>
-(conn) =>
-  Effect.gen(function*() {
-    const fromEnv = options?.stallTimeout !== undefined && options.probeInterval !== undefined
-      ? undefined
-      : yield* sendStallConfig.pipe(
-        Effect.tapError((e) => Effect.logWarning(`watchdog: invalid probe settings, using defaults: ${e}`)),
-        Effect.orElseSucceed(() => ({
-          stallTimeout: Duration.decode(internal.defaults.stallTimeout),
-          probeInterval: Duration.decode(internal.defaults.probeInterval)
-        }))
-      )
-    const sampler = yield* TcpProbe
-    yield* internal.probe({
-      probeInterval: options?.probeInterval ?? fromEnv!.probeInterval,
-      stallTimeout: options?.stallTimeout ?? fromEnv!.stallTimeout,
-      stall,
-      peerGone
-    }, sampler)(conn)
-  })
+}> = internal.sendStallConfig
 
 /**
  * The send-stall reaper. Every `probeInterval` it samples the bytes queued
@@ -472,7 +451,7 @@ const probeAttachment = (
  * @since 0.1.0
  * @category constructors
  */
-export const sendStall = (options?: SendStallOptions): Connection.Attachment => probeAttachment(options, true, false)
+export const sendStall = (options?: SendStallOptions): Connection.Attachment => internal.probeAttachment(options, true, false)
 
 /**
  * Peer-close detection from outside the read path: at the next probe after the
@@ -500,7 +479,7 @@ export const sendStall = (options?: SendStallOptions): Connection.Attachment => 
  * @category constructors
  */
 export const peerGone = (options?: Pick<SendStallOptions, "probeInterval">): Connection.Attachment =>
-  probeAttachment(options, false, true)
+  internal.probeAttachment(options, false, true)
 
 /**
  * {@link sendStall} and {@link peerGone} in one probe fiber (one sample per tick).
@@ -515,7 +494,7 @@ export const peerGone = (options?: Pick<SendStallOptions, "probeInterval">): Con
  * @since 0.1.0
  * @category constructors
  */
-export const reaper = (options?: SendStallOptions): Connection.Attachment => probeAttachment(options, true, true)
+export const reaper = (options?: SendStallOptions): Connection.Attachment => internal.probeAttachment(options, true, true)
 
 /**
  * Options of {@link defaults}: `false` leaves a watchdog out.

@@ -21,7 +21,7 @@
  */
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Data from "effect/Data"
+import type * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -35,6 +35,7 @@ import type * as Framing from "./Framing.js"
 import * as cfg from "./internal/config.js"
 import * as internalClient from "./internal/wsClient.js"
 import * as internalServer from "./internal/wsServer.js"
+import * as internalModels from "./internal/webSocket.js"
 import type * as internalCloseInfo from "./internal/wsCloseInfo.js"
 import * as internal from "./internal/wsTransport.js"
 import * as Listener from "./Listener.js"
@@ -76,7 +77,7 @@ export type Message = Data.TaggedEnum<{
  * @since 0.1.0
  * @category constructors
  */
-export const Message = Data.taggedEnum<Message>()
+export const Message: Data.TaggedEnum.Constructor<Message> = internalModels.Message
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -464,10 +465,22 @@ export interface UpgradeRequest {
  * @since 0.1.0
  * @category errors
  */
-export class UpgradeRejected extends Data.TaggedError("UpgradeRejected")<{
-  readonly status: number
-  readonly message: string
-}> {}
+export const UpgradeRejected: typeof internalModels.UpgradeRejected = internalModels.UpgradeRejected
+
+/**
+ * The instance type of {@link UpgradeRejected}.
+ *
+ * @example
+ * ```ts
+ * import type { WebSocket } from "effect-tether"
+ *
+ * const answer = (e: WebSocket.UpgradeRejected) => `${e.status} ${e.message}`
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type UpgradeRejected = internalModels.UpgradeRejected
 
 /**
  * Options of the WebSocket server. Every {@link Connection.Options} field
@@ -546,7 +559,7 @@ export const serve = <E, R, RU = never>(
   options: ServerOptions<RU>,
   handler: (conn: Connection.Connection, request: UpgradeRequest) => Effect.Effect<void, E, R>
 ): Effect.Effect<Listener.Server, Listener.ListenerError, Scope.Scope | Exclude<R, Listener.Session> | RU> =>
-  internalServer.serve(options, handler, Listener.Session)
+  internalServer.serve(options, handler)
 
 /**
  * A WebSocket server as a Layer providing {@link Listener.Listener}.

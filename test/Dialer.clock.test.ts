@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Deferred, Effect, Fiber, Option, Queue, Schedule, Stream, TestClock } from "effect"
 import { Dialer, Framing, SessionSchedule } from "effect-tether"
+import * as Util from "node:util"
 import * as Testing from "effect-tether/testing"
 import { memoryServer, receivedFrames, settle } from "./helpers/dial.js"
 
@@ -342,5 +343,36 @@ describe("Dialer (TestClock)", () => {
       yield* settle
       expect(receivedFrames(got)).toEqual(["via layer"])
       expect(got.destroyed()).toBe(true) // the layer's scope closed: graceful close, the peer answered FIN
+    }))
+
+  it.scoped("a dialer is told by Dialer.isDialer, and shows its id and state (toJSON, toString, inspect), not its internals", () =>
+    Effect.gen(function*() {
+      const server = yield* memoryServer()
+      server.setRefusing(true)
+      const dialer = yield* Dialer.make({ id: "upstream", connect: server.connect, backoff: Schedule.spaced("1 second") })
+      yield* awaitStatus(dialer, "Backoff")
+      yield* dialer.send(utf8("held"))
+      expect(Dialer.isDialer(dialer)).toBe(true)
+      expect(dialer[Dialer.TypeId]).toBe(Dialer.TypeId)
+      for (const other of [undefined, null, 1, "dialer", {}, { id: "upstream" }, { ...dialer }]) {
+        expect(Dialer.isDialer(other)).toBe(false)
+      }
+      const json = dialer.toJSON()
+      expect(json).toEqual({
+        _id: "Dialer",
+        id: "upstream",
+        status: "Backoff",
+        attempts: 1,
+        connects: 0,
+        backlog: { messages: 1, bytes: 4 }
+      })
+      // the same view everywhere, and no closure or Effect leaks into it
+      expect(JSON.parse(JSON.stringify(dialer))).toEqual(json)
+      expect(JSON.parse(String(dialer))).toEqual(json)
+      expect(Util.inspect(dialer)).toBe(Util.inspect(json))
+      server.setRefusing(false)
+      yield* TestClock.adjust("1 second")
+      yield* awaitStatus(dialer, "Connected")
+      expect(dialer.toJSON()).toMatchObject({ status: "Connected", attempts: 2, connects: 1, backlog: { messages: 0 } })
     }))
 })

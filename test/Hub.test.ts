@@ -5,6 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Queue, Schedule, TestClock } from "effect"
 import { Connection, Dialer, Framing, Hub, Transport } from "effect-tether"
+import * as Util from "node:util"
 import { memoryServer, receivedFrames, settle } from "./helpers/dial.js"
 
 const utf8 = Framing.utf8
@@ -203,5 +204,32 @@ describe("Hub", () => {
         return yield* hub.keys
       }).pipe(Effect.scoped, Effect.provide(Hub.layer()))
       expect(keys).toEqual(["x"])
+    }))
+
+  it.scoped("a hub is told by Hub.isHub, and shows its wire format and peers (toJSON, toString, inspect)", () =>
+    Effect.gen(function*() {
+      const hub = yield* Hub.make()
+      expect(Hub.isHub(hub)).toBe(true)
+      expect(hub[Hub.TypeId]).toBe(Hub.TypeId)
+      for (const other of [undefined, null, 0, "hub", {}, { codec: hub.codec }, { ...hub }]) {
+        expect(Hub.isHub(other)).toBe(false)
+      }
+      expect(hub.toJSON()).toEqual({ _id: "Hub", codec: hub.codec.name, peers: [] })
+      const a = yield* inbound()
+      yield* hub.addInbound("in", a.conn)
+      const server = yield* memoryServer()
+      const dialer = yield* hub.addDialer("out", { connect: server.connect })
+      expect(Dialer.isDialer(dialer)).toBe(true)
+      expect(Hub.isHub(dialer)).toBe(false)
+      expect(Dialer.isDialer(hub)).toBe(false)
+      const json = hub.toJSON()
+      expect(json).toEqual({
+        _id: "Hub",
+        codec: hub.codec.name,
+        peers: [{ key: "in", kind: "inbound" }, { key: "out", kind: "outbound" }]
+      })
+      expect(JSON.parse(JSON.stringify(hub))).toEqual(json)
+      expect(JSON.parse(String(hub))).toEqual(json)
+      expect(Util.inspect(hub)).toBe(Util.inspect(json))
     }))
 })

@@ -6,6 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Option, Schedule, Stream, TestClock } from "effect"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
+import * as Util from "node:util"
 import type { Connection, DisconnectReason } from "effect-tether"
 import { Framing, Listener, Watchdog } from "effect-tether"
 import * as Testing from "effect-tether/testing"
@@ -277,5 +278,28 @@ describe("Listener", () => {
       yield* registryUntil(server, (rows) => rows.length === 0).pipe(Effect.timeout("5 seconds"))
       expect((yield* server.stats)).toMatchObject({ accepted: 2, completed: 2, active: 0 })
     }).pipe(Effect.scoped))
-})
 
+  it.live("a server is told by Listener.isServer, and shows its address and counters (toJSON, toString, inspect)", () =>
+    Effect.gen(function*() {
+      const server = yield* Listener.serve({ port: 0 }, (conn) => Stream.runDrain(conn.incoming).pipe(Effect.ignore))
+      expect(Listener.isServer(server)).toBe(true)
+      expect(server[Listener.TypeId]).toBe(Listener.TypeId)
+      for (const other of [undefined, null, 0, "server", {}, { address: server.address }, { ...server }]) {
+        expect(Listener.isServer(other)).toBe(false)
+      }
+      const c = yield* connect(server.address.port)
+      yield* registryUntil(server, (rows) => rows.length === 1).pipe(Effect.timeout("5 seconds"))
+      const json = server.toJSON()
+      expect(json).toEqual({
+        _id: "Server",
+        address: { host: "127.0.0.1", port: server.address.port },
+        stats: { ...server.unsafeStats(), active: 1, accepted: 1, completed: 0 }
+      })
+      expect(JSON.parse(JSON.stringify(server))).toEqual(json)
+      expect(JSON.parse(String(server))).toEqual(json)
+      expect(Util.inspect(server)).toBe(Util.inspect(json))
+      c.socket.end()
+      yield* registryUntil(server, (rows) => rows.length === 0).pipe(Effect.timeout("5 seconds"))
+      expect(server.toJSON()).toMatchObject({ stats: { active: 0, completed: 1 } })
+    }).pipe(Effect.scoped))
+})

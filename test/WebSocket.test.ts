@@ -94,6 +94,10 @@ describe("WebSocket server (raw client)", () => {
       const rows = yield* server.sessions
       expect(rows.map((r) => r.state)).toEqual(["Active"])
       expect(ws.parseError).toBeUndefined()
+      // a WebSocket server is a Listener.Server like any other, and shows its address and counters
+      expect(Listener.isServer(server)).toBe(true)
+      expect(server.toJSON()).toEqual({ _id: "Server", address: server.address, stats: server.unsafeStats() })
+      expect(server.unsafeStats()).toMatchObject({ active: 1, accepted: 1 })
     }).pipe(Effect.scoped))
 
   it.scoped("stale deadline: idle far beyond writeTimeout, then a ping → pong, session survives (twice)", () =>

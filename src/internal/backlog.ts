@@ -31,11 +31,27 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as MetricLabel from "effect/MetricLabel"
 import type * as Scope from "effect/Scope"
+import * as Data from "effect/Data"
 import type * as Backlog from "../Backlog.js"
-import { BacklogFull, Event } from "../Backlog.js"
 import { Encoded } from "../Connection.js"
 import * as Metrics from "../Metrics.js"
 import { macrotask } from "./scheduler.js"
+
+/** @internal */
+export class BacklogFull extends Data.TaggedError("BacklogFull")<{
+  readonly reason: "maxMessages" | "maxBytes"
+  /** Frames held when the offer was refused. */
+  readonly messages: number
+  /** Payload bytes held when the offer was refused. */
+  readonly bytes: number
+}> {
+  override get message() {
+    return `backlog full (${this.reason}): ${this.messages} frames, ${this.bytes} bytes held`
+  }
+}
+
+/** @internal */
+export const Event: Data.TaggedEnum.Constructor<Backlog.Event> = Data.taggedEnum<Backlog.Event>()
 
 /** @internal */
 export const defaults = {

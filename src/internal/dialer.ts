@@ -7,14 +7,18 @@
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as PubSub from "effect/PubSub"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
@@ -23,7 +27,6 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Backlog from "../Backlog.js"
 import * as Connection from "../Connection.js"
 import type * as Dialer from "../Dialer.js"
-import { Decision, DialerStopped, Event } from "../Dialer.js"
 import * as DR from "../DisconnectReason.js"
 import type { DisconnectReason } from "../DisconnectReason.js"
 import * as Framing from "../Framing.js"
@@ -31,6 +34,54 @@ import * as Metrics from "../Metrics.js"
 import * as SessionSchedule from "../SessionSchedule.js"
 import * as StopGate from "../StopGate.js"
 import * as Transport from "../Transport.js"
+
+/** @internal */
+export const TypeId: Dialer.TypeId = Symbol.for("tether/Dialer") as Dialer.TypeId
+
+/** @internal */
+export const isDialer = (u: unknown): u is Dialer.Dialer => Predicate.hasProperty(u, TypeId)
+
+/** @internal */
+export const Decision: Data.TaggedEnum.Constructor<Dialer.Decision> = Data.taggedEnum<Dialer.Decision>()
+
+/** @internal */
+export const Event: Data.TaggedEnum.Constructor<Dialer.Event> = Data.taggedEnum<Dialer.Event>()
+
+/** @internal */
+export class DialerStopped extends Data.TaggedError("DialerStopped")<{ readonly reason: string }> {
+  override get message() {
+    return `dialer stopped: ${this.reason}`
+  }
+}
+
+/** @internal */
+export class DialerTag extends Context.Tag("tether/Dialer")<DialerTag, Dialer.Dialer>() {}
+
+/**
+ * What a dialer shows of itself (`toJSON`, `toString`, Node's inspect): its id and where its loop is, not its
+ * closures.
+ */
+const DialerProto: Pick<Dialer.Dialer, typeof TypeId | "toJSON" | "toString" | typeof Inspectable.NodeInspectSymbol> =
+  {
+    [TypeId]: TypeId,
+    toJSON(this: Dialer.Dialer) {
+      const stats = this.unsafeStats()
+      return {
+        _id: "Dialer",
+        id: this.id,
+        status: stats.status,
+        attempts: stats.attempts,
+        connects: stats.connects,
+        backlog: { messages: stats.backlogMessages, bytes: stats.backlogBytes }
+      }
+    },
+    toString(this: Dialer.Dialer) {
+      return Inspectable.format(this.toJSON())
+    },
+    [Inspectable.NodeInspectSymbol](this: Dialer.Dialer) {
+      return this.toJSON()
+    }
+  }
 
 /** @internal */
 export const defaults = {
@@ -60,7 +111,7 @@ const sendItem = (conn: Connection.Connection, item: Backlog.Item) =>
   item instanceof Connection.Encoded ? conn.sendEncoded(item) : conn.send(item)
 
 type PhaseEnd =
-  | { readonly _tag: "Decided"; readonly decision: Decision }
+  | { readonly _tag: "Decided"; readonly decision: Dialer.Decision }
   | { readonly _tag: "WindowEnd" }
   | { readonly _tag: "Stopping" }
 
@@ -428,7 +479,7 @@ export const make = <E, R>(
         return Deferred.await(outcomeDeferred)
       })
 
-    const dialer: Dialer.Dialer = {
+    const dialer: Dialer.Dialer = Object.assign(Object.create(DialerProto), {
       id,
       codec,
       send,
@@ -448,12 +499,10 @@ export const make = <E, R>(
         backlogMessages: backlog.size(),
         backlogBytes: backlog.bytes()
       })
-    }
+    } satisfies Omit<Dialer.Dialer, keyof typeof DialerProto>)
     return dialer
   })
 
 /** @internal */
-export const layer = <E, R>(
-  tag: import("effect/Context").Tag<Dialer.Tag, Dialer.Dialer>,
-  options: Dialer.Options<E, R>
-): Layer.Layer<Dialer.Tag, never, R> => Layer.scoped(tag, make(options))
+export const layer = <E, R>(options: Dialer.Options<E, R>): Layer.Layer<DialerTag, never, R> =>
+  Layer.scoped(DialerTag, make(options))

@@ -3,13 +3,17 @@
  * watches), addressed one by one or all at once with one shared buffer.
  * @internal
  */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as FiberMap from "effect/FiberMap"
 import * as FiberSet from "effect/FiberSet"
+import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as PubSub from "effect/PubSub"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -18,7 +22,39 @@ import * as Dialer from "../Dialer.js"
 import * as DR from "../DisconnectReason.js"
 import * as Framing from "../Framing.js"
 import type * as Hub from "../Hub.js"
-import { DuplicatePeer, Event, UnknownPeer } from "../Hub.js"
+
+/** @internal */
+export const TypeId: Hub.TypeId = Symbol.for("tether/Hub") as Hub.TypeId
+
+/** @internal */
+export const isHub = (u: unknown): u is Hub.Hub => Predicate.hasProperty(u, TypeId)
+
+/** @internal */
+export class UnknownPeer extends Data.TaggedError("UnknownPeer")<{
+  readonly key: string
+  /** Never registered, or gone (an inbound peer that disconnected, a stopped or removed dialer). */
+  readonly reason: "NotRegistered"
+}> {
+  override get message() {
+    return `unknown peer: ${this.key}`
+  }
+}
+
+/** @internal */
+export class DuplicatePeer extends Data.TaggedError("DuplicatePeer")<{
+  readonly key: string
+  readonly reason: "AlreadyRegistered" | "HubClosing"
+}> {
+  override get message() {
+    return this.reason === "HubClosing" ? `hub closing: cannot add ${this.key}` : `peer already registered: ${this.key}`
+  }
+}
+
+/** @internal */
+export const Event: Data.TaggedEnum.Constructor<Hub.Event> = Data.taggedEnum<Hub.Event>()
+
+/** @internal */
+export class HubTag extends Context.Tag("tether/Hub")<HubTag, Hub.Hub>() {}
 
 /** What an inbound peer cannot have decoded: the frame cut in the middle, if any, then the undelivered ones (as the Dialer requeues). */
 const resendable = (o: Connection.CloseOutcome): ReadonlyArray<Uint8Array> =>
@@ -32,6 +68,30 @@ export const defaults = {
 type Peer =
   | { readonly kind: "outbound"; readonly dialer: Dialer.Dialer; readonly scope: Scope.CloseableScope }
   | { readonly kind: "inbound"; readonly conn: Connection.Connection }
+
+/** The hub's peer table, for `toJSON` (not part of the public shape). */
+const peersKey: unique symbol = Symbol("tether/Hub/peers")
+interface HubImpl extends Hub.Hub {
+  readonly [peersKey]: ReadonlyMap<string, Peer>
+}
+
+/** What a hub shows of itself (`toJSON`, `toString`, Node's inspect): its wire format and its peers' keys and kinds. */
+const HubProto: Pick<HubImpl, typeof TypeId | "toJSON" | "toString" | typeof Inspectable.NodeInspectSymbol> = {
+  [TypeId]: TypeId,
+  toJSON(this: HubImpl) {
+    return {
+      _id: "Hub",
+      codec: this.codec.name,
+      peers: Array.from(this[peersKey], ([key, p]) => ({ key, kind: p.kind }))
+    }
+  },
+  toString(this: HubImpl) {
+    return Inspectable.format(this.toJSON())
+  },
+  [Inspectable.NodeInspectSymbol](this: HubImpl) {
+    return this.toJSON()
+  }
+}
 
 const sameWire = (a: Framing.Codec, b: Framing.Codec) =>
   a === b || (a.name === b.name && a.maxFrameBytes === b.maxFrameBytes)
@@ -215,7 +275,8 @@ export const make = (options?: Hub.Options): Effect.Effect<Hub.Hub, never, Scope
       })
     )
 
-    const hub: Hub.Hub = {
+    const hub: Hub.Hub = Object.assign(Object.create(HubProto), {
+      [peersKey]: peers,
       codec,
       addDialer,
       addInbound,
@@ -235,12 +296,9 @@ export const make = (options?: Hub.Options): Effect.Effect<Hub.Hub, never, Scope
         }),
       events: Stream.fromPubSub(pubsub),
       subscribe: PubSub.subscribe(pubsub)
-    }
+    } satisfies Omit<HubImpl, keyof typeof HubProto>)
     return hub
   })
 
 /** @internal */
-export const layer = (
-  tag: import("effect/Context").Tag<Hub.Tag, Hub.Hub>,
-  options?: Hub.Options
-): Layer.Layer<Hub.Tag> => Layer.scoped(tag, make(options))
+export const layer = (options?: Hub.Options): Layer.Layer<HubTag> => Layer.scoped(HubTag, make(options))

@@ -8,7 +8,7 @@
  */
 import * as Effect from "effect/Effect"
 import type { TransportState } from "../Transport.js"
-import { TransportError } from "../Transport.js"
+import { TransportError } from "./transportError.js"
 
 /** @internal */
 export interface Inbound {

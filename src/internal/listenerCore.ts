@@ -22,6 +22,7 @@ import * as DR from "../DisconnectReason.js"
 import type * as Listener from "../Listener.js"
 import type * as Transport from "../Transport.js"
 import { make as makeConnection } from "./connection.js"
+import { makeServer, Session } from "./listener.js"
 import { macrotask } from "./scheduler.js"
 
 /** @internal */
@@ -155,8 +156,7 @@ export class Registry {
 /** @internal */
 export const makeCore = <E, R, RA>(
   options: CoreOptions,
-  handler: (conn: Connection.Connection) => Effect.Effect<void, E, R>,
-  sessionTag: typeof Listener.Session
+  handler: (conn: Connection.Connection) => Effect.Effect<void, E, R>
 ): Effect.Effect<Core<RA>, never, Scope.Scope | Exclude<R, Listener.Session> | RA> =>
   Effect.gen(function*() {
     const maxConnections = options.maxConnections ?? defaults.maxConnections
@@ -245,7 +245,7 @@ export const makeCore = <E, R, RA>(
         // that ignores the close is interrupted, so a seat is never held for long by a dead session.
         yield* Effect.raceFirst(
           handler(conn).pipe(
-            Effect.provideService(sessionTag, info),
+            Effect.provideService(Session, info),
             Effect.catchAllCause((cause) => {
               if (Cause.isInterruptedOnly(cause)) return Effect.void
               // a send on a closed connection is how most handlers learn of the close: not a failure
@@ -355,15 +355,16 @@ export const makeCore = <E, R, RA>(
     )
     yield* Effect.addFinalizer(() => shutdown)
 
-    const server = (address: { readonly host: string; readonly port: number }): Listener.Server => ({
-      address,
-      sessions: Effect.sync(registry.snapshot),
-      sessionChanges: registry.changes,
-      connection: (id) => Effect.sync(() => Option.fromNullable(entries.get(id)?.conn)),
-      stats: Effect.sync(stats),
-      unsafeStats: stats,
-      shutdown
-    })
+    const server = (address: { readonly host: string; readonly port: number }): Listener.Server =>
+      makeServer({
+        address,
+        sessions: Effect.sync(registry.snapshot),
+        sessionChanges: registry.changes,
+        connection: (id) => Effect.sync(() => Option.fromNullable(entries.get(id)?.conn)),
+        stats: Effect.sync(stats),
+        unsafeStats: stats,
+        shutdown
+      })
 
     return { unsafeAccept, unsafeHasSeat, unsafeRefuse, server, shutdown }
   })

@@ -10,8 +10,8 @@ import * as Net from "node:net"
 import * as Tls from "node:tls"
 import type * as Connection from "../Connection.js"
 import type * as Listener from "../Listener.js"
-import { ListenerError } from "../Listener.js"
 import * as Transport from "../Transport.js"
+import { ListenerError } from "./listener.js"
 import { makeCore } from "./listenerCore.js"
 import { errorCode } from "./netTransport.js"
 
@@ -64,8 +64,7 @@ export const listen = (
 /** @internal */
 export const serve = <E, R>(
   options: Listener.Options,
-  handler: (conn: Connection.Connection) => Effect.Effect<void, E, R>,
-  sessionTag: typeof Listener.Session
+  handler: (conn: Connection.Connection) => Effect.Effect<void, E, R>
 ): Effect.Effect<Listener.Server, ListenerError, Scope.Scope | Exclude<R, Listener.Session>> =>
   Effect.gen(function*() {
     const {
@@ -97,7 +96,7 @@ export const serve = <E, R>(
       stopAccepting: () => {
         if (server.listening) server.close()
       }
-    }, handler, sessionTag)
+    }, handler)
     const kind = tls === undefined ? "tcp" as const : "tls" as const
     server.on(tls === undefined ? "connection" : "secureConnection", (socket: Net.Socket) => {
       socket.on("error", () => {}) // reported through the transport; never an unhandled 'error'

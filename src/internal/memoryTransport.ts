@@ -13,7 +13,7 @@ import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type { MemoryPeer, Transport, TransportStats } from "../Transport.js"
-import { TransportError } from "../Transport.js"
+import { TransportError } from "./transportError.js"
 
 interface PendingWrite {
   /** The array given to `write` (the identity `unsafeKernelAccepted` asks about). */

@@ -8,7 +8,7 @@ import type * as Scope from "effect/Scope"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
 import type { SocketOptions, Transport, TransportState, TransportStats } from "../Transport.js"
-import { TransportError } from "../Transport.js"
+import { TransportError } from "./transportError.js"
 import * as Inbound from "./inbound.js"
 
 const DEFAULT_READ_HWM = 256 * 1024

@@ -6,6 +6,8 @@
  * @internal
  */
 import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -17,7 +19,9 @@ import * as DR from "../DisconnectReason.js"
 import * as Metrics from "../Metrics.js"
 import type { DisconnectReason } from "../DisconnectReason.js"
 import type * as Watchdog from "../Watchdog.js"
+import * as cfg from "./config.js"
 import type { Sample } from "./tcpProbe.js"
+import * as tcpProbe from "./tcpProbe.js"
 
 /** @internal */
 export const defaults = {
@@ -381,4 +385,48 @@ export const probe = (config: ProbeConfig, sampler: ProbeService): Connection.At
       }
     })
     yield* Effect.forkScoped(loop)
+  })
+
+/** @internal */
+export class TcpProbe extends Context.Reference<TcpProbe>()("tether/Watchdog/TcpProbe", {
+  defaultValue: (): Watchdog.TcpProbeService => tcpProbe.makeProcNetSampler()
+}) {}
+
+/** @internal */
+export const sendStallConfig: Config.Config<{
+  readonly stallTimeout: Duration.Duration
+  readonly probeInterval: Duration.Duration
+}> = Config.all({
+  stallTimeout: cfg.duration("TETHER_STALL_TIMEOUT").pipe(
+    Config.withDefault(Duration.decode(defaults.stallTimeout))
+  ),
+  probeInterval: cfg.duration("TETHER_PROBE_INTERVAL").pipe(
+    Config.withDefault(Duration.decode(defaults.probeInterval))
+  )
+})
+
+/** sendStall / peerGone / reaper: the probe settings (explicit, else from Config), the TcpProbe, one probe fiber. @internal */
+export const probeAttachment = (
+  options: Watchdog.SendStallOptions | undefined,
+  stall: boolean,
+  peerGone: boolean
+): Connection.Attachment =>
+(conn) =>
+  Effect.gen(function*() {
+    const fromEnv = options?.stallTimeout !== undefined && options.probeInterval !== undefined
+      ? undefined
+      : yield* sendStallConfig.pipe(
+        Effect.tapError((e) => Effect.logWarning(`watchdog: invalid probe settings, using defaults: ${e}`)),
+        Effect.orElseSucceed(() => ({
+          stallTimeout: Duration.decode(defaults.stallTimeout),
+          probeInterval: Duration.decode(defaults.probeInterval)
+        }))
+      )
+    const sampler = yield* TcpProbe
+    yield* probe({
+      probeInterval: options?.probeInterval ?? fromEnv!.probeInterval,
+      stallTimeout: options?.stallTimeout ?? fromEnv!.stallTimeout,
+      stall,
+      peerGone
+    }, sampler)(conn)
   })

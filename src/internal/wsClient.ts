@@ -11,7 +11,7 @@ import type * as Connection from "../Connection.js"
 import * as ConnectionModule from "../Connection.js"
 import * as DR from "../DisconnectReason.js"
 import type * as Transport from "../Transport.js"
-import { TransportError } from "../Transport.js"
+import { TransportError } from "./transportError.js"
 import type * as WS from "../WebSocket.js"
 import * as wsTransport from "./wsTransport.js"
 

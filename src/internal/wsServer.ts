@@ -17,9 +17,9 @@ import type * as Net from "node:net"
 import { WebSocketServer } from "ws"
 import type * as Connection from "../Connection.js"
 import type * as Listener from "../Listener.js"
-import type { ListenerError } from "../Listener.js"
 import type * as Transport from "../Transport.js"
 import type * as WS from "../WebSocket.js"
+import type { ListenerError } from "./listener.js"
 import { makeCore } from "./listenerCore.js"
 import { formatAddress, listen } from "./listenerNet.js"
 import { transportOf } from "./connection.js"
@@ -56,8 +56,7 @@ const keyOf = (socket: Net.Socket) => `${socket.remoteAddress}|${socket.remotePo
 /** @internal */
 export const serve = <E, R, RU>(
   options: WS.ServerOptions<RU>,
-  handler: (conn: Connection.Connection, request: WS.UpgradeRequest) => Effect.Effect<void, E, R>,
-  sessionTag: typeof Listener.Session
+  handler: (conn: Connection.Connection, request: WS.UpgradeRequest) => Effect.Effect<void, E, R>
 ): Effect.Effect<Listener.Server, ListenerError, Scope.Scope | Exclude<R, Listener.Session> | RU> =>
   Effect.gen(function*() {
     const {
@@ -117,7 +116,7 @@ export const serve = <E, R, RU>(
         // sessions close with 1001 Going Away (unless the application already chose a code)
         for (const t of live) wsTransport.handleOf(t)?.setCloseFrame(1001, "server shutdown", false)
       }
-    }, (conn) => handler(conn, requests.get(transportOf(conn)!)!), sessionTag)
+    }, (conn) => handler(conn, requests.get(transportOf(conn)!)!))
 
     // every socket holds a seat from TCP accept (the HTTP request may never come: slowloris), bounded by
     // upgradeTimeout until the 101

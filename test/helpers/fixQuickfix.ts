@@ -5,7 +5,7 @@
  * The binary is compiled once per source version into the OS temp dir (keyed
  * by a hash of the source and config) and reused by every test and run.
  */
-import { Deferred, Duration, Effect } from "effect"
+import { Deferred, Duration, Effect, FiberId } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
@@ -83,7 +83,7 @@ export const runAcceptor = (binary: string) =>
       const waiters: Array<{ pattern: RegExp; done: Deferred.Deferred<string> }> = []
       let partial = ""
       let stderr = ""
-      const exited = Deferred.unsafeMake<number | null>(undefined as never)
+      const exited = Deferred.unsafeMake<number | null>(FiberId.none)
       child.stdout.setEncoding("utf8")
       child.stdout.on("data", (chunk: string) => {
         partial += chunk
@@ -106,7 +106,7 @@ export const runAcceptor = (binary: string) =>
         Effect.suspend(() => {
           const seen = lines.find((l) => pattern.test(l))
           if (seen !== undefined) return Effect.succeed(seen)
-          const done = Deferred.unsafeMake<string>(undefined as never)
+          const done = Deferred.unsafeMake<string>(FiberId.none)
           waiters.push({ pattern, done })
           return Deferred.await(done).pipe(
             Effect.timeoutFail({

@@ -1,7 +1,7 @@
 /**
  * Records FIX session events and lets a test wait (bounded) for one.
  */
-import { Deferred, Duration, Effect } from "effect"
+import { Deferred, Duration, Effect, FiberId } from "effect"
 import { get, type Message, show, Tag } from "../../examples/fix/codec.js"
 import type { SessionEvent } from "../../examples/fix/session.js"
 
@@ -52,7 +52,7 @@ export const makeRecorder = (): Recorder => {
       Effect.suspend(() => {
         const seen = events.find(predicate)
         if (seen !== undefined) return Effect.succeed(seen)
-        const done = Deferred.unsafeMake<SessionEvent>(undefined as never)
+        const done = Deferred.unsafeMake<SessionEvent>(FiberId.none)
         waiters.push({ predicate, done })
         return Deferred.await(done).pipe(
           Effect.timeoutFail({

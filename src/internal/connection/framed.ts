@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Framed from "../../Framed.js"
 import type * as Framing from "../../Framing.js"
-import { TransportError } from "../../Transport.js"
+import { TransportError } from "../transportError.js"
 import type * as Transport from "../../Transport.js"
 import { Encoded } from "./models.js"
 

@@ -8,7 +8,7 @@ import type * as Connection from "../../Connection.js"
 import type { DisconnectReason } from "../../DisconnectReason.js"
 
 /** @internal */
-export const TypeId: unique symbol = Symbol.for("effect-tether/Connection")
+export const TypeId: unique symbol = Symbol.for("tether/Connection")
 
 /** @internal */
 export type TypeId = typeof TypeId
