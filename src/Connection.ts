@@ -191,6 +191,8 @@ export interface Stats {
   readonly bytesOut: number
   /** Frames accepted but not yet taken by the writer. */
   readonly queueDepth: number
+  /** Wire bytes of the frames in the send queue. (since 0.3.0) */
+  readonly queueBytes: number
   /** Clock millis of the last inbound bytes (connection start if none). */
   readonly lastReadAt: number
   /** Clock millis of the last completed write (connection start if none). */
@@ -224,6 +226,15 @@ export interface Options<In = Uint8Array, Out = In> {
   readonly labels?: Metrics.Labels | undefined
   /** Capacity of the send queue, in frames (default 1024). */
   readonly sendQueueCapacity?: number | undefined
+  /**
+   * The send queue's bound in bytes (the frames' wire size), with hysteresis: once this many bytes
+   * are queued, senders wait (and `trySend` says `"full"`) until the writer has brought the queue down
+   * to `sendQueueLowWaterMark`. Default 1 MiB; a single larger frame is still accepted by an empty
+   * queue. (since 0.3.0)
+   */
+  readonly sendQueueHighWaterMark?: number | undefined
+  /** Where a full queue opens again, in bytes (default: half the high water mark). (since 0.3.0) */
+  readonly sendQueueLowWaterMark?: number | undefined
   /** Most frames the writer packs into one transport write (default 1024). */
   readonly maxBatchFrames?: number | undefined
   /** Most bytes the writer packs into one transport write (default 256 KiB; one larger frame is written alone). */
@@ -563,7 +574,8 @@ export const attach: <In, Out>(
 
 /**
  * Connection options read from Effect `Config` (environment variables by
- * default): `TETHER_SEND_QUEUE_CAPACITY`, `TETHER_MAX_BATCH_FRAMES`,
+ * default): `TETHER_SEND_QUEUE_CAPACITY`, `TETHER_SEND_QUEUE_HIGH_WATER_MARK`,
+ * `TETHER_SEND_QUEUE_LOW_WATER_MARK`, `TETHER_MAX_BATCH_FRAMES`,
  * `TETHER_MAX_BATCH_BYTES`, `TETHER_WRITE_TIMEOUT`, `TETHER_DRAIN_TIMEOUT`,
  * `TETHER_LINGER_TIMEOUT`, `TETHER_INBOUND_CAPACITY`, `TETHER_FRAMING`
  * (`length-prefixed` | `newline` | `raw`) and `TETHER_MAX_FRAME_BYTES`.

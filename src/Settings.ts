@@ -24,6 +24,7 @@
  * | key | default | meaning |
  * |---|---|---|
  * | `TETHER_SEND_QUEUE_CAPACITY` | 1024 | connection send queue, frames |
+ * | `TETHER_SEND_QUEUE_HIGH_WATER_MARK` / `TETHER_SEND_QUEUE_LOW_WATER_MARK` | 1 MiB / half | connection send queue, bytes |
  * | `TETHER_MAX_BATCH_FRAMES` / `TETHER_MAX_BATCH_BYTES` | 1024 / 256 KiB | writer batch limits |
  * | `TETHER_WRITE_TIMEOUT` / `TETHER_DRAIN_TIMEOUT` / `TETHER_LINGER_TIMEOUT` | 10 s / 5 s / 5 s | close and write bounds |
  * | `TETHER_INBOUND_CAPACITY` | 1024 | inbound frames buffered before the socket pauses |

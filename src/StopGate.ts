@@ -234,6 +234,8 @@ export interface GatedQueue<A, R> {
   readonly unsafeTryOffer: (a: A) => TryOffer | GateClosed<R>
   /** Items waiting to be consumed. */
   readonly size: () => number
+  /** Their total weight (0 without a `highWaterMark`: the weight is then not tracked). */
+  readonly queuedWeight: () => number
   /** Removes and returns up to `max` items (and at most `maxWeight` total weight, at least one item). */
   readonly unsafeTakeUpTo: (max: number, maxWeight?: number) => Array<A>
   /** Removes and returns everything queued (for reporting undelivered items). */
@@ -267,10 +269,28 @@ export interface GatedQueue<A, R> {
  */
 export const unsafeMakeQueue = <A, R>(
   gate: StopGate<R>,
-  options: { readonly capacity: number; readonly weight?: ((a: A) => number) | undefined }
+  options: {
+    readonly capacity: number
+    readonly weight?: ((a: A) => number) | undefined
+    /**
+     * A bound on the queued weight too (needs `weight`), with hysteresis (Netty's write-buffer
+     * water marks): once the queued weight reaches `highWaterMark` the queue is full whatever its
+     * item count, until takes bring it down to `lowWaterMark` (default half the high mark). An item
+     * heavier than the high mark is still accepted by an empty queue.
+     */
+    readonly highWaterMark?: number | undefined
+    readonly lowWaterMark?: number | undefined
+  }
 ): GatedQueue<A, R> => {
   const capacity = Math.max(1, Math.floor(options.capacity))
   const weight = options.weight
+  const high = weight === undefined ? undefined : options.highWaterMark
+  const low = high === undefined ? 0 : Math.min(high, options.lowWaterMark ?? Math.floor(high / 2))
+  let queuedWeight = 0
+  // false from the moment the queued weight reaches the high mark until it is back at the low mark
+  let writable = true
+  // with a weight bound, one waiting producer at a time holds a slot (its item's weight is unknown until it commits)
+  const maxReserved = high === undefined ? Infinity : 1
   // ring buffer, grown on demand (doubling) up to `capacity`; it starts small because most queues
   // (e.g. one per idle connection) stay nearly empty and a 1024-slot array is 8 KiB each
   let items: Array<A | undefined> = new Array(Math.min(capacity, 16))
@@ -298,6 +318,10 @@ export const unsafeMakeQueue = <A, R>(
     }
     items[(head + count) % items.length] = a
     count++
+    if (high !== undefined) {
+      queuedWeight += weight!(a)
+      if (queuedWeight >= high) writable = false
+    }
     wakeTaker()
   }
   const shift = (): A => {
@@ -305,11 +329,17 @@ export const unsafeMakeQueue = <A, R>(
     items[head] = undefined
     head = (head + 1) % items.length
     count--
+    if (high !== undefined) {
+      queuedWeight -= weight!(a)
+      if (count === 0) queuedWeight = 0
+      if (!writable && queuedWeight <= low) writable = true
+    }
     return a
   }
+  const hasRoom = () => count + reserved < capacity && writable
   // hand free slots to the producers in line, oldest first
   const grant = () => {
-    while (line.length > 0 && count + reserved < capacity) {
+    while (line.length > 0 && hasRoom() && reserved < maxReserved) {
       const w = line.shift()!
       reserved++
       w.granted = true
@@ -346,7 +376,7 @@ export const unsafeMakeQueue = <A, R>(
       // check
       const closed = closedError()
       if (closed) return Effect.fail(closed)
-      if (line.length === 0 && count + reserved < capacity) {
+      if (line.length === 0 && hasRoom()) {
         push(a) // nobody waiting and room left: commit at once
         return Effect.void
       }
@@ -360,6 +390,7 @@ export const unsafeMakeQueue = <A, R>(
             return Effect.fail(closedNow)
           }
           push(a)
+          grant() // with a weight bound the next producer in line gets its slot after this commit
           return Effect.void
         })
       )
@@ -368,7 +399,7 @@ export const unsafeMakeQueue = <A, R>(
   const unsafeTryOffer = (a: A): TryOffer | GateClosed<R> => {
     const closed = closedError()
     if (closed) return closed
-    if (line.length === 0 && count + reserved < capacity) {
+    if (line.length === 0 && hasRoom()) {
       push(a)
       return "accepted"
     }
@@ -405,6 +436,7 @@ export const unsafeMakeQueue = <A, R>(
       }),
     unsafeTryOffer,
     size: () => count,
+    queuedWeight: () => queuedWeight,
     waiting: () => line.length,
     unsafeNotify: () => {
       notified = true

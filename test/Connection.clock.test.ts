@@ -9,6 +9,29 @@ import { Connection, DisconnectReason, Framing, Transport } from "effect-tether"
 const frame = (n: number, size = 8) => new Uint8Array(size).fill(n % 256)
 
 describe("Connection (TestClock)", () => {
+  it.scoped("the send queue is bounded in bytes: full at sendQueueHighWaterMark, open again at the low mark", () =>
+    Effect.gen(function*() {
+      const [t, peer] = yield* Transport.memoryPair({ kernelBufferBytes: 100 })
+      peer.setReading(false)
+      const conn = yield* Connection.make(t, {
+        sendQueueCapacity: 1000,
+        sendQueueHighWaterMark: 1040,
+        sendQueueLowWaterMark: 208,
+        maxBatchFrames: 1
+      })
+      // 100-byte payloads are 104 bytes on the wire (length prefix); the writer holds one batch in flight
+      let accepted = 0
+      while ((yield* conn.trySend(frame(accepted, 100))) === "accepted") accepted++
+      expect(accepted).toBe(11) // 10 queued (1040 bytes) + 1 in flight, far below the 1000-frame capacity
+      expect(conn.unsafeStats().queueBytes).toBe(1040)
+      const waiting = yield* Effect.fork(conn.send(frame(99, 100)))
+      // the peer reads: the queue drains; the waiting sender commits once it is down to the low mark
+      peer.setReading(true)
+      yield* Fiber.join(waiting)
+      const outcome = yield* conn.close()
+      expect(outcome).toMatchObject({ delivered: 12, undelivered: [], drained: true })
+    }))
+
   it.scoped("linger expiry destroys the socket at exactly lingerTimeout", () =>
     Effect.gen(function*() {
       const [t, peer] = yield* Transport.memoryPair()

@@ -128,6 +128,44 @@ describe("StopGate", () => {
     ))
 })
 
+describe("StopGate queue: byte water marks", () => {
+  it.effect("full at the high water mark whatever the item count, open again only at the low one; waiters in order", () =>
+    Effect.gen(function*() {
+      const gate = yield* StopGate.make<string>()
+      const q = StopGate.unsafeMakeQueue<Uint8Array, string>(gate, {
+        capacity: 1000,
+        weight: (b) => b.length,
+        highWaterMark: 1000,
+        lowWaterMark: 300
+      })
+      const item = (n: number) => new Uint8Array(n)
+      for (let i = 0; i < 9; i++) expect(yield* q.tryOffer(item(100))).toBe("accepted")
+      expect(q.queuedWeight()).toBe(900)
+      expect(yield* q.tryOffer(item(100))).toBe("accepted") // reaches 1000: full from now on
+      expect(yield* q.tryOffer(item(1))).toBe("full")
+      // waiting producers, in arrival order
+      const a = yield* Effect.fork(q.offer(item(50)))
+      const b = yield* Effect.fork(q.offer(item(60)))
+      yield* Effect.yieldNow()
+      expect(q.waiting()).toBe(2)
+      // taking down to 600 bytes: still above the low mark, still full
+      q.unsafeTakeUpTo(4)
+      expect(q.queuedWeight()).toBe(600)
+      expect(yield* q.tryOffer(item(1))).toBe("full")
+      yield* Effect.yieldNow()
+      expect(q.waiting()).toBe(2)
+      // down to 300: open; the waiters commit first (in order), the newcomer after them
+      q.unsafeTakeUpTo(3)
+      yield* Fiber.join(a)
+      yield* Fiber.join(b)
+      expect(q.unsafeTakeAll().map((x) => x.length)).toEqual([100, 100, 100, 50, 60])
+      expect(q.queuedWeight()).toBe(0)
+      // an item heavier than the high mark is accepted by an empty queue
+      expect(yield* q.tryOffer(item(5000))).toBe("accepted")
+      expect(yield* q.tryOffer(item(1))).toBe("full")
+    }))
+})
+
 describe("StopGate.closeAndDrain", () => {
   it.effect("closes the gate, hands every accepted item to the handler in order, refuses the rest", () =>
     Effect.gen(function*() {

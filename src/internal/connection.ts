@@ -27,6 +27,7 @@ import * as Metrics from "../Metrics.js"
 import * as StopGate from "../StopGate.js"
 import * as Transport from "../Transport.js"
 import * as cfg from "./config.js"
+import { omit } from "./options.js"
 import { procedure } from "./connection/close.js"
 import { fromTransport } from "./connection/framed.js"
 import { ConnectionClosed, ConnectionTag, Encoded, TypeId } from "./connection/models.js"
@@ -38,6 +39,7 @@ import { currentWriterScheduler } from "./scheduler.js"
 /** @internal */
 export const defaults = {
   sendQueueCapacity: 1024,
+  sendQueueHighWaterMark: 1024 * 1024,
   maxBatchFrames: 1024,
   maxBatchBytes: 256 * 1024,
   writeTimeout: "10 seconds",
@@ -116,7 +118,9 @@ export const fromFramed = <In, Out>(
     const gate = StopGate.unsafeMake<DisconnectReason>()
     const queue = StopGate.unsafeMakeQueue<St.Outbound<Out>, DisconnectReason>(gate, {
       capacity: options?.sendQueueCapacity ?? defaults.sendQueueCapacity,
-      weight: framed.weight
+      weight: framed.weight,
+      highWaterMark: options?.sendQueueHighWaterMark ?? defaults.sendQueueHighWaterMark,
+      lowWaterMark: options?.sendQueueLowWaterMark
     })
     const labels = St.labelSetOf(options?.labels)
     // the connection's fibers (writer, deadline, close procedure) run in this set: started on
@@ -221,6 +225,7 @@ export const fromFramed = <In, Out>(
         bytesIn: t.bytesRead,
         bytesOut: core.bytesOut,
         queueDepth: queue.size(),
+        queueBytes: queue.queuedWeight(),
         lastReadAt: core.lastReadAt,
         lastWriteAt: core.lastWriteAt,
         transport: t
@@ -307,6 +312,8 @@ export const make = <In = Uint8Array, Out = In>(
 /** @internal */
 export const config: Config.Config<Connection.Options> = Config.all({
   sendQueueCapacity: cfg.optional(cfg.positiveInt("TETHER_SEND_QUEUE_CAPACITY")),
+  sendQueueHighWaterMark: cfg.optional(cfg.bytes("TETHER_SEND_QUEUE_HIGH_WATER_MARK")),
+  sendQueueLowWaterMark: cfg.optional(cfg.bytes("TETHER_SEND_QUEUE_LOW_WATER_MARK")),
   maxBatchFrames: cfg.optional(cfg.positiveInt("TETHER_MAX_BATCH_FRAMES")),
   maxBatchBytes: cfg.optional(cfg.bytes("TETHER_MAX_BATCH_BYTES")),
   writeTimeout: cfg.optional(cfg.duration("TETHER_WRITE_TIMEOUT")),
@@ -340,6 +347,28 @@ export const connectTcp = (
     })
   )
 
+/**
+ * Every connection option, once: a `Record` over the keys of `Connection.Options`, so a new option
+ * that is not listed here does not compile (instead of leaking into `tls.connect`).
+ * @internal
+ */
+export const connectionOptionKeys: Record<keyof Connection.Options, true> = {
+  codec: true,
+  id: true,
+  labels: true,
+  sendQueueCapacity: true,
+  sendQueueHighWaterMark: true,
+  sendQueueLowWaterMark: true,
+  maxBatchFrames: true,
+  maxBatchBytes: true,
+  writeTimeout: true,
+  drainTimeout: true,
+  lingerTimeout: true,
+  inboundCapacity: true,
+  watchdogs: true
+}
+
+
 /** @internal */
 export const connectTls = (
   options: Connection.Options & Transport.SocketOptions & Tls.ConnectionOptions & {
@@ -348,19 +377,7 @@ export const connectTls = (
     readonly connectTimeout?: Duration.DurationInput | undefined
   }
 ): Effect.Effect<Connection.Connection, Transport.TransportError, Scope.Scope> => {
-  const {
-    codec: _c,
-    drainTimeout: _d,
-    id: _i,
-    inboundCapacity: _ic,
-    lingerTimeout: _l,
-    maxBatchBytes: _mb,
-    maxBatchFrames: _mf,
-    sendQueueCapacity: _sq,
-    watchdogs: _w,
-    writeTimeout: _wt,
-    ...tlsOptions
-  } = options
+  const tlsOptions = omit(options, connectionOptionKeys)
   return Effect.flatMap(Transport.connectTls(tlsOptions), (t) => make(t, options)).pipe(
     Effect.withSpan("tether.connect", {
       attributes: { "tether.transport": "tls", "net.peer.name": options.host ?? "127.0.0.1", "net.peer.port": options.port }

@@ -10,6 +10,7 @@ import * as Tls from "node:tls"
 import type { SocketOptions, Transport, TransportState, TransportStats } from "../Transport.js"
 import { TransportError } from "./transportError.js"
 import * as Inbound from "./inbound.js"
+import { omit } from "./options.js"
 
 const DEFAULT_READ_HWM = 256 * 1024
 const DEFAULT_KEEPALIVE = Duration.seconds(30)
@@ -329,6 +330,15 @@ export const connectTcp = (
     options
   )
 
+/** Every socket option once (a new one that is not listed does not compile), and connectTimeout. */
+const socketOptionKeys: Record<keyof SocketOptions | "connectTimeout", true> = {
+  noDelay: true,
+  keepAlive: true,
+  readHighWaterMark: true,
+  connectTimeout: true
+}
+
+
 /** @internal */
 export const connectTls = (
   options: Tls.ConnectionOptions & {
@@ -337,7 +347,7 @@ export const connectTls = (
     readonly connectTimeout?: Duration.DurationInput | undefined
   } & SocketOptions
 ): Effect.Effect<Transport, TransportError, Scope.Scope> => {
-  const { connectTimeout: _ct, keepAlive: _ka, noDelay: _nd, readHighWaterMark: _hwm, ...tlsOptions } = options
+  const tlsOptions = omit(options, socketOptionKeys)
   return connectWith(
     () =>
       // allowHalfOpen is honoured by tls.connect (passed on to the TLSSocket) though not in its typings
