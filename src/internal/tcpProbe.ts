@@ -428,5 +428,8 @@ export const makeProcNetSampler = (files?: ReadonlyArray<string>) => {
         return "absent"
       })
     })
-  return { sample, reads: () => reads }
+  // the same rule as the first line of `sample`, without an effect: a driver answers these itself
+  const unsafeCanSkip = (transport: Watchdog.ProbeTarget): boolean =>
+    (!supported && files === undefined) || canSkip(transport.stats(), memos.get(transport))
+  return { sample, unsafeCanSkip, reads: () => reads }
 }
