@@ -428,8 +428,29 @@ export const makeProcNetSampler = (files?: ReadonlyArray<string>) => {
         return "absent"
       })
     })
-  // the same rule as the first line of `sample`, without an effect: a driver answers these itself
-  const unsafeCanSkip = (transport: Watchdog.ProbeTarget): boolean =>
-    (!supported && files === undefined) || canSkip(transport.stats(), memos.get(transport))
+  // the same rule as the first line of `sample`, without an effect: a driver answers these itself.
+  // A socket that cannot skip is sampled this tick: what it has handed to the kernel is noted now,
+  // before the tick's read starts (a driver asks every socket before sampling any), so a txQueue of 0
+  // in that read confirms it even for the sockets sampled after the read started
+  const unsafeCanSkip = (transport: Watchdog.ProbeTarget): boolean => {
+    if (!supported && files === undefined) return true
+    const stats = transport.stats()
+    const memo = memos.get(transport)
+    if (canSkip(stats, memo)) return true
+    if (memo !== undefined) {
+      memo.handed = stats.bytesHandedToKernel
+      memo.handedSeq = reads
+    } else if (socketKey(stats.socket) !== undefined) {
+      memos.set(transport, {
+        handed: stats.bytesHandedToKernel,
+        handedSeq: reads,
+        acked: -1,
+        state: undefined,
+        fd: undefined,
+        inode: undefined
+      })
+    }
+    return false
+  }
   return { sample, unsafeCanSkip, reads: () => reads }
 }
