@@ -109,6 +109,33 @@ describe("Watchdog.Driver: registration (TestClock)", () => {
       for (const s of scopes) yield* Scope.close(s, Exit.void)
     }))
 
+  it.scoped("2,500 connections (a walk of three slices): every one probed once per tick; closing 1,000 leaves 1,500", () =>
+    Effect.gen(function*() {
+      const driver = yield* Watchdog.makeDriver
+      const probe = nodeViewProbe()
+      const scope = yield* Scope.make()
+      const open = (n: number, s: Scope.Scope) =>
+        Effect.forEach(Array.from({ length: n }), () =>
+          Effect.flatMap(Transport.memoryPair(), ([t]) =>
+            Connection.make(t, { watchdogs: [Watchdog.reaper({ probeInterval: "1 second", stallTimeout: "5 seconds" })] })))
+          .pipe(
+            Effect.provideService(Watchdog.Driver, driver),
+            Effect.provideService(Watchdog.TcpProbe, probe),
+            Scope.extend(s)
+          )
+      const kept = yield* open(1500, yield* Effect.scope)
+      yield* open(1000, scope)
+      expect(driver.unsafeStats().registered).toBe(2500)
+      yield* at(3000)
+      expect(driver.unsafeStats()).toMatchObject({ registered: 2500, ticks: 3, sampled: 0, skipped: 3 * 2500 })
+      yield* Scope.close(scope, Exit.void)
+      expect(driver.unsafeStats().registered).toBe(1500)
+      yield* at(4000)
+      expect(driver.unsafeStats()).toMatchObject({ registered: 1500, ticks: 4, skipped: 3 * 2500 + 1500 })
+      expect(kept.every((c) => c.unsafeStats().state === "Active")).toBe(true)
+      expect(probe.reads()).toBe(0)
+    }))
+
   it.scoped("probes of different intervals each tick at their own boundaries", () =>
     Effect.gen(function*() {
       const driver = yield* Watchdog.makeDriver

@@ -189,8 +189,8 @@ export interface Table {
 /** Lines indexed per synchronous slice: well under a microsecond each, so a slice stays well under a few milliseconds. */
 const linesPerSlice = 500
 
-/** One turn of the event loop (timers and I/O run): not a delay, so not a Clock matter. */
-const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
+/** One turn of the event loop (timers and I/O run): not a delay, so not a Clock matter. @internal */
+export const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
   const handle = setImmediate(() => resume(Effect.void))
   return Effect.sync(() => clearImmediate(handle))
 })

@@ -1,5 +1,6 @@
 /**
- * Watchdog fibers. Each one runs in the connection's scope, reads the
+ * Watchdogs. Each one runs in the connection's scope (or, for the probes, in a
+ * driver shared by many connections), reads the
  * connection's counters from outside the write path (never through the send
  * queue), sleeps on the Effect Clock, and ends the connection with its own
  * DisconnectReason through `unsafeRequestClose`, which cannot block.
@@ -18,7 +19,7 @@ import * as DR from "../DisconnectReason.js"
 import * as Metrics from "../Metrics.js"
 import type { DisconnectReason } from "../DisconnectReason.js"
 import type * as Watchdog from "../Watchdog.js"
-import type { Sample } from "./tcpProbe.js"
+import { type Sample, yieldToEventLoop } from "./tcpProbe.js"
 
 /** @internal */
 export const defaults = {
@@ -496,6 +497,9 @@ export interface Driver {
   readonly unsafeStats: () => DriverStats
 }
 
+/** Probes run per synchronous slice of a tick's walk: about a microsecond each, so a slice stays near a millisecond. */
+const entriesPerSlice = 1000
+
 const removeEntry = (group: Group, e: Entry) => {
   const i = e.index
   if (i < 0) return
@@ -513,8 +517,10 @@ const removeEntry = (group: Group, e: Entry) => {
  * context. Each tick walks the registered connections in plain code; a connection the sampler can
  * answer without kernel figures (`unsafeCanSkip`: nothing queued or unacknowledged, reader
  * flowing, last row ESTABLISHED) is probed on Node's view at once, and only the others are sampled,
- * so a tick where none needs kernel figures reads no table. Connections closing, closed or
- * unregistered (their scope closed) leave the walk.
+ * so a tick where none needs kernel figures reads no table. The walk goes over a snapshot of the
+ * group in slices of {@link entriesPerSlice} with a turn of the event loop between them, so no
+ * synchronous stretch grows with the number of connections. Closed connections and unregistered
+ * ones (their scope closed) leave the group; closing ones are passed over.
  * @internal
  */
 export const makeDriver: Effect.Effect<Driver, never, Scope.Scope> = Effect.gen(function*() {
@@ -532,43 +538,45 @@ export const makeDriver: Effect.Effect<Driver, never, Scope.Scope> = Effect.gen(
     if (verdict !== "closed") reaps.push(reap(e.conn, verdict.watchdog, verdict.reason, verdict.mode, verdict.figures))
   }
 
+  // the walk of one tick, over a snapshot of the group (registrations and removals during a slice
+  // boundary cannot make it skip anyone), in slices with a turn of the event loop between them
   const tick = (group: Group, now: number): Effect.Effect<void> =>
-    Effect.suspend(() => {
+    Effect.gen(function*() {
       ticks++
+      const snapshot = group.entries.slice()
       const needy: Array<Entry> = []
       const reaps: Array<Effect.Effect<void>> = []
-      const entries = group.entries
-      let i = 0
-      while (i < entries.length) {
-        const e = entries[i]!
-        const state = e.conn.unsafeState()
-        if (state === "Closed") {
-          removeEntry(group, e) // the last entry moved to `i`: look at it next
-          registered--
-          continue
-        }
-        i++
-        if (e.since >= now) continue // registered at or after this tick's boundary: from the next tick on
-        if (state === "Closing") continue // neither probe acts on a closing connection
-        if (e.sampler.unsafeCanSkip !== undefined && e.sampler.unsafeCanSkip(e.target)) {
-          skippedCount++
-          settle(group, e, probeStep(e.conn, e.step, e.memory, "skipped", now), reaps)
-        } else {
-          needy.push(e)
+      for (let from = 0; from < snapshot.length; from += entriesPerSlice) {
+        if (from > 0) yield* yieldToEventLoop
+        const to = Math.min(snapshot.length, from + entriesPerSlice)
+        for (let i = from; i < to; i++) {
+          const e = snapshot[i]!
+          if (e.index < 0) continue // unregistered meanwhile
+          const state = e.conn.unsafeState()
+          if (state === "Closed") {
+            removeEntry(group, e)
+            registered--
+            continue
+          }
+          if (e.since >= now) continue // registered at or after this tick's boundary: from the next tick on
+          if (state === "Closing") continue // neither probe acts on a closing connection
+          if (e.sampler.unsafeCanSkip !== undefined && e.sampler.unsafeCanSkip(e.target)) {
+            skippedCount++
+            settle(group, e, probeStep(e.conn, e.step, e.memory, "skipped", now), reaps)
+          } else {
+            needy.push(e)
+          }
         }
       }
-      if (needy.length === 0 && reaps.length === 0) return Effect.void
-      return Effect.gen(function*() {
-        // one table read serves every sample of the tick (`notBefore` = the tick)
-        for (const e of needy) {
-          if (e.index < 0) continue
-          sampled++
-          const sample = yield* e.sampler.sample(e.target, now)
-          if (e.index < 0) continue // unregistered while the table was read
-          settle(group, e, probeStep(e.conn, e.step, e.memory, sample, now), reaps)
-        }
-        for (const r of reaps) yield* r
-      })
+      // one table read serves every sample of the tick (`notBefore` = the tick)
+      for (const e of needy) {
+        if (e.index < 0) continue
+        sampled++
+        const sample = yield* e.sampler.sample(e.target, now)
+        if (e.index < 0) continue // unregistered while the table was read
+        settle(group, e, probeStep(e.conn, e.step, e.memory, sample, now), reaps)
+      }
+      for (const r of reaps) yield* r
     })
 
   const loop = (group: Group): Effect.Effect<void> =>
