@@ -473,27 +473,50 @@ const watchMetrics = (conns: number) => (r: { send: Message; recv: Message }) =>
   if (n(r.send, "conns") !== conns) throw new Error(`${String(r.send.conns)} connections, expected ${conns}`)
   if (r.send.reaped !== undefined && n(r.send, "reaped") !== 0) throw new Error(`${String(r.send.reaped)} idle connections reaped`)
   const reads = typeof r.send.tableReads === "number" ? { tableReads: r.send.tableReads } : {}
-  return { cpu: n(r.send, "cpuPct"), maxDelay: n(r.send, "maxDelayMs"), p99Delay: n(r.send, "p99DelayMs"), ...reads }
+  const stall = typeof r.send.stalled === "number" ? stallMetrics(r.send) : {}
+  return { cpu: n(r.send, "cpuPct"), maxDelay: n(r.send, "maxDelayMs"), p99Delay: n(r.send, "p99DelayMs"), ...reads, ...stall }
 }
 
-const watchVariant = (id: string, label: string, mode: string, conns: number, windowMs: number): Variant => ({
+/** The connections whose peer stopped reading: every one reaped as SendStalled, within the bound. */
+const stallMetrics = (send: Message) => {
+  const stalled = n(send, "stalled")
+  const reaped = n(send, "stalledReaped")
+  if (reaped !== stalled) throw new Error(`${reaped} of ${stalled} stalled connections reaped as SendStalled`)
+  if (n(send, "maxReapMs") > n(send, "reapBoundMs")) {
+    throw new Error(`a stalled connection reaped ${n(send, "maxReapMs")} ms after its first send (bound ${n(send, "reapBoundMs")} ms)`)
+  }
+  return { stalledReaped: reaped, maxReap: n(send, "maxReapMs") }
+}
+
+/** Stall timeout of the stop-reading variant (1 s probe): the bound is this + 2 probes. */
+const WATCH_STALL_MS = 5_000
+
+const watchVariant = (
+  id: string,
+  label: string,
+  mode: string,
+  conns: number,
+  windowMs: number,
+  stall?: number
+): Variant => ({
   id,
   label,
-  recv: { variant: "hold-many", conns },
-  send: { variant: "watch-idle", conns, mode, windowMs, settleMs: 3_000 },
+  recv: { variant: "hold-many", conns, pauseOnData: stall !== undefined },
+  send: { variant: "watch-idle", conns, mode, windowMs, settleMs: 3_000, ...(stall === undefined ? {} : { stall, stallTimeoutMs: WATCH_STALL_MS }) },
   limitMs: 180_000,
   metrics: watchMetrics(conns)
 })
 
 const watchdogs: Case = {
   id: "watchdogs",
-  title: "Watchdogs at scale: N idle client connections (10,000; 2,000 with --quick), CPU and worst event-loop delay over a 10 s window",
+  title: "Watchdogs at scale: N client connections (10,000; 2,000 with --quick), idle or 10 of them stalled, CPU and worst event-loop delay over a 10 s window",
   notes: [
     "Clients in the sender process, a raw node:net server holding every connection in the other (2N sockets on loopback: both ends appear in /proc/net/tcp; mind `ulimit -n`).",
     "After connecting, 3 s to settle, then a 10 s window (5 s with --quick): CPU = (user + system) of the client process ÷ wall time, in % of one core; worst delay = max of `monitorEventLoopDelay` (5 ms resolution).",
-    "`Watchdog.defaults()` = liveness + send-stall + peer-gone reaper, 1 s probe. No idle connection may be reaped (a run that reaps one fails)."
+    "`Watchdog.defaults()` = liveness + send-stall + peer-gone reaper, 1 s probe, with `Watchdog.layerDriver` provided (one driver fiber for every connection, as in production). No idle connection may be reaped (a run that reaps one fails).",
+    `Stop-reading variant: the same N connections with a ${WATCH_STALL_MS / 1000} s stall timeout; from the window's start 10 of them send 64 KiB frames as fast as they are taken and the receiver stops reading every socket that sends. All 10 must be reaped as SendStalled within stallTimeout + 2 probes of their first send (maxReap, which includes filling the loopback buffers), and none of the others.`
   ],
-  units: { cpu: "% core", maxDelay: "ms", p99Delay: "ms", tableReads: "reads" },
+  units: { cpu: "% core", maxDelay: "ms", p99Delay: "ms", tableReads: "reads", stalledReaped: "", maxReap: "ms" },
   variants: (size) => {
     const conns = pick(size, 10_000, 2_000)
     const windowMs = pick(size, 10_000, 5_000)
@@ -501,13 +524,23 @@ const watchdogs: Case = {
     return [
       watchVariant("raw", `raw node:net, ${c} idle connections`, "raw", conns, windowMs),
       watchVariant("none", `tether, no watchdogs, ${c} idle connections`, "tether-none", conns, windowMs),
-      watchVariant("defaults", `tether, Watchdog.defaults(), ${c} idle connections`, "tether-defaults", conns, windowMs)
+      watchVariant("defaults", `tether, Watchdog.defaults() + driver, ${c} idle connections`, "tether-defaults", conns, windowMs),
+      watchVariant("stall", `tether, Watchdog.defaults() + driver, ${c} connections, 10 stop reading`, "tether-stall", conns, windowMs, 10)
     ]
   },
   ratios: [
     { label: "CPU, Watchdog.defaults() ÷ no watchdogs (target: ≤ 2 % of a core above, read from the table)", num: ["defaults", "cpu"], den: ["none", "cpu"], better: "lower" },
     { label: "worst event-loop delay with Watchdog.defaults() ÷ 20 ms", num: ["defaults", "maxDelay"], den: 20, better: "lower", target: 1 },
-    { label: "worst event-loop delay without watchdogs ÷ 20 ms", num: ["none", "maxDelay"], den: 20, better: "lower" }
+    { label: "worst event-loop delay without watchdogs ÷ 20 ms", num: ["none", "maxDelay"], den: 20, better: "lower" },
+    {
+      label: `10 stalled of N: slowest reap after the first send ÷ (stallTimeout + 2 probes = ${WATCH_STALL_MS + 2_000} ms)`,
+      num: ["stall", "maxReap"],
+      den: WATCH_STALL_MS + 2_000,
+      better: "lower",
+      target: 1
+    },
+    // no target: the window includes the 10 senders' own burst (each fills its 1024-frame queue at the start)
+    { label: "worst event-loop delay with 10 stalled of N ÷ 20 ms (includes the senders' burst)", num: ["stall", "maxDelay"], den: 20, better: "lower" }
   ]
 }
 

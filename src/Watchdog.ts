@@ -2,7 +2,11 @@
  * Watchdogs: no connection can stay alive as a zombie.
  *
  * Each watchdog is a {@link Connection.Attachment}: pass it in the `watchdogs`
- * option of `Connection.make` and it forks a fiber in the connection's scope.
+ * option of `Connection.make`. The send-stall and peer-gone probes register
+ * with the {@link Driver} in the context (one fiber for every connection;
+ * provide {@link layerDriver} in production), or else fork a fiber in the
+ * connection's scope; {@link liveness} parks nothing while the connection is
+ * Active and forks its bounded watch when it leaves Active.
  * Watchdogs read the connection's counters and the kernel's view of the socket
  * from outside the write path, sleep on the Effect `Clock` (so `TestClock`
  * drives them), and end the connection with their own `DisconnectReason`
@@ -19,10 +23,15 @@
  *
  * @since 0.1.0
  */
-import type * as Config from "effect/Config"
-import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import type * as Connection from "./Connection.js"
+import * as cfg from "./internal/config.js"
 import * as probe from "./internal/tcpProbe.js"
 import * as internal from "./internal/watchdog.js"
 import type * as Transport from "./Transport.js"
@@ -275,6 +284,13 @@ export interface TcpProbeService {
   ) => Effect.Effect<TcpInfo | "absent" | "skipped" | undefined>
   /** How many times the kernel tables were read. */
   readonly reads: () => number
+  /**
+   * Whether `sample` would answer `"skipped"` for this target now, decided synchronously with no
+   * read: the {@link Driver} walks every registered connection each tick and samples only those
+   * this does not clear, so a tick where none needs kernel figures costs no effect per connection
+   * and no table read. Optional: without it, every connection is sampled. (Since 0.3.0.)
+   */
+  readonly unsafeCanSkip?: ((target: ProbeTarget) => boolean) | undefined
 }
 
 /**
@@ -425,6 +441,177 @@ export const sendStallConfig: Config.Config<{
   readonly stallTimeout: Duration.Duration
   readonly probeInterval: Duration.Duration
 }> = internal.sendStallConfig
+
+/**
+ * What a {@link Driver} reports of itself.
+ *
+ * @example
+ * ```ts
+ * import type { Watchdog } from "effect-tether"
+ *
+ * const quiet = (s: Watchdog.DriverStats) => s.sampled === 0
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface DriverStats {
+  /** Connections whose probe is registered now. */
+  readonly registered: number
+  /** Ticks run (one per probe interval and distinct interval in use). */
+  readonly ticks: number
+  /** Probes that asked the sampler for kernel figures. */
+  readonly sampled: number
+  /** Probes run on Node's view alone, the sampler having said it needs no kernel figures. */
+  readonly skipped: number
+}
+
+/**
+ * Settings of one probe registered with a {@link Driver} (what {@link sendStall},
+ * {@link peerGone} and {@link reaper} register).
+ *
+ * @example
+ * ```ts
+ * import { Watchdog } from "effect-tether"
+ *
+ * const probe: Watchdog.DriverProbe = {
+ *   probeInterval: "1 second",
+ *   stallTimeout: "30 seconds",
+ *   stall: true,
+ *   peerGone: true,
+ *   sampler: Watchdog.makeProcNetProbe()
+ * }
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface DriverProbe {
+  readonly probeInterval: Duration.DurationInput
+  readonly stallTimeout: Duration.DurationInput
+  /** Run the send-stall check. */
+  readonly stall: boolean
+  /** Run the peer-gone check. */
+  readonly peerGone: boolean
+  readonly sampler: TcpProbeService
+}
+
+/**
+ * The service behind {@link Driver}.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Watchdog } from "effect-tether"
+ *
+ * const registered = Effect.map(Watchdog.Driver, (d) => d.unsafeStats().registered)
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface DriverService {
+  /** Registers a connection's probe; it is unregistered when the scope closes or the connection is Closed. */
+  readonly register: (handle: Connection.Handle, probe: DriverProbe) => Effect.Effect<void, never, Scope.Scope>
+  readonly unsafeStats: () => DriverStats
+}
+
+/**
+ * One watchdog driver for many connections: with a `Driver` in the context,
+ * {@link sendStall}, {@link peerGone}, {@link reaper} and {@link defaults}
+ * register each connection's probe with it instead of forking a fiber per
+ * connection. The driver runs one fiber per distinct probe interval (one with
+ * the defaults); every tick it walks the registered connections in plain code
+ * and asks the sampler for kernel figures only about those that can be stalled
+ * or gone unnoticed — bytes queued in user space, bytes handed to the kernel
+ * not yet acknowledged, a paused reader, a last row not `ESTABLISHED`, a state
+ * other than `Active` — so an idle connection costs an array slot, not a
+ * wake-up, and a tick where none needs kernel figures reads no table. The
+ * walk runs in slices of 1,000 connections with a turn of the event loop
+ * between them, so it never blocks the loop for long. The
+ * semantics are those of the per-connection probe: same ticks, same reaps,
+ * same log lines.
+ *
+ * Production code provides {@link layerDriver} once (per process, or per
+ * Listener / Hub). Without a `Driver` in the context each connection runs its
+ * own probe fiber, as before 0.3.0 (fine for a few connections, costly for
+ * thousands).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Connection, Watchdog } from "effect-tether"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const conn = yield* Connection.connectTcp({ port: 7000, watchdogs: Watchdog.defaults() })
+ *     yield* conn.closed
+ *   })
+ * ).pipe(Effect.provide(Watchdog.layerDriver))
+ * ```
+ *
+ * @since 0.3.0
+ * @category services
+ */
+export const Driver: typeof internal.Driver = internal.Driver
+
+/**
+ * The identifier type of the {@link Driver} tag.
+ *
+ * @example
+ * ```ts
+ * import type { Watchdog } from "effect-tether"
+ *
+ * type D = Watchdog.Driver
+ * ```
+ *
+ * @since 0.3.0
+ * @category services
+ */
+export type Driver = internal.Driver
+
+/**
+ * Makes a {@link Driver} whose fibers live in the current scope.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Connection, Watchdog } from "effect-tether"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const driver = yield* Watchdog.makeDriver
+ *     const conn = yield* Connection.connectTcp({ port: 7000, watchdogs: Watchdog.defaults() }).pipe(
+ *       Effect.provideService(Watchdog.Driver, driver)
+ *     )
+ *     yield* conn.closed
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const makeDriver: Effect.Effect<DriverService, never, Scope.Scope> = internal.makeDriverService
+
+/**
+ * A {@link Driver} for the layer's lifetime.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Connection, Watchdog } from "effect-tether"
+ *
+ * const conn = Connection.connectTcp({ port: 7000, watchdogs: Watchdog.defaults() })
+ * const program = Effect.scoped(Effect.flatMap(conn, (c) => c.closed)).pipe(Effect.provide(Watchdog.layerDriver))
+ * ```
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerDriver: Layer.Layer<Driver> = Layer.scoped(Driver, makeDriver)
+
+
 
 /**
  * The send-stall reaper. Every `probeInterval` it samples the bytes queued

@@ -10,6 +10,7 @@
  * - `sink-many`     accepts `conns` connections, verifies `rounds` frames on each
  * - `ws-frames`     raw `ws` server, verifies binary messages
  * - `closed-port`   a peer that is down: binds a port, closes it again (connects are refused), reports at once
+ * - `hold-many`     raw node:net server holding `conns` idle sockets (`pauseOnData`: stops reading a socket that sends)
  * - `sessions-raw`  raw node:net server holding `conns` idle sockets, then ending them all
  * - `sessions-tether` a tether Listener holding `conns` idle sessions, then `server.shutdown`
  */
@@ -143,8 +144,10 @@ const sinkMany = async () => {
 const holdMany = async () => {
   const conns = num(params, "conns")
   let accepted = 0
+  // `pauseOnData`: a socket that receives anything stops being read (the idle ones never send)
+  const pauseOnData = params.pauseOnData === true
   const server = Net.createServer((socket) => {
-    socket.on("data", () => {})
+    socket.on("data", pauseOnData ? () => socket.pause() : () => {})
     socket.on("error", () => {})
     if (++accepted === conns) emit({ result: { accepted } })
   })

@@ -441,18 +441,24 @@ const closeTether = async (frames: number, size: number) => {
 
 /**
  * Opens `conns` idle connections (raw node:net, tether without watchdogs, or tether with
- * `Watchdog.defaults()`), lets them settle for `settleMs`, then measures the process's CPU
- * (`process.cpuUsage`) and the worst event-loop delay (`monitorEventLoopDelay`) over `windowMs`.
- * Reports and waits to be killed (the connections stay open until then).
+ * `Watchdog.defaults()` and the watchdog driver), lets them settle for `settleMs`, then measures the
+ * process's CPU (`process.cpuUsage`) and the worst event-loop delay (`monitorEventLoopDelay`) over
+ * `windowMs`. Reports and waits to be killed (the connections stay open until then).
+ *
+ * Mode `tether-stall`: the same with `stall` of the connections sending 64 KiB frames as fast as they
+ * are taken from the start of the window; the receiver pauses every socket that receives data, so
+ * those stop being read. Their reaps (reason, time from the first send) are awaited after the window,
+ * up to `stallTimeoutMs` + 2 probes + 10 s.
  */
 const watchIdle = async (conns: number, mode: string, windowMs: number, settleMs: number) => {
   const { monitorEventLoopDelay } = await import("node:perf_hooks")
-  const measure = async (connected: number) => {
+  const measure = async (connected: number, atWindowStart?: () => void) => {
     await new Promise((r) => setTimeout(r, settleMs))
     const h = monitorEventLoopDelay({ resolution: 5 })
     const cpu0 = process.cpuUsage()
     const t0 = nowNs()
     h.enable()
+    atWindowStart?.()
     await new Promise((r) => setTimeout(r, windowMs))
     h.disable()
     const cpu = process.cpuUsage(cpu0)
@@ -477,25 +483,64 @@ const watchIdle = async (conns: number, mode: string, windowMs: number, settleMs
     emit({ result: await measure(sockets.length) })
     return
   }
-  const { Effect } = await import("effect")
+  const { Effect, Fiber } = await import("effect")
   const { Connection, Framing, Watchdog } = await loadTether(params)
   const codec = Framing.lengthPrefixed()
-  const watchdogs = mode === "tether-defaults" ? Watchdog.defaults() : []
+  const stallCount = mode === "tether-stall" ? num(params, "stall") : 0
+  const stallTimeoutMs = num(params, "stallTimeoutMs", 30_000)
+  const probeMs = 1_000
+  const watchdogs = mode === "tether-defaults"
+    ? Watchdog.defaults()
+    : mode === "tether-stall"
+    ? Watchdog.defaults({ reaper: { stallTimeout: `${stallTimeoutMs} millis`, probeInterval: `${probeMs} millis` } })
+    : []
+  // the reap is the watchdog's, not the write deadline's
+  const options: { writeTimeout?: number } = mode === "tether-stall" ? { writeTimeout: 600_000 } : {}
   const program = Effect.scoped(Effect.gen(function*() {
     const list = yield* Effect.forEach(
       Array.from({ length: conns }),
-      () => Connection.connectTcp({ port, host, codec, watchdogs, ...tetherOptions }),
+      () => Connection.connectTcp({ port, host, codec, watchdogs, ...options, ...tetherOptions }),
       { concurrency: 250 }
     )
     const probe = yield* Watchdog.TcpProbe
     const readsBefore = probe.reads()
-    const result = yield* Effect.promise(() => measure(list.length))
-    const reaped = list.filter((c) => c.unsafeStats().state !== "Active").length
+    // the connections that stop being read: spread over the list
+    const stalled = Array.from({ length: stallCount }, (_, i) => list[Math.floor((i * conns) / stallCount)]!)
+    const reaps: Array<{ at: number; reason: string }> = []
+    let blastAt = 0
+    const start: Array<() => void> = []
+    const senders = yield* Effect.forEach(stalled, (conn) =>
+      Effect.forkScoped(Effect.gen(function*() {
+        yield* Effect.async<void>((resume) => void (start.push(() => resume(Effect.void))))
+        const frame = new Uint8Array(64 * 1024)
+        yield* Effect.fork(Effect.forever(conn.send(frame)).pipe(Effect.ignore))
+        const reason = yield* conn.closed
+        reaps.push({ at: nowNs(), reason: reason._tag })
+      })))
+    const result = yield* Effect.promise(() =>
+      measure(list.length, () => {
+        blastAt = nowNs()
+        for (const f of start) f()
+      })
+    )
+    if (stallCount > 0) {
+      const limit = stallTimeoutMs + 2 * probeMs + 10_000
+      yield* Effect.timeout(Fiber.joinAll(senders), `${limit} millis`).pipe(Effect.ignore)
+    }
+    const stalledSet = new Set(stalled)
+    const reaped = list.filter((c) => !stalledSet.has(c) && c.unsafeStats().state !== "Active").length
+    const stall = stallCount === 0 ? {} : {
+      stalled: stallCount,
+      stalledReaped: reaps.filter((r) => r.reason === "SendStalled").length,
+      maxReapMs: reaps.length === 0 ? -1 : Math.max(...reaps.map((r) => (r.at - blastAt) / 1e6)),
+      reapBoundMs: stallTimeoutMs + 2 * probeMs
+    }
     // /proc/net/tcp reads in the settle period + window (0 when every idle connection is skipped)
-    emit({ result: { ...result, reaped, tableReads: probe.reads() - readsBefore } })
+    emit({ result: { ...result, reaped, tableReads: probe.reads() - readsBefore, ...stall } })
     return yield* Effect.never
   }))
-  await Effect.runPromise(program)
+  // production setup: one watchdog driver for every connection (no probe fiber per connection)
+  await Effect.runPromise(mode === "tether-none" ? program : Effect.provide(program, Watchdog.layerDriver))
 }
 
 // ---- backlog: offer cost at a given depth (the peer is down) ----

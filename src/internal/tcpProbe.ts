@@ -189,8 +189,8 @@ export interface Table {
 /** Lines indexed per synchronous slice: well under a microsecond each, so a slice stays well under a few milliseconds. */
 const linesPerSlice = 500
 
-/** One turn of the event loop (timers and I/O run): not a delay, so not a Clock matter. */
-const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
+/** One turn of the event loop (timers and I/O run): not a delay, so not a Clock matter. @internal */
+export const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
   const handle = setImmediate(() => resume(Effect.void))
   return Effect.sync(() => clearImmediate(handle))
 })
@@ -428,5 +428,29 @@ export const makeProcNetSampler = (files?: ReadonlyArray<string>) => {
         return "absent"
       })
     })
-  return { sample, reads: () => reads }
+  // the same rule as the first line of `sample`, without an effect: a driver answers these itself.
+  // A socket that cannot skip is sampled this tick: what it has handed to the kernel is noted now,
+  // before the tick's read starts (a driver asks every socket before sampling any), so a txQueue of 0
+  // in that read confirms it even for the sockets sampled after the read started
+  const unsafeCanSkip = (transport: Watchdog.ProbeTarget): boolean => {
+    if (!supported && files === undefined) return true
+    const stats = transport.stats()
+    const memo = memos.get(transport)
+    if (canSkip(stats, memo)) return true
+    if (memo !== undefined) {
+      memo.handed = stats.bytesHandedToKernel
+      memo.handedSeq = reads
+    } else if (socketKey(stats.socket) !== undefined) {
+      memos.set(transport, {
+        handed: stats.bytesHandedToKernel,
+        handedSeq: reads,
+        acked: -1,
+        state: undefined,
+        fd: undefined,
+        inode: undefined
+      })
+    }
+    return false
+  }
+  return { sample, unsafeCanSkip, reads: () => reads }
 }

@@ -1,5 +1,6 @@
 /**
- * Watchdog fibers. Each one runs in the connection's scope, reads the
+ * Watchdogs. Each one runs in the connection's scope (or, for the probes, in a
+ * driver shared by many connections), reads the
  * connection's counters from outside the write path (never through the send
  * queue), sleeps on the Effect Clock, and ends the connection with its own
  * DisconnectReason through `unsafeRequestClose`, which cannot block.
@@ -11,17 +12,17 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
+import type * as Scope from "effect/Scope"
 import type * as Connection from "../Connection.js"
 import * as DR from "../DisconnectReason.js"
 import * as Metrics from "../Metrics.js"
 import type { DisconnectReason } from "../DisconnectReason.js"
 import type * as Watchdog from "../Watchdog.js"
 import * as cfg from "./config.js"
-import type { Sample } from "./tcpProbe.js"
-import * as tcpProbe from "./tcpProbe.js"
+import { makeProcNetSampler, type Sample, yieldToEventLoop } from "./tcpProbe.js"
 
 /** @internal */
 export const defaults = {
@@ -221,50 +222,67 @@ export const heartbeat = (options: Watchdog.HeartbeatOptions): Connection.Attach
 // ---------------------------------------------------------------------------
 // liveness
 
-/** @internal */
+/**
+ * No fiber while the connection is Active: a state listener learns when it leaves Active and only
+ * then forks the bounded watch, into the connection's scope (a FiberSet made at attach time).
+ * @internal
+ */
 export const liveness = (options?: Watchdog.LivenessOptions): Connection.Attachment => (conn) =>
   Effect.gen(function*() {
     const boundMs = millis(options?.bound ?? defaults.livenessBound)
     const fullyClosed = () => conn.unsafeStats().state === "Closed" && conn.unsafeStats().transport.state === "closed"
-    const watch = Effect.gen(function*() {
-      // wait for the connection to leave Active (abort goes straight to Closed)
-      const left = yield* Stream.runHead(Stream.filter(conn.stateChanges, (s) => s !== "Active"))
-      const leftAt = yield* Clock.currentTimeMillis
-      const firstState = Option.getOrElse(left, () => conn.unsafeStats().state)
-      // the bound, or the close procedure finishing, whichever comes first
-      const done = yield* Effect.race(
-        Effect.as(conn.outcome, true),
-        Effect.as(sleepMillis(boundMs), false)
-      )
-      if (done) {
-        // the close procedure finished; make sure it left nothing alive behind
+    const watch = (firstState: Connection.State) =>
+      Effect.gen(function*() {
+        const leftAt = yield* Clock.currentTimeMillis
+        // the bound, or the close procedure finishing, whichever comes first
+        const done = yield* Effect.race(
+          Effect.as(conn.outcome, true),
+          Effect.as(sleepMillis(boundMs), false)
+        )
+        if (done) {
+          // the close procedure finished; make sure it left nothing alive behind
+          if (fullyClosed()) return
+          const now = yield* Clock.currentTimeMillis
+          const rest = leftAt + boundMs - now
+          if (rest > 0) yield* sleepMillis(rest)
+          if (fullyClosed()) return
+        }
         if (fullyClosed()) return
         const now = yield* Clock.currentTimeMillis
-        const rest = leftAt + boundMs - now
-        if (rest > 0) yield* sleepMillis(rest)
-        if (fullyClosed()) return
-      }
-      if (fullyClosed()) return
-      const now = yield* Clock.currentTimeMillis
-      const state = conn.unsafeStats().state
-      const transportState = conn.unsafeStats().transport.state
-      const reason = DR.LivenessTimeout({ state, after: Duration.millis(now - leftAt) })
-      yield* logReap(conn, "liveness", reason, {
-        state,
-        leftActiveAs: firstState,
-        transportState,
-        secondsSinceActive: (now - leftAt) / 1000
+        const state = conn.unsafeStats().state
+        const transportState = conn.unsafeStats().transport.state
+        const reason = DR.LivenessTimeout({ state, after: Duration.millis(now - leftAt) })
+        yield* logReap(conn, "liveness", reason, {
+          state,
+          leftActiveAs: firstState,
+          transportState,
+          secondsSinceActive: (now - leftAt) / 1000
+        })
+        yield* conn.destroy
+        conn.unsafeRequestClose(reason, "abort")
+        // the abort cuts any wait in the close procedure short: `closed` completes now
+        const closed = yield* Effect.timeout(conn.outcome, Duration.millis(boundMs)).pipe(Effect.option)
+        if (Option.isNone(closed)) {
+          yield* Effect.logError(`liveness: connection ${conn.id} still not closed ${boundMs} ms after being destroyed`)
+            .pipe(Effect.annotateLogs({ connection: conn.id, watchdog: "liveness" }))
+        }
       })
-      yield* conn.destroy
-      conn.unsafeRequestClose(reason, "abort")
-      // the abort cuts any wait in the close procedure short: `closed` completes now
-      const closed = yield* Effect.timeout(conn.outcome, Duration.millis(boundMs)).pipe(Effect.option)
-      if (Option.isNone(closed)) {
-        yield* Effect.logError(`liveness: connection ${conn.id} still not closed ${boundMs} ms after being destroyed`)
-          .pipe(Effect.annotateLogs({ connection: conn.id, watchdog: "liveness" }))
-      }
+    const run = yield* FiberSet.makeRuntime<never, void, never>()
+    let started = false
+    let off: (() => void) | undefined
+    const start = (state: Connection.State) => {
+      if (started) return
+      started = true
+      off?.()
+      run(watch(state))
+    }
+    off = conn.unsafeOnState((s) => {
+      if (s !== "Active") start(s)
     })
-    yield* Effect.forkScoped(watch)
+    // a connection that left Active before we were listening (the listener above cannot have seen it)
+    if (conn.unsafeState() !== "Active") start(conn.unsafeState())
+    // the listener goes with the connection's scope (the FiberSet interrupts a watch under way)
+    yield* Effect.addFinalizer(() => Effect.sync(() => off?.()))
   })
 
 // ---------------------------------------------------------------------------
@@ -276,6 +294,7 @@ export interface ProbeService {
     target: Watchdog.ProbeTarget,
     notBefore: number
   ) => Effect.Effect<Sample>
+  readonly unsafeCanSkip?: ((target: Watchdog.ProbeTarget) => boolean) | undefined
 }
 
 /** @internal */
@@ -287,8 +306,8 @@ export interface ProbeConfig {
 }
 
 /** Node's view: whether the socket errored or was destroyed behind the connection's back. */
-const socketFailure = (conn: Connection.Handle): string | undefined => {
-  const socket = conn.unsafeStats().transport.socket
+const socketFailure = (stats: Connection.Stats): string | undefined => {
+  const socket = stats.transport.socket
   if (socket !== undefined) {
     const errored = (socket as { errored?: unknown }).errored
     if (errored !== null && errored !== undefined) {
@@ -296,101 +315,341 @@ const socketFailure = (conn: Connection.Handle): string | undefined => {
       return `socket error ${code}`
     }
   }
-  return conn.unsafeStats().transport.state === "closed" ? "socket destroyed" : undefined
+  return stats.transport.state === "closed" ? "socket destroyed" : undefined
 }
 
-/** @internal */
+/** What one probe remembers of its connection between ticks. */
+interface ProbeMemory {
+  maxAcked: number
+  /** The kernel listed this socket at least once. */
+  rowSeen: boolean
+  lastFramesIn: number
+  /** Start of the current no-progress period (while bytes are queued). */
+  progressAt: number | undefined
+}
+
+/** A probe's decision at one tick: nothing, the connection is closed (stop probing), or a reap. */
+type Verdict =
+  | undefined
+  | "closed"
+  | {
+    readonly watchdog: string
+    readonly reason: DisconnectReason
+    readonly mode: "graceful" | "abort"
+    readonly figures: Record<string, unknown>
+  }
+
+/**
+ * One probe of one connection at tick `now`, given the sample of that tick: plain code, no
+ * effects, shared by the per-connection loop and the {@link makeDriver driver}.
+ */
+const probeStep = (
+  conn: Connection.Handle,
+  config: { readonly stall: boolean; readonly peerGone: boolean; readonly stallMs: number },
+  m: ProbeMemory,
+  sample: Sample,
+  now: number
+): Verdict => {
+  const stats = conn.unsafeStats()
+  if (stats.state === "Closed") return "closed"
+  // "skipped": the sampler saw no need for kernel figures (nothing in flight, reads flowing): Node's view
+  const row = sample === "absent" || sample === "skipped" ? undefined : sample
+  const t = stats.transport
+  // a connected socket without a row: the kernel dropped the connection (reset, timeout). The sampler
+  // says so itself ("absent": no row, from the first probe on), or a sampler that only gives rows
+  // stops listing a socket it listed before. A socket paused by backpressure sees the peer's RST only
+  // here: Node does not read it, so neither an error nor an EOF reaches the transport.
+  const vanished = t.state !== "closed" && (sample === "absent" || (sample === undefined && m.rowSeen))
+  if (row !== undefined) m.rowSeen = true
+
+  if (config.peerGone && stats.state === "Active") {
+    const failure = socketFailure(stats)
+    const gone = failure ??
+      (row !== undefined && row.state !== "ESTABLISHED" ? row.state : undefined) ??
+      (vanished ? "CLOSE" : undefined) ??
+      (t.state === "half-closed-remote" ? "CLOSE_WAIT" : undefined) // Node saw EOF nobody has read
+    // after a clean FIN, frames still being delivered to a consumer will reach the EOF by themselves:
+    // only a connection whose inbound side stands still (nobody reads) is reaped
+    const delivering = gone === "CLOSE_WAIT" && stats.framesIn !== m.lastFramesIn
+    m.lastFramesIn = stats.framesIn
+    if (gone !== undefined && !delivering) {
+      // CLOSE_WAIT: the peer sent FIN cleanly, so our side can still drain and FIN; anything else is dead
+      return {
+        watchdog: "peer-gone",
+        reason: DR.PeerGone({ state: gone }),
+        mode: gone === "CLOSE_WAIT" ? "graceful" : "abort",
+        // what each side said: the kernel's row (or that it had none) and Node's error or EOF
+        figures: {
+          tcpState: row?.state ?? (vanished ? "no row" : "unknown"),
+          nodeState: failure ?? t.state,
+          queuedBytes: t.queuedBytes + (row?.txQueue ?? 0),
+          retransmits: row?.retransmits ?? 0
+        }
+      }
+    }
+  }
+
+  if (!config.stall || (stats.state !== "Active" && stats.state !== "Draining")) return undefined
+  // queued = user space (Node's buffer) + kernel send queue; acked = handed to kernel − kernel queue
+  const userQueued = t.queuedBytes
+  const kernelQueued = row?.txQueue ?? 0
+  const queued = userQueued + kernelQueued
+  const acked = row === undefined ? t.bytesHandedToKernel : t.bytesHandedToKernel - row.txQueue
+  const progressed = acked > m.maxAcked
+  if (progressed) m.maxAcked = acked
+  if (queued === 0 || progressed || m.progressAt === undefined) {
+    m.progressAt = queued === 0 ? undefined : now
+    return undefined
+  }
+  const stalledMs = now - m.progressAt
+  if (stalledMs < config.stallMs) return undefined
+  return {
+    watchdog: "send-stall",
+    reason: DR.SendStalled({ queuedBytes: queued, stalledFor: Duration.millis(stalledMs) }),
+    mode: "abort",
+    figures: {
+      queuedBytes: queued,
+      userQueuedBytes: userQueued,
+      kernelQueuedBytes: kernelQueued,
+      sendQueueFrames: stats.queueDepth,
+      secondsWithoutProgress: stalledMs / 1000,
+      ackedBytes: acked,
+      tcpState: row?.state ?? "unknown",
+      retransmits: row?.retransmits ?? 0,
+      kernelTimer: row?.timer ?? 0,
+      source: row === undefined ? "node" : "proc-net-tcp"
+    }
+  }
+}
+
+const newMemory = (conn: Connection.Handle): ProbeMemory => ({
+  maxAcked: -1,
+  rowSeen: false,
+  lastFramesIn: conn.unsafeStats().framesIn,
+  progressAt: undefined
+})
+
+const targetOf = (conn: Connection.Handle): Watchdog.ProbeTarget => ({ stats: () => conn.unsafeStats().transport })
+
+/**
+ * The probe as a fiber of its own connection: what runs when no {@link makeDriver driver} is in
+ * the context (one wake-up per connection and tick).
+ * @internal
+ */
 export const probe = (config: ProbeConfig, sampler: ProbeService): Connection.Attachment => (conn) =>
   Effect.gen(function*() {
     const intervalMs = millis(config.probeInterval)
-    const stallMs = millis(config.stallTimeout)
-    const target: Watchdog.ProbeTarget = { stats: () => conn.unsafeStats().transport }
+    const step = { stall: config.stall, peerGone: config.peerGone, stallMs: millis(config.stallTimeout) }
+    const target = targetOf(conn)
     const loop = Effect.gen(function*() {
-      let maxAcked = -1
-      let rowSeen = false // the kernel listed this socket at least once
-      let lastFramesIn = conn.unsafeStats().framesIn
-      let progressAt: number | undefined // start of the current no-progress period (while bytes are queued)
+      const m = newMemory(conn)
       while (true) {
         const before = yield* Clock.currentTimeMillis
         // sleep to the next tick boundary: every connection with this interval samples in the same tick;
         // durations are measured in tick times, so wake-up jitter cannot stretch or shrink them
         const now = before - (before % intervalMs) + intervalMs
         yield* sleepMillis(now - before)
-        const stats = conn.unsafeStats()
-        if (stats.state === "Closed") return
+        if (conn.unsafeState() === "Closed") return
         const sample = yield* sampler.sample(target, now)
-        // "skipped": the sampler saw no need for kernel figures (nothing in flight, reads flowing): Node's view
-        const row = sample === "absent" || sample === "skipped" ? undefined : sample
-        const t = conn.unsafeStats().transport
-        // a connected socket without a row: the kernel dropped the connection (reset, timeout). The sampler
-        // says so itself ("absent": no row, from the first probe on), or a sampler that only gives rows
-        // stops listing a socket it listed before. A socket paused by backpressure sees the peer's RST only
-        // here: Node does not read it, so neither an error nor an EOF reaches the transport.
-        const vanished = t.state !== "closed" &&
-          (sample === "absent" || (sample === undefined && rowSeen))
-        if (row !== undefined) rowSeen = true
-
-        if (config.peerGone && stats.state === "Active") {
-          const failure = socketFailure(conn)
-          const gone = failure ??
-            (row !== undefined && row.state !== "ESTABLISHED" ? row.state : undefined) ??
-            (vanished ? "CLOSE" : undefined) ??
-            (t.state === "half-closed-remote" ? "CLOSE_WAIT" : undefined) // Node saw EOF nobody has read
-          // after a clean FIN, frames still being delivered to a consumer will reach the EOF by themselves:
-          // only a connection whose inbound side stands still (nobody reads) is reaped
-          const delivering = gone === "CLOSE_WAIT" && stats.framesIn !== lastFramesIn
-          lastFramesIn = stats.framesIn
-          if (gone !== undefined && !delivering) {
-            // CLOSE_WAIT: the peer sent FIN cleanly, so our side can still drain and FIN; anything else is dead
-            const mode = gone === "CLOSE_WAIT" ? "graceful" : "abort"
-            yield* reap(conn, "peer-gone", DR.PeerGone({ state: gone }), mode, {
-              // what each side said: the kernel's row (or that it had none) and Node's error or EOF
-              tcpState: row?.state ?? (vanished ? "no row" : "unknown"),
-              nodeState: failure ?? t.state,
-              queuedBytes: t.queuedBytes + (row?.txQueue ?? 0),
-              retransmits: row?.retransmits ?? 0
-            })
-            return
-          }
-        }
-
-        if (!config.stall || (stats.state !== "Active" && stats.state !== "Draining")) continue
-        // queued = user space (Node's buffer) + kernel send queue; acked = handed to kernel − kernel queue
-        const userQueued = t.queuedBytes
-        const kernelQueued = row?.txQueue ?? 0
-        const queued = userQueued + kernelQueued
-        const acked = row === undefined ? t.bytesHandedToKernel : t.bytesHandedToKernel - row.txQueue
-        const progressed = acked > maxAcked
-        if (progressed) maxAcked = acked
-        if (queued === 0 || progressed || progressAt === undefined) {
-          progressAt = queued === 0 ? undefined : now
-          continue
-        }
-        const stalledMs = now - progressAt
-        if (stalledMs < stallMs) continue
-        const reason = DR.SendStalled({ queuedBytes: queued, stalledFor: Duration.millis(stalledMs) })
-        yield* reap(conn, "send-stall", reason, "abort", {
-          queuedBytes: queued,
-          userQueuedBytes: userQueued,
-          kernelQueuedBytes: kernelQueued,
-          sendQueueFrames: stats.queueDepth,
-          secondsWithoutProgress: stalledMs / 1000,
-          ackedBytes: acked,
-          tcpState: row?.state ?? "unknown",
-          retransmits: row?.retransmits ?? 0,
-          kernelTimer: row?.timer ?? 0,
-          source: row === undefined ? "node" : "proc-net-tcp"
-        })
+        const verdict = probeStep(conn, step, m, sample, now)
+        if (verdict === undefined) continue
+        if (verdict !== "closed") yield* reap(conn, verdict.watchdog, verdict.reason, verdict.mode, verdict.figures)
         return
       }
     })
     yield* Effect.forkScoped(loop)
   })
 
+// ---------------------------------------------------------------------------
+// the driver: one fiber per probe interval for every registered connection
+
+/** One registered probe. */
+interface Entry {
+  readonly conn: Connection.Handle
+  readonly target: Watchdog.ProbeTarget
+  readonly sampler: ProbeService
+  readonly step: { readonly stall: boolean; readonly peerGone: boolean; readonly stallMs: number }
+  /** Clock millis at registration: the first tick that probes it is the first one after. */
+  readonly since: number
+  readonly memory: ProbeMemory
+  /** Position in its group's array; -1 once unregistered. */
+  index: number
+}
+
+/** The probes of one interval, in an array with swap-remove (O(1) register and unregister). */
+interface Group {
+  readonly intervalMs: number
+  readonly entries: Array<Entry>
+}
+
+/** @internal */
+export interface DriverStats {
+  readonly registered: number
+  readonly ticks: number
+  readonly sampled: number
+  readonly skipped: number
+}
+
+/** @internal */
+export interface DriverImpl {
+  readonly register: (
+    conn: Connection.Handle,
+    config: ProbeConfig,
+    sampler: ProbeService
+  ) => Effect.Effect<void, never, Scope.Scope>
+  readonly unsafeStats: () => DriverStats
+}
+
+/** Probes run per synchronous slice of a tick's walk: about a microsecond each, so a slice stays near a millisecond. */
+const entriesPerSlice = 1000
+
+const removeEntry = (group: Group, e: Entry) => {
+  const i = e.index
+  if (i < 0) return
+  const last = group.entries.pop()!
+  if (last !== e) {
+    group.entries[i] = last
+    last.index = i
+  }
+  e.index = -1
+}
+
+/**
+ * The watchdog driver: every send-stall / peer-gone probe registered with it is run by one fiber
+ * per probe interval (one with the defaults), forked in the driver's scope with the driver's
+ * context. Each tick walks the registered connections in plain code; a connection the sampler can
+ * answer without kernel figures (`unsafeCanSkip`: nothing queued or unacknowledged, reader
+ * flowing, last row ESTABLISHED) is probed on Node's view at once, and only the others are sampled,
+ * so a tick where none needs kernel figures reads no table. The walk goes over a snapshot of the
+ * group in slices of {@link entriesPerSlice} with a turn of the event loop between them, so no
+ * synchronous stretch grows with the number of connections. Closed connections and unregistered
+ * ones (their scope closed) leave the group; closing ones are passed over.
+ * @internal
+ */
+export const makeDriver: Effect.Effect<DriverImpl, never, Scope.Scope> = Effect.gen(function*() {
+  const groups = new Map<number, Group>()
+  const run = yield* FiberSet.makeRuntime<never, void, never>()
+  let registered = 0
+  let ticks = 0
+  let sampled = 0
+  let skippedCount = 0
+
+  const settle = (group: Group, e: Entry, verdict: Verdict, reaps: Array<Effect.Effect<void>>) => {
+    if (verdict === undefined) return
+    removeEntry(group, e)
+    registered--
+    if (verdict !== "closed") reaps.push(reap(e.conn, verdict.watchdog, verdict.reason, verdict.mode, verdict.figures))
+  }
+
+  // the walk of one tick, over a snapshot of the group (registrations and removals during a slice
+  // boundary cannot make it skip anyone), in slices with a turn of the event loop between them
+  const tick = (group: Group, now: number): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      ticks++
+      const snapshot = group.entries.slice()
+      const needy: Array<Entry> = []
+      const reaps: Array<Effect.Effect<void>> = []
+      for (let from = 0; from < snapshot.length; from += entriesPerSlice) {
+        if (from > 0) yield* yieldToEventLoop
+        const to = Math.min(snapshot.length, from + entriesPerSlice)
+        for (let i = from; i < to; i++) {
+          const e = snapshot[i]!
+          if (e.index < 0) continue // unregistered meanwhile
+          const state = e.conn.unsafeState()
+          if (state === "Closed") {
+            removeEntry(group, e)
+            registered--
+            continue
+          }
+          if (e.since >= now) continue // registered at or after this tick's boundary: from the next tick on
+          if (state === "Closing") continue // neither probe acts on a closing connection
+          if (e.sampler.unsafeCanSkip !== undefined && e.sampler.unsafeCanSkip(e.target)) {
+            skippedCount++
+            settle(group, e, probeStep(e.conn, e.step, e.memory, "skipped", now), reaps)
+          } else {
+            needy.push(e)
+          }
+        }
+      }
+      // one table read serves every sample of the tick (`notBefore` = the tick)
+      for (const e of needy) {
+        if (e.index < 0) continue
+        sampled++
+        const sample = yield* e.sampler.sample(e.target, now)
+        if (e.index < 0) continue // unregistered while the table was read
+        settle(group, e, probeStep(e.conn, e.step, e.memory, sample, now), reaps)
+      }
+      for (const r of reaps) yield* r
+    })
+
+  const loop = (group: Group): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      const intervalMs = group.intervalMs
+      while (true) {
+        const before = yield* Clock.currentTimeMillis
+        // tick boundaries, as the per-connection probe: durations are measured in tick times
+        const now = before - (before % intervalMs) + intervalMs
+        yield* sleepMillis(now - before)
+        yield* tick(group, now)
+      }
+    })
+
+  const register = (conn: Connection.Handle, config: ProbeConfig, sampler: ProbeService) =>
+    Effect.gen(function*() {
+      const intervalMs = millis(config.probeInterval)
+      let group = groups.get(intervalMs)
+      if (group === undefined) {
+        const g: Group = { intervalMs, entries: [] }
+        group = g
+        groups.set(intervalMs, g)
+        run(loop(g))
+      }
+      const g = group
+      const e: Entry = {
+        conn,
+        target: targetOf(conn),
+        sampler,
+        step: { stall: config.stall, peerGone: config.peerGone, stallMs: millis(config.stallTimeout) },
+        since: yield* Clock.currentTimeMillis,
+        memory: newMemory(conn),
+        index: g.entries.length
+      }
+      g.entries.push(e)
+      registered++
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          if (e.index < 0) return
+          removeEntry(g, e)
+          registered--
+        })
+      )
+    })
+
+  return {
+    register,
+    unsafeStats: () => ({ registered, ticks, sampled, skipped: skippedCount })
+  }
+})
+
+// ---------------------------------------------------------------------------
+// services and the probe attachment (re-exported by the public Watchdog module)
+
 /** @internal */
 export class TcpProbe extends Context.Reference<TcpProbe>()("tether/Watchdog/TcpProbe", {
-  defaultValue: (): Watchdog.TcpProbeService => tcpProbe.makeProcNetSampler()
+  defaultValue: (): Watchdog.TcpProbeService => makeProcNetSampler()
 }) {}
+
+/** @internal */
+export class Driver extends Context.Tag("tether/Watchdog/Driver")<Driver, Watchdog.DriverService>() {}
+
+/** @internal */
+export const makeDriverService: Effect.Effect<Watchdog.DriverService, never, Scope.Scope> = Effect.map(
+  makeDriver,
+  (d): Watchdog.DriverService => ({
+    register: (handle, p) => d.register(handle, p, p.sampler),
+    unsafeStats: d.unsafeStats
+  })
+)
 
 /** @internal */
 export const sendStallConfig: Config.Config<{
@@ -405,7 +664,7 @@ export const sendStallConfig: Config.Config<{
   )
 })
 
-/** sendStall / peerGone / reaper: the probe settings (explicit, else from Config), the TcpProbe, one probe fiber. @internal */
+/** @internal */
 export const probeAttachment = (
   options: Watchdog.SendStallOptions | undefined,
   stall: boolean,
@@ -423,10 +682,13 @@ export const probeAttachment = (
         }))
       )
     const sampler = yield* TcpProbe
-    yield* probe({
+    const config = {
       probeInterval: options?.probeInterval ?? fromEnv!.probeInterval,
       stallTimeout: options?.stallTimeout ?? fromEnv!.stallTimeout,
       stall,
       peerGone
-    }, sampler)(conn)
+    }
+    const driver = yield* Effect.serviceOption(Driver)
+    if (Option.isSome(driver)) yield* driver.value.register(conn, { ...config, sampler })
+    else yield* probe(config, sampler)(conn)
   })
