@@ -35,6 +35,7 @@ describe("Watchdog (loopback)", () => {
           id: "non-reader",
           writeTimeout: "1 minute", // the reaper, not the write deadline, must end this
           sendQueueCapacity: 64,
+          sendQueueHighWaterMark: 64 * BIG, // let the send queue itself hold 64 frames (the default bound is 1 MiB)
           watchdogs: [Watchdog.reaper({ stallTimeout: "2 seconds", probeInterval: "500 millis" })]
         })
         yield* srv.accepted
