@@ -616,7 +616,7 @@ export const defaults = internal.defaults
 
 /**
  * The scheduler a connection's writer runs on, read when the connection opens. The default is
- * fair: the writer's steps run on microtasks (no added latency) up to a budget of 64 per event-loop
+ * fair: the writer's steps run on microtasks (no added latency) up to a budget of 4 per event-loop
  * turn, then on a macrotask, so a send storm cannot starve timers and reads. Tests can install
  * `Scheduler.ControlledScheduler` to step writers, or a macrotask scheduler to let frames pile up.
  *
@@ -637,7 +637,7 @@ export const currentWriterScheduler: FiberRef.FiberRef<Scheduler.Scheduler> = sc
 
 /**
  * A fair writer scheduler: microtasks up to `budget` writer steps per event-loop turn, then a
- * macrotask (the default uses a budget of 64).
+ * macrotask (the default uses a budget of 4, shared by every connection of the process).
  *
  * @example
  * ```ts

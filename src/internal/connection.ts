@@ -125,7 +125,9 @@ export const fromFramed = <In, Out>(
     const labels = St.labelSetOf(options?.labels)
     // the connection's fibers (writer, deadline, close procedure) run in this set: started on
     // demand, interrupted when the scope closes (after the graceful close below has run)
-    const run = yield* FiberSet.makeRuntime<never, unknown, unknown>()
+    // made inside the log annotations: every fiber it starts carries them (nothing to add per start)
+    const annotate = Effect.annotateLogs({ connection: id, remote: framed.remoteAddress ?? "?" })
+    const run = yield* annotate(FiberSet.makeRuntime<never, unknown, unknown>())
     const core: St.Core<In, Out> = St.makeCore({
       id,
       framed,
@@ -135,7 +137,7 @@ export const fromFramed = <In, Out>(
       settings,
       gate,
       queue,
-      annotate: Effect.annotateLogs({ connection: id, remote: framed.remoteAddress ?? "?" }),
+      annotate,
       onState: hooks?.onState
     })
     Metrics.connects.unsafeUpdate(1, labels.tags)
@@ -144,7 +146,7 @@ export const fromFramed = <In, Out>(
     const requestClose = (reason: DisconnectReason, mode: "graceful" | "abort") =>
       St.requestClose(core, reason, mode, startClose)
     const startClose = () => {
-      run(core.annotate(procedure(core, requestClose)))
+      run(procedure(core, requestClose))
     }
     const fail = (reason: DisconnectReason) => requestClose(reason, "abort")
     const wakeWriter = () => kick(core, fail)

@@ -12,6 +12,7 @@
 import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import type { MemoryPeer, Transport, TransportStats } from "../Transport.js"
 import { TransportError } from "./transportError.js"
 
@@ -87,7 +88,7 @@ export const memoryPair = (options?: {
     let isReset = false
     let destroyed = false
     let finRequested = false
-    const destroyedDeferred = Deferred.unsafeMake<void>(undefined as never)
+    const destroyedDeferred = Deferred.unsafeMake<void>(FiberId.none)
     let bytesRead = 0
 
     // the peer consumes the kernel buffer while it reads

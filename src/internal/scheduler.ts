@@ -41,7 +41,7 @@ export const fair = (budget: number): Scheduler.Scheduler => {
 }
 
 /** @internal */
-export const defaultWriterScheduler: Scheduler.Scheduler = fair(64)
+export const defaultWriterScheduler: Scheduler.Scheduler = fair(4)
 
 /** @internal */
 export const currentWriterScheduler: FiberRef.FiberRef<Scheduler.Scheduler> = FiberRef.unsafeMake(

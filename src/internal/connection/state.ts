@@ -79,7 +79,10 @@ export interface Settings {
 }
 
 /** Runs an effect as a fiber of the connection (in its FiberSet: interrupted when its scope closes). @internal */
-export type Run = <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
+export type Run = <A, E>(
+  effect: Effect.Effect<A, E>,
+  options?: { readonly scheduler?: Scheduler.Scheduler | undefined }
+) => Fiber.RuntimeFiber<A, E>
 
 /** The one record of a connection. @internal */
 export interface Core<In, Out> {

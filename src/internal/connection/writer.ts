@@ -48,7 +48,7 @@ const beginWrite = <In, Out>(core: Core<In, Out>, fail: Fail): void => {
   core.writeStartedAt = core.clock.unsafeCurrentTimeNanos()
   const t = core.settings.writeTimeoutNanos
   if (t !== undefined && core.deadline === undefined) {
-    core.deadline = core.run(core.annotate(deadlineLoop(core, t, fail)))
+    core.deadline = core.run(deadlineLoop(core, t, fail))
   }
 }
 const endWrite = <In, Out>(core: Core<In, Out>): bigint => {
@@ -137,7 +137,7 @@ export const kick = <In, Out>(core: Core<In, Out>, fail: Fail): void => {
       })
     )
   )
-  core.writer = core.run(core.annotate(Effect.withScheduler(run, core.settings.scheduler)))
+  core.writer = core.run(Effect.withScheduler(run, core.settings.scheduler))
 }
 
 /** Completes when the writer has nothing left to do (or has failed). @internal */
