@@ -30,7 +30,8 @@ import * as cfg from "./config.js"
 import { omit } from "./options.js"
 import { procedure } from "./connection/close.js"
 import { fromTransport } from "./connection/framed.js"
-import { ConnectionClosed, ConnectionTag, Encoded, TypeId } from "./connection/models.js"
+import { ConnectionTag, TypeId } from "./connection/models.js"
+import { makeOutbox } from "./connection/outbox.js"
 import { incoming, pump } from "./connection/reader.js"
 import * as St from "./connection/state.js"
 import { kick } from "./connection/writer.js"
@@ -152,63 +153,7 @@ export const fromFramed = <In, Out>(
     const wakeWriter = () => kick(core, fail)
 
     // ---- outbox: check the gate, wait for capacity, re-check, commit; then start the writer ----
-    const closedError = (r: StopGate.GateClosed<DisconnectReason>) => new ConnectionClosed({ reason: r.reason })
-    // One frame. The common case (gate open, nobody waiting, room left) commits synchronously,
-    // without building the waiting `offer` effect; otherwise `offer` waits in line as usual.
-    const offerOne = (frame: St.Outbound<Out>): Effect.Effect<void, ConnectionClosed> => {
-      const r = queue.unsafeTryOffer(frame)
-      if (r === "accepted") {
-        wakeWriter()
-        return Effect.void
-      }
-      if (r !== "full") return Effect.fail(closedError(r))
-      return Effect.mapError(queue.offer(frame), closedError).pipe(Effect.tap(wakeWriter))
-    }
-    // Frames in order: synchronously while there is room, waiting (in line) only when full.
-    // A close partway fails with `accepted`: how many frames (from the first) were queued.
-    const offerFrom = (list: ReadonlyArray<St.Outbound<Out>>, from: number): Effect.Effect<void, ConnectionClosed> => {
-      for (let i = from; i < list.length; i++) {
-        const r = queue.unsafeTryOffer(list[i]!)
-        if (r === "accepted") continue
-        if (i > from) wakeWriter()
-        const accepted = i
-        if (r !== "full") return Effect.fail(new ConnectionClosed({ reason: r.reason, accepted }))
-        return Effect.flatMap(
-          Effect.mapError(queue.offer(list[i]!), (c) => new ConnectionClosed({ reason: c.reason, accepted })),
-          () => {
-            wakeWriter()
-            return offerFrom(list, i + 1)
-          }
-        )
-      }
-      if (list.length > from) wakeWriter()
-      return Effect.void
-    }
-    const send = (frame: Out): Effect.Effect<void, ConnectionClosed | Framing.FrameError> =>
-      Effect.suspend((): Effect.Effect<void, ConnectionClosed | Framing.FrameError> => {
-        const err = framed.check(frame)
-        if (err) return Effect.fail(err)
-        return offerOne(frame)
-      })
-    const trySend = (frame: St.Outbound<Out>, check: boolean) =>
-      Effect.suspend((): Effect.Effect<"accepted" | "full", ConnectionClosed | Framing.FrameError> => {
-        if (check) {
-          const err = framed.check(frame as Out)
-          if (err) return Effect.fail(err)
-        }
-        const r = queue.unsafeTryOffer(frame)
-        if (r === "accepted") wakeWriter()
-        return typeof r === "string" ? Effect.succeed(r) : Effect.fail(closedError(r))
-      })
-    const sendAll = (frames: Iterable<Out>) =>
-      Effect.suspend((): Effect.Effect<void, ConnectionClosed | Framing.FrameError> => {
-        const list = Array.isArray(frames) ? frames as ReadonlyArray<Out> : Array.from(frames)
-        for (let i = 0; i < list.length; i++) {
-          const err = framed.check(list[i]!)
-          if (err) return Effect.fail(err)
-        }
-        return offerFrom(list, 0)
-      })
+    const { send, sendAll, sendEncoded, trySend, trySendEncoded } = makeOutbox(core, wakeWriter)
 
     const closeWith = (mode: "graceful" | "abort", fallback: (m: string) => DisconnectReason) =>
     (reason?: string | DisconnectReason) =>
@@ -242,10 +187,9 @@ export const fromFramed = <In, Out>(
       codec: framed.codec,
       send,
       sendAll,
-      trySend: (frame: Out) => trySend(frame, true),
-      sendEncoded: (frame: Encoded<Out>) => Effect.suspend(() => offerOne(frame)),
-      trySendEncoded: (frame: Encoded<Out>) =>
-        trySend(frame, false) as Effect.Effect<"accepted" | "full", ConnectionClosed>,
+      trySend,
+      sendEncoded,
+      trySendEncoded,
       incoming: incoming(core, requestClose),
       state: Effect.sync(() => core.phase),
       // built on access: nothing is kept per connection until someone subscribes
