@@ -282,6 +282,12 @@ export interface Handle<In = Uint8Array, Out = In> {
   readonly destroy: Effect.Effect<void>
   /** Calls `f` synchronously on every state change until the returned function is called. */
   readonly unsafeOnState: (f: (state: State) => void) => () => void
+  /**
+   * A counter that moves on every read, every write's start and end, and every state change: an
+   * attachment that saw the connection at rest can tell it is still at rest without reading its
+   * counters (the watchdog driver skips such connections). (since 0.3.0)
+   */
+  readonly unsafeActivity: () => number
   readonly stateChanges: Stream.Stream<State>
   readonly outcome: Effect.Effect<CloseOutcome<Out>>
 }

@@ -223,6 +223,7 @@ export const fromFramed = <In, Out>(
       // a destroy outside the writer: the socket's callbacks end the writer and reader
       destroy: framed.destroy,
       unsafeOnState: (f) => St.onState(core, f),
+      unsafeActivity: () => core.activity,
       get stateChanges() {
         return St.stateChanges(core)
       },

@@ -474,6 +474,10 @@ interface Entry {
   readonly memory: ProbeMemory
   /** Position in its group's array; -1 once unregistered. */
   index: number
+  /** The sampler could skip it at its last probe, at this activity count: unchanged, it still can. */
+  restingAt: number | undefined
+  /** Its socket (stable for the connection's life), for the resting check: a paused reader is never at rest. */
+  readonly socket: { readonly readableFlowing: boolean | null } | undefined
 }
 
 /** The probes of one interval, in an array with swap-remove (O(1) register and unregister). */
@@ -563,10 +567,20 @@ export const makeDriver: Effect.Effect<DriverImpl, never, Scope.Scope> = Effect.
           }
           if (e.since >= now) continue // registered at or after this tick's boundary: from the next tick on
           if (state === "Closing") continue // neither probe acts on a closing connection
+          // at rest since a probe that needed no kernel figures (nothing queued or unacknowledged, reader
+          // flowing, ESTABLISHED): nothing read, written or changed since, so the same holds (a reset or a FIN
+          // on a flowing socket is a read, and ends the connection)
+          const activity = e.conn.unsafeActivity()
+          if (e.restingAt === activity && e.socket?.readableFlowing === true) {
+            skippedCount++
+            continue
+          }
           if (e.sampler.unsafeCanSkip !== undefined && e.sampler.unsafeCanSkip(e.target)) {
             skippedCount++
+            e.restingAt = activity
             settle(group, e, probeStep(e.conn, e.step, e.memory, "skipped", now), reaps)
           } else {
+            e.restingAt = undefined
             needy.push(e)
           }
         }
@@ -612,7 +626,9 @@ export const makeDriver: Effect.Effect<DriverImpl, never, Scope.Scope> = Effect.
         step: { stall: config.stall, peerGone: config.peerGone, stallMs: millis(config.stallTimeout) },
         since: yield* Clock.currentTimeMillis,
         memory: newMemory(conn),
-        index: g.entries.length
+        index: g.entries.length,
+        restingAt: undefined,
+        socket: conn.unsafeStats().transport.socket
       }
       g.entries.push(e)
       registered++

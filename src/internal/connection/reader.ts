@@ -48,6 +48,7 @@ export const pump = <In, Out>(core: Core<In, Out>, requestClose: RequestClose): 
       core.stalled = false
       const before = core.items.length
       const r = core.framed.unsafeRead(core.items)
+      core.activity++
       if (typeof r === "number") {
         Metrics.bytesIn.unsafeUpdate(r, core.labels.tags)
         core.lastReadAt = core.clock.unsafeCurrentTimeMillis()

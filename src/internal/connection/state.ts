@@ -111,6 +111,8 @@ export interface Core<In, Out> {
   stateListeners: Set<(state: Connection.State) => void> | undefined
 
   // ---- counters ----
+  /** Moves on every read, write start/end and state change (watchdog drivers skip what did not move). */
+  activity: number
   framesIn: number
   framesOut: number
   bytesOut: number
@@ -168,6 +170,7 @@ export const makeCore = <In, Out>(fields: {
     peerEof: undefined,
     outcome: Deferred.unsafeMake(FiberId.none),
     stateListeners: undefined,
+    activity: 0,
     framesIn: 0,
     framesOut: 0,
     bytesOut: 0,
@@ -200,6 +203,7 @@ export const enter = <In, Out>(core: Core<In, Out>, phase: Connection.State): Ef
     if (from !== "Closed") Metrics.connections.unsafeModify(-1, core.labels.stateTags[from])
     if (phase !== "Closed") Metrics.connections.unsafeModify(1, core.labels.stateTags[phase])
     core.phase = phase
+    core.activity++
     core.onState?.(phase)
     if (core.stateListeners !== undefined) for (const f of Array.from(core.stateListeners)) f(phase)
     return Effect.void

@@ -46,6 +46,7 @@ const deadlineLoop = <In, Out>(core: Core<In, Out>, timeoutNanos: bigint, fail: 
 
 const beginWrite = <In, Out>(core: Core<In, Out>, fail: Fail): void => {
   core.writeStartedAt = core.clock.unsafeCurrentTimeNanos()
+  core.activity++
   const t = core.settings.writeTimeoutNanos
   if (t !== undefined && core.deadline === undefined) {
     core.deadline = core.run(deadlineLoop(core, t, fail))
@@ -55,6 +56,7 @@ const endWrite = <In, Out>(core: Core<In, Out>): bigint => {
   const now = core.clock.unsafeCurrentTimeNanos()
   core.writeStartedAt = undefined
   core.lastWriteEnd = now
+  core.activity++
   return now
 }
 
