@@ -187,7 +187,7 @@ export interface Table {
 }
 
 /** Lines indexed per synchronous slice: well under a microsecond each, so a slice stays well under a few milliseconds. */
-const linesPerSlice = 500
+const linesPerSlice = 250
 
 /** One turn of the event loop (timers and I/O run): not a delay, so not a Clock matter. @internal */
 export const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
