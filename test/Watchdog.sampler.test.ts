@@ -153,29 +153,33 @@ describe.skipIf(!linux)("Watchdog sampler: a large table (20,000 rows)", () => {
       // our row in the middle of 20,000
       const table = yield* tmpFile("tcp", header + filler(1, 10_000) + lo.row(1, 7) + filler(10_001, 9_999))
       lo.socket.pause() // never skipped
-      const probe = Watchdog.makeProcNetProbe([table.file])
-      // the longest gap between consecutive event-loop turns while the sample runs: the smaller of the wall-clock
+      // the longest gap between consecutive event-loop turns while one sample runs: the smaller of the wall-clock
       // gap and the process CPU time in it, so that being descheduled on a loaded machine (the whole suite runs in
       // parallel) is not counted as a synchronous slice, while a real one (wall and CPU time both) still is
-      let longest = 0
-      let last = performance.now()
-      let lastCpu = process.cpuUsage()
-      let ticking = true
-      const turn = () => {
-        const now = performance.now()
-        const cpu = process.cpuUsage(lastCpu)
-        longest = Math.max(longest, Math.min(now - last, (cpu.user + cpu.system) / 1000))
-        last = now
-        lastCpu = process.cpuUsage()
-        if (ticking) setImmediate(turn)
-      }
-      setImmediate(turn)
-      const started = performance.now()
-      const sample = yield* probe.sample(lo.transport, 0).pipe(Effect.ensuring(Effect.sync(() => (ticking = false))))
-      const took = performance.now() - started
-      yield* Testing.macrotask // the turn after the sample closes its last slice (a synchronous read is one slice)
-      console.log(`20,000-row table: sampled in ${took.toFixed(1)} ms, longest synchronous slice ${longest.toFixed(1)} ms`)
-      expect(sample).toMatchObject({ state: "ESTABLISHED", txQueue: 7, inode: lo.inode })
-      expect(longest).toBeLessThanOrEqual(15)
+      const attempt = Effect.gen(function*() {
+        const probe = Watchdog.makeProcNetProbe([table.file]) // a fresh probe: every attempt reads the table
+        let longest = 0
+        let last = performance.now()
+        let lastCpu = process.cpuUsage()
+        let ticking = true
+        const turn = () => {
+          const now = performance.now()
+          const cpu = process.cpuUsage(lastCpu)
+          longest = Math.max(longest, Math.min(now - last, (cpu.user + cpu.system) / 1000))
+          last = now
+          lastCpu = process.cpuUsage()
+          if (ticking) setImmediate(turn)
+        }
+        setImmediate(turn)
+        const sample = yield* probe.sample(lo.transport, 0).pipe(Effect.ensuring(Effect.sync(() => (ticking = false))))
+        yield* Testing.macrotask // the turn after the sample closes its last slice (a synchronous read is one slice)
+        expect(sample).toMatchObject({ state: "ESTABLISHED", txQueue: 7, inode: lo.inode })
+        return longest
+      })
+      // A synchronous read-and-parse is one long slice on every attempt; a GC pause or a busy neighbour lands on
+      // one attempt at random. So the best of three attempts must stay under the bound.
+      const slices = yield* Effect.forEach([1, 2, 3], () => attempt)
+      console.log(`20,000-row table: longest synchronous slice per attempt ${slices.map((x) => x.toFixed(1)).join(", ")} ms`)
+      expect(Math.min(...slices)).toBeLessThanOrEqual(15)
     }).pipe(Effect.scoped))
 })
