@@ -55,25 +55,28 @@ let nextId = 0
 const toReason = (reason: string | DisconnectReason | undefined, fallback: (m: string) => DisconnectReason) =>
   reason === undefined ? fallback("requested") : typeof reason === "string" ? fallback(reason) : reason
 
-/** The transport under each connection, for the library's own attachments (WebSocket close frames). */
-const transports = new WeakMap<object, Transport.Transport>()
+/**
+ * What the library keeps of each connection beside it: its transport (for the library's own
+ * WebSocket code: close frames, the handshake request) and its attachment handle.
+ */
+const internals = new WeakMap<object, {
+  readonly transport: Transport.Transport
+  readonly handle: Connection.Handle<never, never>
+}>()
 
 /**
  * The transport of a connection: library-internal (WebSocket's close frame and handshake
  * request). Not part of the public `Connection`: nothing outside may write around its writer.
  * @internal
  */
-export const transportOf = (conn: object): Transport.Transport | undefined =>
-  transports.get(conn)
-
-const handles = new WeakMap<object, Connection.Handle<never, never>>()
+export const transportOf = (conn: object): Transport.Transport | undefined => internals.get(conn)?.transport
 
 /** @internal */
 export const attach = <In, Out>(
   conn: Connection.Connection<In, Out>,
   attachment: Connection.Attachment<In, Out>
 ): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.suspend(() => attachment(handles.get(conn) as unknown as Connection.Handle<In, Out>))
+  Effect.suspend(() => attachment(internals.get(conn)!.handle as unknown as Connection.Handle<In, Out>))
 
 /** Internal observers of a connection (the listener's registry and handshake timer). @internal */
 export interface Hooks<In, Out> {
@@ -204,7 +207,6 @@ export const fromFramed = <In, Out>(
       unsafeStats,
       stats: Effect.sync(unsafeStats)
     })
-    transports.set(conn, framed.transport)
 
     // the reader and the control lane are driven by the transport's callbacks
     framed.unsafeOnReadable(() => pump(core, requestClose))
@@ -229,7 +231,7 @@ export const fromFramed = <In, Out>(
       },
       outcome: conn.outcome
     }
-    handles.set(conn, handle as unknown as Connection.Handle<never, never>)
+    internals.set(conn, { transport: framed.transport, handle: handle as unknown as Connection.Handle<never, never> })
     if (hooks?.onOpen !== undefined) yield* hooks.onOpen(handle)
     // attachments (watchdogs) start now; their fibers are interrupted only after the close below has run
     for (const attach of options?.watchdogs ?? []) yield* attach(handle)

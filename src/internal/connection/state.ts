@@ -84,8 +84,8 @@ export type Run = <A, E>(
   options?: { readonly scheduler?: Scheduler.Scheduler | undefined }
 ) => Fiber.RuntimeFiber<A, E>
 
-/** The one record of a connection. @internal */
-export interface Core<In, Out> {
+/** What a connection's record is made with: fixed for its life. @internal */
+export interface CoreFields<In, Out> {
   readonly id: string
   readonly framed: Framed.Framed<In, Out>
   readonly clock: Clock.Clock
@@ -96,7 +96,10 @@ export interface Core<In, Out> {
   readonly queue: StopGate.GatedQueue<Outbound<Out>, DisconnectReason>
   readonly annotate: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   readonly onState: ((state: Connection.State) => void) | undefined
+}
 
+/** The one record of a connection. @internal */
+export interface Core<In, Out> extends CoreFields<In, Out> {
   // ---- lifecycle ----
   phase: Connection.State
   closeRequest: { readonly reason: DisconnectReason; readonly mode: "graceful" | "abort" } | undefined
@@ -147,18 +150,7 @@ export interface Core<In, Out> {
 }
 
 /** @internal */
-export const makeCore = <In, Out>(fields: {
-  readonly id: string
-  readonly framed: Framed.Framed<In, Out>
-  readonly clock: Clock.Clock
-  readonly run: Run
-  readonly labels: LabelSet
-  readonly settings: Settings
-  readonly gate: StopGate.StopGate<DisconnectReason>
-  readonly queue: StopGate.GatedQueue<Outbound<Out>, DisconnectReason>
-  readonly annotate: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  readonly onState: ((state: Connection.State) => void) | undefined
-}): Core<In, Out> => {
+export const makeCore = <In, Out>(fields: CoreFields<In, Out>): Core<In, Out> => {
   const now = fields.clock.unsafeCurrentTimeMillis()
   return {
     ...fields,

@@ -153,6 +153,3 @@ export const awaitIdle = <In, Out>(core: Core<In, Out>): Effect.Effect<void> =>
 /** Whether the writer may still do something (running or about to be started). @internal */
 export const busy = <In, Out>(core: Core<In, Out>): boolean =>
   !core.writerStopped && (core.writer !== undefined || core.queue.size() > 0 || core.controlPending)
-
-/** Writer steps for the timeout reason at close. @internal */
-export { writeTimeoutReason }
