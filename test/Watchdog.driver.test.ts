@@ -11,10 +11,10 @@ import { Duration, Effect, Exit, Fiber, Scope } from "effect"
 import { Connection, DisconnectReason, Transport, Watchdog } from "effect-tether"
 import * as Testing from "effect-tether/testing"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { captureLogs, type LogLine } from "./helpers/logs.js"
+import { established } from "./helpers/tcpInfo.js"
 
 const frame = (n: number, size = 8) => new Uint8Array(size).fill(n % 256)
 const at = Testing.adjustTo
@@ -22,16 +22,6 @@ const until = (cond: () => boolean) => Testing.eventually(cond)
 const warnings = (lines: ReadonlyArray<LogLine>) =>
   lines.filter((l) => l.level === "WARN" && l.annotations["watchdog"] !== undefined)
 
-const established: Watchdog.TcpInfo = {
-  local: "127.0.0.1|40000",
-  remote: "127.0.0.1|7000",
-  state: "ESTABLISHED",
-  txQueue: 0,
-  rxQueue: 0,
-  timer: 0,
-  retransmits: 0,
-  inode: 1
-}
 
 /**
  * A sampler that knows nothing of the kernel (Node's view) and clears a connection with nothing
@@ -307,15 +297,8 @@ const tableLine = (local: number, remote: number, state: number, inode: number) 
 describe.skipIf(!linux)("Watchdog.Driver with the /proc/net/tcp sampler (synthetic table, loopback sockets)", () => {
   it.scoped("5 idle connections: one table read confirms them, then no read on any tick; a paused reader alone is sampled, and reaped when its row goes", () =>
     Effect.gen(function*() {
-      const server = Net.createServer((s) => {
-        s.on("data", () => {})
-        s.on("error", () => {})
-      })
-      yield* Effect.acquireRelease(
-        Effect.async<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
-        () => Effect.sync(() => void server.close())
-      )
-      const port = (server.address() as Net.AddressInfo).port
+      // a loopback server that accepts and reads
+      const { port } = yield* Testing.peer({ onSocket: (socket) => void socket.resume() })
       const dir = yield* Effect.acquireRelease(
         Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "tether-driver-"))),
         (d) => Effect.sync(() => Fs.rmSync(d, { recursive: true, force: true }))

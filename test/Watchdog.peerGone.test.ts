@@ -19,6 +19,7 @@ import * as Path from "node:path"
 import { Connection, DisconnectReason, Framing, Transport, Watchdog } from "effect-tether"
 import * as Testing from "effect-tether/testing"
 import { captureLogs } from "./helpers/logs.js"
+import { established } from "./helpers/tcpInfo.js"
 
 const within = <A, E, R>(ms: number, what: string, self: Effect.Effect<A, E, R>) =>
   Effect.timeoutFail(self, { duration: ms, onTimeout: () => new Error(`timed out after ${ms} ms waiting for ${what}`) })
@@ -187,16 +188,6 @@ describe("the /proc/net/tcp sampler: absent, found by inode, or unknown", () => 
 
 const scripted = Testing.scriptedProbe
 
-const established: Watchdog.TcpInfo = {
-  local: "127.0.0.1|40000",
-  remote: "127.0.0.1|7000",
-  state: "ESTABLISHED",
-  txQueue: 0,
-  rxQueue: 0,
-  timer: 0,
-  retransmits: 0,
-  inode: 1
-}
 
 const at = (t: number) => Effect.flatMap(TestClock.currentTimeMillis, (n) => TestClock.adjust(Duration.millis(t - n)))
 

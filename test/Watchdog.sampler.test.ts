@@ -9,7 +9,6 @@ import { Effect } from "effect"
 import { Connection, Transport, Watchdog } from "effect-tether"
 import * as Testing from "effect-tether/testing"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 
@@ -51,15 +50,8 @@ const tmpFile = (name: string, text: string) =>
 
 /** A loopback server that accepts and reads; the client end as a tether Transport, with its socket's inode. */
 const loopback = Effect.gen(function*() {
-  const server = Net.createServer((s) => {
-    s.on("data", () => {})
-    s.on("error", () => {})
-  })
-  yield* Effect.acquireRelease(
-    Effect.async<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
-    () => Effect.sync(() => void server.close())
-  )
-  const port = (server.address() as Net.AddressInfo).port
+  // a loopback server that accepts and reads
+  const { port } = yield* Testing.peer({ onSocket: (socket) => void socket.resume() })
   const transport = yield* Transport.connectTcp({ host: "127.0.0.1", port })
   const socket = transport.stats().socket!
   const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd
