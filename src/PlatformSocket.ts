@@ -1,0 +1,176 @@
+/**
+ * An `@effect/platform` `Socket.Socket` over tether: everything written to the socket goes through a tether
+ * {@link Connection.Connection} (one writer, a bounded send queue with batching, a deadline per write, watchdogs, and
+ * the full shutdown: drain → FIN → linger for the peer's EOF → destroy, bounded), so code written against the
+ * platform's `Socket` (`Socket.toChannel`, `RpcClient.layerProtocolSocket`, …) gets tether's guarantees unchanged.
+ *
+ * Needs the optional peer dependency `@effect/platform` (tether's core does not).
+ *
+ * What each platform call does on tether:
+ *
+ * | platform call | on tether |
+ * |---|---|
+ * | `run(handler)` / `runRaw(handler)` | opens the connection (`makeTcp`: a new TCP connection per `run`, in the scope of that `run`, like `NodeSocket.makeNet`; `fromConnection`: the given one, once), then calls `handler` for each chunk read. A handler's effect runs in its own fiber, as on the platform, but at most `maxPendingHandlers` (1024) at once: beyond that the reader waits and the socket is paused (TCP pushes back on the peer) instead of piling up fibers. `runRaw` is `run`: a byte stream has no text frames |
+ * | `run` ends | with `void` at the peer's EOF (like `NodeSocket`'s `end`); with `SocketCloseError` (code and reason of the `CloseEvent` written, 1000 when the writer's release or a scope closed the connection, 1001 for a server shutdown); with `SocketGenericError` `"Write"` for a write timeout or a send stall, `"Read"` for every other reason (I/O error, watchdog reap, framing); its `cause` is the tether `DisconnectReason`. It returns once the connection is fully closed (bounded by `drainTimeout + lingerTimeout`) |
+ * | `writer` | waits until a `run` is open (the platform's latch), then each `write(bytes)` waits for room in the bounded send queue (`sendQueueCapacity` frames, `sendQueueHighWaterMark` bytes) — not for the socket, as `NodeSocket` does — and fails with `SocketGenericError` `"Write"` (cause `ConnectionClosed`) once the connection is closing. Strings are UTF-8 encoded; empty chunks are skipped |
+ * | `write(new CloseEvent(code, reason))` | a **graceful close** (drain what was accepted for at most `drainTimeout`, FIN, wait for the peer's EOF for at most `lingerTimeout`, destroy); `NodeSocket` destroys the socket at once and drops what was not flushed. The call returns at once; `run` then fails with `SocketCloseError` carrying that code and reason |
+ * | releasing the writer's scope | the same graceful close (`NodeSocket` half-closes with `end()`: tether's close sends FIN too, then waits for the peer's EOF within the linger bound) |
+ * | `SocketError` `"Open"` / `"OpenTimeout"` | the connect failed / missed `connectTimeout` (`TransportError` as the cause) |
+ *
+ * With `Framing.raw()` (the default here) the socket is a byte stream like any platform socket, and either end may
+ * be a platform one (`NodeSocket`, `NodeSocketServer`). Pass `codec: Framing.lengthPrefixed()` on both ends to keep
+ * each write one message (what `RpcProtocol` does).
+ *
+ * @since 0.4.0
+ */
+import type * as Socket from "@effect/platform/Socket"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import type * as Connection from "./Connection.js"
+import * as internal from "./internal/platformSocket.js"
+
+/**
+ * Options of a socket: `maxPendingHandlers` bounds the handler fibers a `run` keeps at once (default 1024).
+ *
+ * @example
+ * ```ts
+ * import type { PlatformSocket } from "effect-tether"
+ *
+ * const options: PlatformSocket.SocketOptions = { maxPendingHandlers: 256 }
+ * ```
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface SocketOptions {
+  readonly maxPendingHandlers?: number | undefined
+}
+
+/**
+ * Options of {@link makeTcp}: where to connect, every {@link Connection.Options} (codec, send queue bounds,
+ * `writeTimeout`, `drainTimeout`, `lingerTimeout`, `watchdogs`, …), socket options and `connectTimeout`.
+ *
+ * @example
+ * ```ts
+ * import { Watchdog } from "effect-tether"
+ * import type { PlatformSocket } from "effect-tether"
+ *
+ * const options: PlatformSocket.TcpOptions = {
+ *   host: "127.0.0.1",
+ *   port: 7000,
+ *   connectTimeout: "3 seconds",
+ *   watchdogs: Watchdog.defaults()
+ * }
+ * ```
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export type TcpOptions = Parameters<typeof Connection.connectTcp>[0] & SocketOptions
+
+/**
+ * The default bound on the handler fibers a `run` keeps at once: 1024.
+ *
+ * @example
+ * ```ts
+ * import { PlatformSocket } from "effect-tether"
+ *
+ * console.log(PlatformSocket.defaultMaxPendingHandlers) // 1024
+ * ```
+ *
+ * @since 0.4.0
+ * @category constants
+ */
+export const defaultMaxPendingHandlers: number = internal.defaultMaxPendingHandlers
+
+/**
+ * A platform `Socket` over one existing tether connection (e.g. a session of a `Listener`; use
+ * `codec: Framing.raw()` there for a byte stream). It can be `run` once; the connection stays owned by its scope.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Connection, Framing, PlatformSocket } from "effect-tether"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const conn = yield* Connection.connectTcp({ port: 7000, codec: Framing.raw() })
+ *     const socket = yield* PlatformSocket.fromConnection(conn)
+ *     const write = yield* socket.writer
+ *     yield* write("hello")
+ *     yield* socket.run((chunk) => Effect.log(`${chunk.length} bytes`))
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const fromConnection: (
+  conn: Connection.Connection,
+  options?: SocketOptions | undefined
+) => Effect.Effect<Socket.Socket> = internal.fromConnection
+
+/**
+ * A platform `Socket` that opens a new tether TCP connection for each `run`, in that `run`'s scope (the shape of
+ * `NodeSocket.makeNet`: a client that `run`s again after an error reconnects, which is what
+ * `RpcClient.layerProtocolSocket` does with its retry schedule).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { PlatformSocket } from "effect-tether"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const socket = yield* PlatformSocket.makeTcp({ port: 7000, lingerTimeout: "2 seconds" })
+ *     const write = yield* socket.writer
+ *     yield* Effect.fork(write(new TextEncoder().encode("ping\n")))
+ *     yield* socket.run((chunk) => Effect.log(new TextDecoder().decode(chunk)))
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const makeTcp: (options: TcpOptions) => Effect.Effect<Socket.Socket> = internal.makeTcp
+
+/**
+ * {@link makeTcp} as a layer of the platform's `Socket.Socket` service.
+ *
+ * @example
+ * ```ts
+ * import { RpcClient, RpcSerialization } from "@effect/rpc"
+ * import { Layer } from "effect"
+ * import { PlatformSocket } from "effect-tether"
+ *
+ * // @effect/rpc's own socket protocol, on a tether socket
+ * const Protocol = RpcClient.layerProtocolSocket().pipe(
+ *   Layer.provide([PlatformSocket.layerTcp({ port: 7000 }), RpcSerialization.layerNdjson])
+ * )
+ * ```
+ *
+ * @since 0.4.0
+ * @category layers
+ */
+export const layerTcp: (options: TcpOptions) => Layer.Layer<Socket.Socket> = internal.layerTcp
+
+/**
+ * The exit a `run` ends with for a tether `DisconnectReason` (see the table in the module's description).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DisconnectReason, PlatformSocket } from "effect-tether"
+ *
+ * const exit = Effect.runSyncExit(PlatformSocket.toSocketExit(DisconnectReason.PeerClosed(), undefined)) // success
+ * ```
+ *
+ * @since 0.4.0
+ * @category utils
+ */
+export const toSocketExit: (
+  reason: import("./DisconnectReason.js").DisconnectReason,
+  closeEvent: Socket.CloseEvent | undefined
+) => Effect.Effect<void, Socket.SocketError> = internal.toSocketExit
