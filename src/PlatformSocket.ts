@@ -34,7 +34,7 @@ import * as internal from "./internal/platformSocket.js"
  *
  * @example
  * ```ts
- * import type { PlatformSocket } from "effect-tether"
+ * import type * as PlatformSocket from "effect-tether/PlatformSocket"
  *
  * const options: PlatformSocket.SocketOptions = { maxPendingHandlers: 256 }
  * ```
@@ -53,7 +53,7 @@ export interface SocketOptions {
  * @example
  * ```ts
  * import { Watchdog } from "effect-tether"
- * import type { PlatformSocket } from "effect-tether"
+ * import type * as PlatformSocket from "effect-tether/PlatformSocket"
  *
  * const options: PlatformSocket.TcpOptions = {
  *   host: "127.0.0.1",
@@ -73,7 +73,7 @@ export type TcpOptions = Parameters<typeof Connection.connectTcp>[0] & SocketOpt
  *
  * @example
  * ```ts
- * import { PlatformSocket } from "effect-tether"
+ * import * as PlatformSocket from "effect-tether/PlatformSocket"
  *
  * console.log(PlatformSocket.defaultMaxPendingHandlers) // 1024
  * ```
@@ -90,7 +90,8 @@ export const defaultMaxPendingHandlers: number = internal.defaultMaxPendingHandl
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { Connection, Framing, PlatformSocket } from "effect-tether"
+ * import { Connection, Framing } from "effect-tether"
+ * import * as PlatformSocket from "effect-tether/PlatformSocket"
  *
  * const program = Effect.scoped(
  *   Effect.gen(function*() {
@@ -119,7 +120,7 @@ export const fromConnection: (
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { PlatformSocket } from "effect-tether"
+ * import * as PlatformSocket from "effect-tether/PlatformSocket"
  *
  * const program = Effect.scoped(
  *   Effect.gen(function*() {
@@ -143,7 +144,7 @@ export const makeTcp: (options: TcpOptions) => Effect.Effect<Socket.Socket> = in
  * ```ts
  * import { RpcClient, RpcSerialization } from "@effect/rpc"
  * import { Layer } from "effect"
- * import { PlatformSocket } from "effect-tether"
+ * import * as PlatformSocket from "effect-tether/PlatformSocket"
  *
  * // @effect/rpc's own socket protocol, on a tether socket
  * const Protocol = RpcClient.layerProtocolSocket().pipe(
@@ -162,7 +163,8 @@ export const layerTcp: (options: TcpOptions) => Layer.Layer<Socket.Socket> = int
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { DisconnectReason, PlatformSocket } from "effect-tether"
+ * import { DisconnectReason } from "effect-tether"
+ * import * as PlatformSocket from "effect-tether/PlatformSocket"
  *
  * const exit = Effect.runSyncExit(PlatformSocket.toSocketExit(DisconnectReason.PeerClosed(), undefined)) // success
  * ```

@@ -31,7 +31,7 @@ import type * as PlatformSocket from "./PlatformSocket.js"
  *
  * @example
  * ```ts
- * import type { PlatformSocketServer } from "effect-tether"
+ * import type * as PlatformSocketServer from "effect-tether/PlatformSocketServer"
  *
  * const options: PlatformSocketServer.Options = { port: 7000, maxConnections: 1000, shutdownTimeout: "5 seconds" }
  * ```
@@ -47,7 +47,7 @@ export interface Options extends Listener.Options, PlatformSocket.SocketOptions 
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import type { PlatformSocketServer } from "effect-tether"
+ * import type * as PlatformSocketServer from "effect-tether/PlatformSocketServer"
  *
  * const active = (server: PlatformSocketServer.TetherSocketServer) =>
  *   Effect.map(server.listener.stats, (s) => s.active)
@@ -66,7 +66,7 @@ export type TetherSocketServer = SocketServer.SocketServer["Type"] & {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { PlatformSocketServer } from "effect-tether"
+ * import * as PlatformSocketServer from "effect-tether/PlatformSocketServer"
  *
  * // an echo server, written against the platform's SocketServer
  * const program = Effect.scoped(
@@ -97,7 +97,7 @@ export const make: (
  * ```ts
  * import { RpcSerialization, RpcServer } from "@effect/rpc"
  * import { Layer } from "effect"
- * import { PlatformSocketServer } from "effect-tether"
+ * import * as PlatformSocketServer from "effect-tether/PlatformSocketServer"
  *
  * // @effect/rpc's own socket server protocol, on a tether listener
  * const Protocol = RpcServer.layerProtocolSocketServer.pipe(

@@ -10,10 +10,10 @@
  * - `@effect/rpc` never sends a request twice. Its socket protocol fails every call in flight with `RpcClientError`
  *   when the socket fails, and fails new calls at once with the same error until it is open again; the server
  *   interrupts the handlers of a client that went away. There is no notion of an idempotent RPC.
- * - On tether, a call made while the client is disconnected waits for the next connect attempt (one attempt, so a
- *   call never waits for ever) and is sent on that connection; a failed attempt fails it with `RpcClientError`
- *   ("request not sent (it did not run)"). At most `maxQueuedRequests` (10 000) wait at once; beyond that a call
- *   fails at once.
+ * - On tether, a call made while the client is disconnected waits for a connection and is sent on it; once it has
+ *   waited `queueTimeout` (5 s), the next failed connect attempt fails it with `RpcClientError` ("request not sent
+ *   (it did not run)"), so a call never waits for ever. At most `maxQueuedRequests` (10 000) wait at once; beyond
+ *   that a call fails at once.
  * - When a connection is lost, a request none of whose bytes reached the kernel (`outcome.undelivered`, or the one
  *   frame cut in the middle, which the server cannot decode) **never ran**: it is sent again on the next connection
  *   and completes there exactly once. A request the kernel took may have run: it fails with `RpcClientError`
@@ -29,6 +29,7 @@ import type * as SocketServer from "@effect/platform/SocketServer"
 import type * as RpcClient from "@effect/rpc/RpcClient"
 import type * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import type * as RpcServer from "@effect/rpc/RpcServer"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Schedule from "effect/Schedule"
@@ -43,13 +44,15 @@ import type * as PlatformSocketServer from "./PlatformSocketServer.js"
  * - `retrySchedule`: delays between connect attempts (default exponential from 100 ms × 1.5, at most 5 s; reset by
  *   each connection); when it ends the client stops connecting and calls fail;
  * - `maxQueuedRequests`: calls that may wait for a connection at once (default 10 000);
+ * - `queueTimeout`: how long a call may wait for a connection (default 5 s; checked when a connect attempt fails,
+ *   so a call waits at most `queueTimeout` + one retry delay + `connectTimeout`; `0`: one attempt);
  * - `idempotent`: the RPC tags (or a predicate) that may be sent again after a connection was lost with them
  *   unanswered.
  *
  * @example
  * ```ts
  * import { Watchdog } from "effect-tether"
- * import type { RpcProtocol } from "effect-tether"
+ * import type * as RpcProtocol from "effect-tether/RpcProtocol"
  *
  * const options: RpcProtocol.ClientOptions = {
  *   port: 7000,
@@ -65,6 +68,7 @@ import type * as PlatformSocketServer from "./PlatformSocketServer.js"
 export type ClientOptions = Parameters<typeof Connection.connectTcp>[0] & {
   readonly retrySchedule?: Schedule.Schedule<unknown, unknown> | undefined
   readonly maxQueuedRequests?: number | undefined
+  readonly queueTimeout?: Duration.DurationInput | undefined
   readonly idempotent?: ReadonlyArray<string> | ((tag: string) => boolean) | undefined
 }
 
@@ -73,7 +77,7 @@ export type ClientOptions = Parameters<typeof Connection.connectTcp>[0] & {
  *
  * @example
  * ```ts
- * import { RpcProtocol } from "effect-tether"
+ * import * as RpcProtocol from "effect-tether/RpcProtocol"
  *
  * console.log(RpcProtocol.defaultMaxQueued) // 10000
  * ```
@@ -84,11 +88,27 @@ export type ClientOptions = Parameters<typeof Connection.connectTcp>[0] & {
 export const defaultMaxQueued: number = internal.defaultMaxQueued
 
 /**
+ * The default bound on how long a call waits for a connection: 5 seconds.
+ *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import * as RpcProtocol from "effect-tether/RpcProtocol"
+ *
+ * console.log(Duration.toMillis(RpcProtocol.defaultQueueTimeout)) // 5000
+ * ```
+ *
+ * @since 0.4.0
+ * @category constants
+ */
+export const defaultQueueTimeout: Duration.Duration = internal.defaultQueueTimeout
+
+/**
  * The default connect retry schedule: exponential from 100 ms (× 1.5), at most every 5 s.
  *
  * @example
  * ```ts
- * import { RpcProtocol } from "effect-tether"
+ * import * as RpcProtocol from "effect-tether/RpcProtocol"
  *
  * const options: RpcProtocol.ClientOptions = { port: 7000, retrySchedule: RpcProtocol.defaultRetrySchedule }
  * ```
@@ -106,7 +126,7 @@ export const defaultRetrySchedule: Schedule.Schedule<unknown, unknown> = interna
  * ```ts
  * import { RpcClient, RpcSerialization } from "@effect/rpc"
  * import { Effect, Layer } from "effect"
- * import { RpcProtocol } from "effect-tether"
+ * import * as RpcProtocol from "effect-tether/RpcProtocol"
  *
  * const Protocol = Layer.scoped(RpcClient.Protocol, RpcProtocol.makeClient({ port: 7000 })).pipe(
  *   Layer.provide(RpcSerialization.layerMsgPack)
@@ -128,7 +148,8 @@ export const makeClient: (
  * ```ts
  * import { Rpc, RpcClient, RpcGroup, RpcSerialization } from "@effect/rpc"
  * import { Effect, Layer, Schema } from "effect"
- * import { RpcProtocol, Watchdog } from "effect-tether"
+ * import { Watchdog } from "effect-tether"
+ * import * as RpcProtocol from "effect-tether/RpcProtocol"
  *
  * class Api extends RpcGroup.make(Rpc.make("Add", { payload: { a: Schema.Number, b: Schema.Number }, success: Schema.Number })) {}
  *
@@ -156,7 +177,7 @@ export const layerClient: (
  * ```ts
  * import { Rpc, RpcGroup, RpcSerialization, RpcServer } from "@effect/rpc"
  * import { Effect, Layer, Schema } from "effect"
- * import { RpcProtocol } from "effect-tether"
+ * import * as RpcProtocol from "effect-tether/RpcProtocol"
  *
  * class Api extends RpcGroup.make(Rpc.make("Add", { payload: { a: Schema.Number, b: Schema.Number }, success: Schema.Number })) {}
  *

@@ -9,7 +9,9 @@ import type { FromClientEncoded, FromServerEncoded } from "@effect/rpc/RpcMessag
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
 import type * as SocketServer from "@effect/platform/SocketServer"
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
@@ -26,6 +28,9 @@ import * as internalServer from "./platformSocketServer.js"
 export const defaultMaxQueued = 10_000
 
 /** @internal */
+export const defaultQueueTimeout: Duration.Duration = Duration.seconds(5)
+
+/** @internal */
 export const defaultRetrySchedule: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis", 1.5).pipe(
   Schedule.union(Schedule.spaced("5 seconds"))
 )
@@ -36,6 +41,8 @@ interface Entry {
   readonly frame: Uint8Array
   /** the connection that accepted the frame; undefined while queued (or before its first send) */
   conn: Connection.Connection | undefined
+  /** when it was (last) queued for a connection */
+  queuedAt: number
   readonly settled: Deferred.Deferred<void, RpcClientError>
 }
 
@@ -51,10 +58,12 @@ export const makeClient = (
     const {
       idempotent: idempotentOption,
       maxQueuedRequests,
+      queueTimeout: queueTimeoutOption,
       retrySchedule,
       ...connectOptions
     } = options
     const maxQueued = maxQueuedRequests ?? defaultMaxQueued
+    const queueTimeout = Duration.toMillis(Duration.decode(queueTimeoutOption ?? defaultQueueTimeout))
     const idempotent = typeof idempotentOption === "function"
       ? idempotentOption
       : ((set: ReadonlySet<string>) => (tag: string) => set.has(tag))(new Set(idempotentOption ?? []))
@@ -69,15 +78,20 @@ export const makeClient = (
     /** requests no connection accepted yet, in order (bounded by maxQueued) */
     const queue = new Set<Entry>()
     let current: Connection.Connection | undefined
+    /** why the client no longer connects (its retry schedule ended, or it is closed) */
+    let stopped: string | undefined
+
+    const enqueue = (entry: Entry) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        entry.queuedAt = now
+        queue.add(entry)
+      })
 
     /** hands the request to the live connection, or queues it for the next one */
     const transmit = (entry: Entry): Effect.Effect<void> =>
       Effect.suspend(() => {
         const conn = current
-        if (conn === undefined) {
-          queue.add(entry)
-          return Effect.void
-        }
+        if (conn === undefined) return enqueue(entry)
         return Effect.matchEffect(conn.send(entry.frame), {
           onSuccess: () =>
             Effect.sync(() => {
@@ -85,9 +99,7 @@ export const makeClient = (
             }),
           onFailure: (error) =>
             error._tag === "ConnectionClosed"
-              ? Effect.sync(() => {
-                queue.add(entry)
-              })
+              ? enqueue(entry)
               : Effect.zipRight(
                 Effect.sync(() => entries.delete(entry.id)),
                 Deferred.fail(entry.settled, notSent(error.message))
@@ -95,11 +107,12 @@ export const makeClient = (
         })
       })
 
-    const failQueued = (message: string) =>
-      Effect.suspend(() => {
-        const failed = [...queue]
-        queue.clear()
+    /** fails the queued calls that have waited `olderThan` millis or more */
+    const failQueued = (message: string, olderThan = 0) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const failed = [...queue].filter((entry) => now - entry.queuedAt >= olderThan)
         return Effect.forEach(failed, (entry) => {
+          queue.delete(entry)
           entries.delete(entry.id)
           return Deferred.fail(entry.settled, notSent(message))
         }, { discard: true })
@@ -166,7 +179,7 @@ export const makeClient = (
           if (entry.conn !== conn) continue
           entry.conn = undefined
           if (unwritten.has(entry.frame) || idempotent(entry.tag)) {
-            queue.add(entry)
+            yield* enqueue(entry)
           } else {
             entries.delete(entry.id)
             yield* Deferred.fail(entry.settled, new RpcClientError({ reason: "Protocol", message: lost }))
@@ -183,12 +196,13 @@ export const makeClient = (
           yield* session(conn)
         })))
         if (attempt._tag === "Left") {
-          // a call made while disconnected waits for one connect attempt, not for ever
-          yield* failQueued(`connect failed: ${attempt.left.message}`)
+          // a call waits for a connection for queueTimeout (checked at each failed attempt), not for ever
+          yield* failQueued(`connect failed: ${attempt.left.message}`, queueTimeout)
         }
         const more = yield* Effect.either(driver.next(undefined))
         if (more._tag === "Left") {
-          return yield* failQueued("the retry schedule ended")
+          stopped = "the retry schedule ended"
+          return yield* failQueued(stopped)
         }
       }
     }).pipe(
@@ -203,6 +217,7 @@ export const makeClient = (
         entries.clear()
         queue.clear()
         current = undefined
+        stopped = "client closed"
         return Effect.forEach(all, (e) => Deferred.fail(e.settled, notSent("client closed")), { discard: true })
       })
     )
@@ -210,13 +225,14 @@ export const makeClient = (
     const send = (request: FromClientEncoded): Effect.Effect<void, RpcClientError> => {
       switch (request._tag) {
         case "Request": {
+          if (stopped !== undefined) return Effect.fail(notSent(stopped))
           if (current === undefined && queue.size >= maxQueued) {
             return Effect.fail(notSent(`${maxQueued} requests already wait for a connection`))
           }
           const frame = encode(request)
           if (frame === undefined) return Effect.void
           return Effect.flatMap(Deferred.make<void, RpcClientError>(), (settled) => {
-            const entry: Entry = { id: request.id, tag: request.tag, frame, conn: undefined, settled }
+            const entry: Entry = { id: request.id, tag: request.tag, frame, conn: undefined, queuedAt: 0, settled }
             entries.set(entry.id, entry)
             return Effect.zipRight(transmit(entry), Deferred.await(settled)).pipe(
               // an interrupted call that was still queued is never sent
