@@ -303,7 +303,7 @@ export const makeCore = <E, R, RA>(
     })
 
     const shutdownDone = yield* Deferred.make<Listener.ShutdownReport>()
-    const shutdown: Effect.Effect<Listener.ShutdownReport> = Effect.uninterruptibleMask((restore) =>
+    const shutdown: Effect.Effect<Listener.ShutdownReport> = Effect.uninterruptibleMask((_restore) =>
       Effect.suspend(() => {
         if (shuttingDown) return Deferred.await(shutdownDone)
         shuttingDown = true
@@ -327,7 +327,9 @@ export const makeCore = <E, R, RA>(
               }
             }
           })
-          const graceful = yield* restore(Effect.zipRight(requestAll, FiberMap.awaitEmpty(sessions))).pipe(
+          // interruptible, not restore(...): a shutdown run from a finalizer (the scope's, or an onInterrupt) is
+          // uninterruptible there, and the timeout could not cut the graceful part short
+          const graceful = yield* Effect.interruptible(Effect.zipRight(requestAll, FiberMap.awaitEmpty(sessions))).pipe(
             Effect.timeout(shutdownTimeout),
             Effect.option
           )
