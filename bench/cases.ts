@@ -243,6 +243,34 @@ const rtt: Case = {
   ]
 }
 
+const rpcMetrics = (r: { send: Message; recv: Message }) => ({
+  rate: n(r.send, "rate"),
+  p50: n(r.send, "p50"),
+  p99: n(r.send, "p99")
+})
+
+const rpc: Case = {
+  id: "rpc",
+  title: "@effect/rpc round trips: one `Echo` RPC (MsgPack), sequential latency and 100-fiber throughput",
+  notes: [
+    "Platform: `RpcClient.layerProtocolSocket` on `NodeSocket.layerNet` against `RpcServer.layerProtocolSocketServer` on `NodeSocketServer`. Tether: `RpcProtocol.layerClient` against the same `RpcServer.layerProtocolSocketServer` on a tether `PlatformSocketServer` (length-prefixed), i.e. `RpcProtocol.layerServer`.",
+    "Latency: calls one after the other (p50/p99 after a warm-up). Throughput: `calls` calls from 100 fibers, calls per second."
+  ],
+  units: { rate: "calls/s", p50: "µs", p99: "µs" },
+  variants: (size) => {
+    const send = { warmup: pick(size, 2_000, 500), count: pick(size, 10_000, 2_000), calls: pick(size, 50_000, 10_000), fibers: 100 }
+    return [
+      { id: "rpc-platform", label: "@effect/rpc on NodeSocket / NodeSocketServer", recv: { variant: "rpc-platform" }, send: { variant: "rpc-platform", ...send }, limitMs: 120_000, metrics: rpcMetrics },
+      { id: "rpc-tether", label: "@effect/rpc on tether (RpcProtocol)", recv: { variant: "rpc-tether" }, send: { variant: "rpc-tether", ...send }, limitMs: 120_000, metrics: rpcMetrics }
+    ]
+  },
+  ratios: [
+    { label: "RPC calls/s (100 fibers): tether ÷ @effect/platform NodeSocket", num: ["rpc-tether", "rate"], den: ["rpc-platform", "rate"], better: "higher", target: 1.0 },
+    { label: "RPC p50: tether ÷ @effect/platform NodeSocket", num: ["rpc-tether", "p50"], den: ["rpc-platform", "p50"], better: "lower" },
+    { label: "RPC p99: tether ÷ @effect/platform NodeSocket", num: ["rpc-tether", "p99"], den: ["rpc-platform", "p99"], better: "lower", target: 1.2 }
+  ]
+}
+
 const BROADCAST_ROUNDS = 10
 
 const broadcastMetrics = (r: { send: Message; recv: Message }) => {
@@ -544,4 +572,4 @@ const watchdogs: Case = {
   ]
 }
 
-export const cases: ReadonlyArray<Case> = [small, batch, bulk, rtt, broadcast, close, websocket, backlog, server, watchdogs]
+export const cases: ReadonlyArray<Case> = [small, batch, bulk, rtt, rpc, broadcast, close, websocket, backlog, server, watchdogs]

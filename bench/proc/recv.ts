@@ -13,6 +13,8 @@
  * - `hold-many`     raw node:net server holding `conns` idle sockets (`pauseOnData`: stops reading a socket that sends)
  * - `sessions-raw`  raw node:net server holding `conns` idle sockets, then ending them all
  * - `sessions-tether` a tether Listener holding `conns` idle sessions, then `server.shutdown`
+ * - `rpc-platform`  @effect/rpc server (BenchApi, MsgPack) on the platform's NodeSocketServer
+ * - `rpc-tether`    the same on a tether PlatformSocketServer (length-prefixed, what RpcProtocol.layerServer uses)
  */
 import * as Net from "node:net"
 import { emit, fail, loadTether, finish, FrameVerifier, guardChild, memorySnapshot, nowNs, num, readParams } from "../lib/common.js"
@@ -293,8 +295,36 @@ const sessionsTether = async () => {
   }, () => firstAt, () => lastAt)
 }
 
+const rpcServer = async (kind: "platform" | "tether") => {
+  const { Effect, Scope } = await import("effect")
+  const { serveRpc, loadTetherModule } = await import("../lib/rpc.js")
+  const program = Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    let server
+    if (kind === "platform") {
+      const NodeSocketServer = yield* Effect.promise(() => import("@effect/platform-node/NodeSocketServer"))
+      server = yield* Scope.extend(NodeSocketServer.make({ port: 0, host: "127.0.0.1" }), scope)
+    } else {
+      const tether = yield* Effect.promise(() => loadTether(params))
+      const PlatformSocketServer = yield* Effect.promise(() =>
+        loadTetherModule<typeof import("../../src/PlatformSocketServer.js")>(params, "PlatformSocketServer"))
+      server = yield* Scope.extend(
+        PlatformSocketServer.make({ port: 0, host: "127.0.0.1", codec: tether.Framing.lengthPrefixed() }),
+        scope
+      )
+    }
+    yield* serveRpc(server, scope, (served) => finish({ served }))
+    return server.address._tag === "TcpAddress" ? server.address.port : 0
+  })
+  emit({ ready: true, port: await Effect.runPromise(program) })
+}
+
 const main = async () => {
   switch (params.variant) {
+    case "rpc-platform":
+      return rpcServer("platform")
+    case "rpc-tether":
+      return rpcServer("tether")
     case "closed-port":
       return closedPort()
     case "frames":

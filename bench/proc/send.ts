@@ -745,6 +745,51 @@ const clientsMany = async (conns: number, stubborn: boolean) => {
   finish({ connected, failedConnects, closed, resets, connectMs: (connectedAt - t0) / 1e6 })
 }
 
+// ---- @effect/rpc round trips ----
+
+/**
+ * BenchApi calls through an @effect/rpc client: `warmup` + `count` calls one after the other (latency), then
+ * `calls` calls from `fibers` fibers (throughput).
+ */
+const rpcClient = async (kind: "platform" | "tether", warmup: number, count: number, calls: number, fibers: number) => {
+  const { Effect, Layer } = await import("effect")
+  const { RpcClient, RpcSerialization } = await import("@effect/rpc")
+  const { BenchApi, loadTetherModule } = await import("../lib/rpc.js")
+  let protocol: import("effect/Layer").Layer<import("@effect/rpc/RpcClient").Protocol, unknown>
+  if (kind === "platform") {
+    const NodeSocket = await import("@effect/platform-node/NodeSocket")
+    protocol = RpcClient.layerProtocolSocket().pipe(
+      Layer.provide([NodeSocket.layerNet({ host, port, noDelay: true }), RpcSerialization.layerMsgPack])
+    )
+  } else {
+    const RpcProtocol = await loadTetherModule<typeof import("../../src/RpcProtocol.js")>(params, "RpcProtocol")
+    protocol = RpcProtocol.layerClient({ host, port, ...tetherOptions }).pipe(Layer.provide(RpcSerialization.layerMsgPack))
+  }
+  const program = Effect.gen(function*() {
+    const client = yield* RpcClient.make(BenchApi)
+    const samples = new Float64Array(count)
+    for (let i = 0; i < warmup + count; i++) {
+      const t = nowNs()
+      const r = yield* client.Echo({ n: i })
+      if (r !== i) return yield* Effect.die(new Error(`echo ${r} for call ${i}`))
+      if (i >= warmup) samples[i - warmup] = nowNs() - t
+    }
+    const t0 = nowNs()
+    let next = 0
+    let sum = 0
+    yield* Effect.forEach(Array.from({ length: fibers }), () =>
+      Effect.whileLoop({
+        while: () => next < calls,
+        body: () => client.Echo({ n: next++ }),
+        step: (r) => (sum += r)
+      }), { concurrency: "unbounded", discard: true })
+    const millis = (nowNs() - t0) / 1e6
+    if (sum !== (calls * (calls - 1)) / 2) return yield* Effect.die(new Error(`throughput checksum ${sum}`))
+    return { ...percentiles(samples), rate: calls / (millis / 1000), millis, unit: "us" }
+  }).pipe(Effect.scoped, Effect.provide(protocol))
+  finish(await Effect.runPromise(program))
+}
+
 const main = async () => {
   const frames = num(params, "frames", 0)
   const size = num(params, "payload", 60)
@@ -793,6 +838,15 @@ const main = async () => {
       return watchIdle(num(params, "conns"), String(params.mode), num(params, "windowMs"), num(params, "settleMs"))
     case "clients-many":
       return clientsMany(num(params, "conns"), params.stubborn === true)
+    case "rpc-platform":
+    case "rpc-tether":
+      return rpcClient(
+        params.variant === "rpc-platform" ? "platform" : "tether",
+        num(params, "warmup"),
+        num(params, "count"),
+        num(params, "calls"),
+        num(params, "fibers")
+      )
     default:
       throw new Error(`unknown sender variant ${params.variant}`)
   }

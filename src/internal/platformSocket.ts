@@ -4,10 +4,12 @@
  * @internal
  */
 import * as Socket from "@effect/platform/Socket"
+import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
+import { constVoid } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -93,7 +95,16 @@ export const fromOpen = <RO>(
             })
           )
         }
-        const reader = Stream.runForEach(conn.incoming, onChunk).pipe(
+        const onChunks = (chunks: Chunk.Chunk<Uint8Array>): Effect.Effect<void> => {
+          let i = 0
+          const n = chunks.length
+          return Effect.whileLoop({
+            while: () => i < n,
+            body: () => onChunk(Chunk.unsafeGet(chunks, i++)),
+            step: constVoid
+          })
+        }
+        const reader = Stream.runForEachChunk(conn.incoming, onChunks).pipe(
           Effect.zipRight(conn.closed),
           Effect.flatMap((reason) => toSocketExit(reason, self.closeEvent)),
           Effect.exit,

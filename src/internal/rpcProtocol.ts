@@ -128,7 +128,7 @@ export const makeClient = (
 
     const read = (conn: Connection.Connection) => {
       const parser = serialization.unsafeMake()
-      return Stream.runForEach(conn.incoming, (frame) =>
+      const onFrame = (frame: Uint8Array): Effect.Effect<void> =>
         Effect.suspend(() => {
           let messages: ReadonlyArray<FromServerEncoded>
           try {
@@ -157,7 +157,8 @@ export const makeClient = (
             }
             return message._tag === "Pong" ? Effect.void : writeResponse(message)
           }, { discard: true })
-        }))
+        })
+      return Stream.runForEachChunk(conn.incoming, (frames) => Effect.forEach(frames, onFrame, { discard: true }))
     }
 
     const session = (conn: Connection.Connection) =>
