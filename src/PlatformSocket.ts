@@ -10,7 +10,7 @@
  *
  * | platform call | on tether |
  * |---|---|
- * | `run(handler)` / `runRaw(handler)` | opens the connection (`makeTcp`: a new TCP connection per `run`, in the scope of that `run`, like `NodeSocket.makeNet`; `fromConnection`: the given one, once), then calls `handler` for each chunk read. A handler's effect runs in its own fiber, as on the platform, but at most `maxPendingHandlers` (1024) at once: beyond that the reader waits and the socket is paused (TCP pushes back on the peer) instead of piling up fibers. `runRaw` is `run`: a byte stream has no text frames |
+ * | `run(handler)` / `runRaw(handler)` | opens the connection (`makeTcp`: a new TCP connection per `run`, in the scope of that `run`, like `NodeSocket.makeNet`; `fromConnection`: the given one, once; `fromDialer`: every connection of the dialer in turn), then calls `handler` for each chunk read. A handler's effect runs in its own fiber, as on the platform, but at most `maxPendingHandlers` (1024) at once: beyond that the reader waits and the socket is paused (TCP pushes back on the peer) instead of piling up fibers. `runRaw` is `run`: a byte stream has no text frames |
  * | `run` ends | with `void` at the peer's EOF (like `NodeSocket`'s `end`); with `SocketCloseError` (code and reason of the `CloseEvent` written, 1000 when the writer's release or a scope closed the connection, 1001 for a server shutdown); with `SocketGenericError` `"Write"` for a write timeout or a send stall, `"Read"` for every other reason (I/O error, watchdog reap, framing); its `cause` is the tether `DisconnectReason`. It returns once the connection is fully closed (bounded by `drainTimeout + lingerTimeout`) |
  * | `writer` | waits until a `run` is open (the platform's latch), then each `write(bytes)` waits for room in the bounded send queue (`sendQueueCapacity` frames, `sendQueueHighWaterMark` bytes) — not for the socket, as `NodeSocket` does — and fails with `SocketGenericError` `"Write"` (cause `ConnectionClosed`) once the connection is closing. Strings are UTF-8 encoded; empty chunks are skipped |
  * | `write(new CloseEvent(code, reason))` | a **graceful close** (drain what was accepted for at most `drainTimeout`, FIN, wait for the peer's EOF for at most `lingerTimeout`, destroy); `NodeSocket` destroys the socket at once and drops what was not flushed. The call returns at once; `run` then fails with `SocketCloseError` carrying that code and reason |
@@ -27,6 +27,7 @@ import type * as Socket from "@effect/platform/Socket"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Connection from "./Connection.js"
+import type * as Dialer from "./Dialer.js"
 import * as internal from "./internal/platformSocket.js"
 
 /**
@@ -136,6 +137,44 @@ export const fromConnection: (
  * @category constructors
  */
 export const makeTcp: (options: TcpOptions) => Effect.Effect<Socket.Socket> = internal.makeTcp
+
+/**
+ * A platform `Socket` over a tether {@link Dialer.Dialer}: it survives reconnects. Writes go through `dialer.send`
+ * (to the live connection, or to the dialer's bounded backlog while it is down, replayed in order on reconnect,
+ * each frame exactly once at the kernel boundary); they never wait for a connection, and fail with
+ * `SocketGenericError` `"Write"` (cause `BacklogFull` or `DialerStopped`). One `run` reads every connection of the
+ * dialer in turn and fails with `SocketCloseError` 1000 when the dialer stops. A `CloseEvent` stops the dialer
+ * (bounded by its linger); releasing the writer does nothing (the dialer belongs to its own scope).
+ *
+ * Use a self-delimiting codec on the dialer (the default `Framing.lengthPrefixed()`): each chunk the handler gets is
+ * then one message, also across reconnects (a byte stream would be cut at a reconnect). Not for `@effect/rpc`:
+ * its client fails the calls in flight when the socket fails, and a backlog would later send requests it already
+ * reported failed; `RpcProtocol` handles that case.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Dialer } from "effect-tether"
+ * import * as PlatformSocket from "effect-tether/PlatformSocket"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const dialer = yield* Dialer.make({ port: 7000, backlog: { maxMessages: 1000 } })
+ *     const socket = yield* PlatformSocket.fromDialer(dialer)
+ *     const write = yield* socket.writer
+ *     yield* write("queued while down, sent once connected")
+ *     yield* socket.run((message) => Effect.log(`${message.length} bytes`))
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const fromDialer: (
+  dialer: Dialer.Dialer,
+  options?: SocketOptions | undefined
+) => Effect.Effect<Socket.Socket> = internal.fromDialer
 
 /**
  * {@link makeTcp} as a layer of the platform's `Socket.Socket` service.

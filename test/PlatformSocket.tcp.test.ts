@@ -8,8 +8,8 @@ import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
 import * as Socket from "@effect/platform/Socket"
 import { RpcClient, RpcSerialization, RpcServer } from "@effect/rpc"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
-import { DisconnectReason, Watchdog } from "effect-tether"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
+import { Dialer, DisconnectReason, Framing, Watchdog } from "effect-tether"
 import * as PlatformSocket from "effect-tether/PlatformSocket"
 import * as PlatformSocketServer from "effect-tether/PlatformSocketServer"
 import * as Testing from "effect-tether/testing"
@@ -102,6 +102,39 @@ describe("PlatformSocket (loopback)", () => {
       // a later write fails typed: the socket is not open any more (it waits for the next run)
       const late = yield* Effect.exit(Effect.timeout(write("late"), "50 millis"))
       expect(Exit.isFailure(late)).toBe(true)
+    }))
+
+  it.scopedLive("a socket over a Dialer survives a server restart: messages written while it is down arrive once, in order", () =>
+    Effect.gen(function*() {
+      const port = yield* Testing.freePort()
+      // a tether echo server (length-prefixed: one chunk = one message), in a scope of its own
+      const startEcho = Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const server = yield* Scope.extend(PlatformSocketServer.make({ port, codec: Framing.lengthPrefixed() }), scope)
+        yield* Effect.forkIn(
+          server.run((socket) => Effect.scoped(Effect.flatMap(socket.writer, (write) => socket.run(write)))),
+          scope
+        )
+        return scope
+      })
+      let echo = yield* startEcho
+      const dialer = yield* Dialer.make({ port, backoff: Schedule.spaced("50 millis") })
+      const socket = yield* PlatformSocket.fromDialer(dialer)
+      const got: Array<string> = []
+      yield* Effect.fork(socket.run((m) => void got.push(utf8(m))))
+      const write = yield* socket.writer
+      const until = (n: number) =>
+        Testing.within("5 seconds", `${n} echoes`, Effect.repeat(Effect.sleep("5 millis"), { until: () => got.length >= n }))
+      for (let i = 0; i < 100; i++) yield* write(`m${i}`)
+      yield* until(100)
+      yield* Scope.close(echo, Exit.void)
+      yield* Testing.within("5 seconds", "the dialer sees the server gone", Effect.repeat(dialer.status, { until: (s) => s !== "Connected" }))
+      for (let i = 100; i < 200; i++) yield* write(`m${i}`) // into the dialer's backlog
+      echo = yield* startEcho
+      yield* until(200)
+      yield* Effect.sleep("100 millis") // nothing more arrives
+      expect(got).toEqual(Array.from({ length: 200 }, (_, i) => `m${i}`))
+      yield* Scope.close(echo, Exit.void)
     }))
 
   it.effect("each tether reason maps to the platform's SocketError", () =>

@@ -14,6 +14,7 @@ import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Connection from "../Connection.js"
+import type * as Dialer from "../Dialer.js"
 import * as DR from "../DisconnectReason.js"
 import type { DisconnectReason } from "../DisconnectReason.js"
 import * as Framing from "../Framing.js"
@@ -55,6 +56,29 @@ export const toSocketExit = (
   }
 }
 
+/**
+ * The reader's step: a handler's effect runs in its own fiber (as on the platform), at most `maxPending` at once, so
+ * a slow handler pushes back on the socket (the reader waits, the transport pauses) instead of piling up fibers.
+ */
+const boundedHandler = <_, E, R>(
+  handler: (_: Uint8Array) => Effect.Effect<_, E, R> | void,
+  runFork: (effect: Effect.Effect<unknown, E, R>) => unknown,
+  maxPending: number
+) =>
+  Effect.map(Effect.makeSemaphore(maxPending), (permits) => {
+    const release = permits.release(1)
+    return (chunk: Uint8Array): Effect.Effect<void> => {
+      const result = handler(chunk)
+      if (!Effect.isEffect(result)) return Effect.void
+      return Effect.zipRight(
+        permits.take(1),
+        Effect.sync(() => {
+          runFork(Effect.ensuring(result, release))
+        })
+      )
+    }
+  })
+
 interface Current {
   readonly conn: Connection.Connection
   closeEvent: Socket.CloseEvent | undefined
@@ -80,21 +104,8 @@ export const fromOpen = <RO>(
         const fiberSet = yield* FiberSet.make<unknown, E | Socket.SocketError>().pipe(Scope.extend(scope))
         const conn = yield* Scope.extend(open, scope)
         const runFork = yield* FiberSet.runtime(fiberSet)<R>()
-        const permits = yield* Effect.makeSemaphore(maxPending)
-        const release = permits.release(1)
         const self: Current = { conn, closeEvent: undefined }
-        // the reader: one chunk at a time; a handler's effect runs in its own fiber (as on the platform), at most
-        // `maxPendingHandlers` at once, so a slow handler pushes back on the socket instead of piling up fibers
-        const onChunk = (chunk: Uint8Array): Effect.Effect<void> => {
-          const result = handler(chunk)
-          if (!Effect.isEffect(result)) return Effect.void
-          return Effect.zipRight(
-            permits.take(1),
-            Effect.sync(() => {
-              runFork(Effect.ensuring(result, release))
-            })
-          )
-        }
+        const onChunk = yield* boundedHandler(handler, runFork, maxPending)
         const onChunks = (chunks: Chunk.Chunk<Uint8Array>): Effect.Effect<void> => {
           let i = 0
           const n = chunks.length
@@ -195,3 +206,54 @@ export const makeTcp = (options: PlatformSocket.TcpOptions): Effect.Effect<Socke
 /** @internal */
 export const layerTcp = (options: PlatformSocket.TcpOptions): Layer.Layer<Socket.Socket> =>
   Layer.effect(Socket.Socket, makeTcp(options))
+
+/** @internal */
+export const fromDialer = (
+  dialer: Dialer.Dialer,
+  options?: PlatformSocket.SocketOptions | undefined
+): Effect.Effect<Socket.Socket> =>
+  Effect.sync(() => {
+    const maxPending = options?.maxPendingHandlers ?? defaultMaxPendingHandlers
+    const encoder = new TextEncoder()
+    // each connection of the dialer once, in order, until it stops
+    const connections = dialer.statusChanges.pipe(
+      Stream.takeUntil((status) => status === "Stopped"),
+      Stream.mapEffect(() => dialer.connection),
+      Stream.filterMap((conn) => conn),
+      Stream.changesWith((a, b) => a === b)
+    )
+    const runRaw = <_, E, R>(
+      handler: (_: Uint8Array) => Effect.Effect<_, E, R> | void,
+      opts?: { readonly onOpen?: Effect.Effect<void> | undefined }
+    ): Effect.Effect<void, Socket.SocketError | E, R> =>
+      Effect.scopedWith(Effect.fnUntraced(function*(scope) {
+        const fiberSet = yield* FiberSet.make<unknown, E | Socket.SocketError>().pipe(Scope.extend(scope))
+        const runFork = yield* FiberSet.runtime(fiberSet)<R>()
+        const onChunk = yield* boundedHandler(handler, runFork, maxPending)
+        const reader = Stream.runForEach(
+          connections,
+          (conn) => Stream.runForEach(conn.incoming, onChunk)
+        ).pipe(
+          Effect.zipRight(Effect.fail(new Socket.SocketCloseError({ reason: "Close", code: 1000, closeReason: "dialer stopped" }))),
+          Effect.exit,
+          Effect.flatMap((exit) => Deferred.done(fiberSet.deferred, exit))
+        )
+        yield* FiberSet.run(fiberSet, reader)
+        if (opts?.onOpen) yield* opts.onOpen
+        return yield* FiberSet.join(fiberSet)
+      })).pipe(Effect.interruptible)
+
+    const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> => {
+      if (Socket.isCloseEvent(chunk)) return Effect.asVoid(dialer.stop(chunk.toString()))
+      const bytes = typeof chunk === "string" ? encoder.encode(chunk) : chunk
+      if (bytes.length === 0) return Effect.void
+      return Effect.mapError(dialer.send(bytes), (cause) => new Socket.SocketGenericError({ reason: "Write", cause }))
+    }
+
+    return Socket.Socket.of({
+      [Socket.TypeId]: Socket.TypeId,
+      run: runRaw,
+      runRaw,
+      writer: Effect.succeed(write)
+    })
+  })
