@@ -128,7 +128,7 @@ describe("PlatformSocket (loopback)", () => {
       for (let i = 0; i < 100; i++) yield* write(`m${i}`)
       yield* until(100)
       yield* Scope.close(echo, Exit.void)
-      yield* Testing.within("5 seconds", "the dialer sees the server gone", Effect.repeat(dialer.status, { until: (s) => s !== "Connected" }))
+      yield* Testing.within("5 seconds", "the dialer sees the server gone", Effect.repeat(dialer.status, { schedule: Schedule.spaced("5 millis"), until: (s) => s !== "Connected" }))
       for (let i = 100; i < 200; i++) yield* write(`m${i}`) // into the dialer's backlog
       echo = yield* startEcho
       yield* until(200)
@@ -178,7 +178,7 @@ describe("PlatformSocket (loopback)", () => {
       const client = Net.connect({ port, host: "127.0.0.1", allowHalfOpen: true })
       client.on("error", () => {})
       yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
-      yield* Testing.within("5 seconds", "the session", Effect.repeat(server.listener.stats, { until: (s) => s.active === 1 }))
+      yield* Testing.within("5 seconds", "the session", Effect.repeat(server.listener.stats, { schedule: Schedule.spaced("5 millis"), until: (s) => s.active === 1 }))
       const t0 = Date.now()
       yield* Testing.within("3 seconds", "the shutdown", Fiber.interrupt(run))
       expect(Date.now() - t0).toBeLessThan(300 + 1500)
@@ -223,7 +223,7 @@ describe("PlatformSocket (loopback)", () => {
         (id) => Effect.fork(Effect.exit(client.Slow({ id, millis: 2000 }))),
         { concurrency: "unbounded" }
       )
-      yield* Testing.within("5 seconds", "50 slow calls started", Effect.repeat(Effect.sync(() => started.size), { until: (n) => n >= 1050 }))
+      yield* Testing.within("5 seconds", "50 slow calls started", Effect.repeat(Effect.sync(() => started.size), { schedule: Schedule.spaced("5 millis"), until: (n) => n >= 1050 }))
       yield* Scope.close(serverScope, Exit.void)
       const exits = yield* Testing.within("5 seconds", "the slow calls end", Fiber.joinAll(slow))
       expect(exits.every(Exit.isFailure)).toBe(true)

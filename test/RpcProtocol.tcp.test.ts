@@ -183,7 +183,7 @@ describe("RpcProtocol over tether (loopback)", () => {
         yield* c.Add({ id: -1, a: 0, b: 0 })
         const calls = yield* Effect.forEach(
           Array.from({ length: 20 }, (_, id) => id),
-          (id) => Effect.fork(Effect.exit(c.Slow({ id, millis: 1500 }))),
+          (id) => Effect.fork(Effect.exit(c.Slow({ id, millis: 800 }))),
           { concurrency: "unbounded" }
         )
         yield* waitFor(() => started.size >= 21, "21 calls started")
