@@ -85,7 +85,8 @@ describe("RpcProtocol over tether (loopback)", () => {
   /** 500 calls of 0–40 ms, the server goes away 60 ms later, 200 calls while it is down, then it is started again */
   const restartScenario = <E, R>(port: number, stop: Effect.Effect<void>, start: Effect.Effect<void, E, R>) =>
     Effect.scoped(Effect.gen(function*() {
-      const c = yield* client({ port })
+      // a restarted server process can take seconds to listen on a loaded machine: calls may wait that long
+      const c = yield* client({ port, queueTimeout: "20 seconds" })
       yield* c.Add({ id: -1, a: 0, b: 0 }) // connected
       const calls = yield* Effect.forEach(
         Array.from({ length: 500 }, (_, id) => id),
@@ -100,7 +101,7 @@ describe("RpcProtocol over tether (loopback)", () => {
         { concurrency: "unbounded" }
       )
       yield* start
-      const exits = yield* Testing.within("15 seconds", "every call settles", Fiber.joinAll([...calls, ...during]))
+      const exits = yield* Testing.within("25 seconds", "every call settles", Fiber.joinAll([...calls, ...during]))
       const after = yield* Testing.within(
         "10 seconds",
         "a call after the restart",
@@ -170,7 +171,7 @@ describe("RpcProtocol over tether (loopback)", () => {
         // calls made while it was down waited (queueTimeout 5 s) and completed once after the reconnect
         expect(counts["ok after the reconnect"]).toBe(200)
       }),
-    30_000
+    40_000
   )
 
   it.scopedLive("a call marked idempotent is sent again after the server died with it unanswered", () =>
@@ -179,7 +180,7 @@ describe("RpcProtocol over tether (loopback)", () => {
       const started = new Map<number, number>()
       let server = yield* spawnServer(port, started)
       const exits = yield* Effect.scoped(Effect.gen(function*() {
-        const c = yield* client({ port, idempotent: ["Slow"] })
+        const c = yield* client({ port, idempotent: ["Slow"], queueTimeout: "20 seconds" })
         yield* c.Add({ id: -1, a: 0, b: 0 })
         const calls = yield* Effect.forEach(
           Array.from({ length: 20 }, (_, id) => id),
@@ -189,11 +190,11 @@ describe("RpcProtocol over tether (loopback)", () => {
         yield* waitFor(() => started.size >= 21, "21 calls started")
         yield* server.kill
         server = yield* spawnServer(port, started)
-        return yield* Testing.within("15 seconds", "idempotent calls settle", Fiber.joinAll(calls))
+        return yield* Testing.within("25 seconds", "idempotent calls settle", Fiber.joinAll(calls))
       }))
       expect(exits.map(settled)).toEqual(Array.from({ length: 20 }, () => "ok"))
       for (let id = 0; id < 20; id++) expect(started.get(id)).toBe(2) // ran again after the restart
-    }), 30_000)
+    }), 40_000)
 
   it.scopedLive("a server that stops reading: the send-stall watchdog reaps the connection, pending calls fail typed", () =>
     Effect.gen(function*() {
