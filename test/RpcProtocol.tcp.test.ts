@@ -63,8 +63,9 @@ describe("RpcProtocol over tether (loopback)", () => {
       const server = yield* startServer(port, ledger)
       const results = yield* Effect.scoped(Effect.gen(function*() {
         const c = yield* client({ port })
+        // the bound is for a hang, not a speed check: a loaded 2-core machine is slow
         return yield* Testing.within(
-          "15 seconds",
+          "30 seconds",
           "10 000 calls",
           Effect.forEach(
             Array.from({ length: 100 }, (_, f) => f),
@@ -80,7 +81,7 @@ describe("RpcProtocol over tether (loopback)", () => {
       expect(flat.every((r, id) => r === id + 1)).toBe(true)
       expect(ledger.started.size).toBe(10_000)
       expect([...ledger.started.values()].every((n) => n === 1)).toBe(true)
-    }))
+    }), 40_000)
 
   /** 500 calls of 0–40 ms, the server goes away 60 ms later, 200 calls while it is down, then it is started again */
   const restartScenario = <E, R>(port: number, stop: Effect.Effect<void>, start: Effect.Effect<void, E, R>) =>

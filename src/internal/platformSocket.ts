@@ -9,7 +9,7 @@ import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
-import { constVoid } from "effect/Function"
+import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -57,8 +57,11 @@ export const toSocketExit = (
 }
 
 /**
- * The reader's step: a handler's effect runs in its own fiber (as on the platform), at most `maxPending` at once, so
- * a slow handler pushes back on the socket (the reader waits, the transport pauses) instead of piling up fibers.
+ * The reader's step, for the chunks of one read: the handler is called for each chunk, in order, and the effects it
+ * returns run in one fiber of their own, one after the other (as the platform runs the effect for one data event:
+ * `NodeSocket` forks a fiber per `data` event, and `@effect/rpc` handles the messages of one event in order). At
+ * most `maxPending` such fibers run at once, so a slow handler pushes back on the socket (the reader waits, the
+ * transport pauses) instead of piling up fibers.
  */
 const boundedHandler = <_, E, R>(
   handler: (_: Uint8Array) => Effect.Effect<_, E, R> | void,
@@ -67,16 +70,22 @@ const boundedHandler = <_, E, R>(
 ) =>
   Effect.map(Effect.makeSemaphore(maxPending), (permits) => {
     const release = permits.release(1)
-    return (chunk: Uint8Array): Effect.Effect<void> => {
-      const result = handler(chunk)
-      if (!Effect.isEffect(result)) return Effect.void
-      return Effect.zipRight(
-        permits.take(1),
-        Effect.sync(() => {
-          runFork(Effect.ensuring(result, release))
-        })
-      )
-    }
+    return (chunks: Chunk.Chunk<Uint8Array>): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        let effects: Array<Effect.Effect<_, E, R>> | undefined
+        for (const chunk of chunks) {
+          const result = handler(chunk)
+          if (Effect.isEffect(result)) (effects ??= []).push(result)
+        }
+        if (effects === undefined) return Effect.void
+        const run = effects.length === 1 ? effects[0]! : Effect.forEach(effects, identity, { discard: true })
+        return Effect.zipRight(
+          permits.take(1),
+          Effect.sync(() => {
+            runFork(Effect.ensuring(run, release))
+          })
+        )
+      })
   })
 
 interface Current {
@@ -105,16 +114,7 @@ export const fromOpen = <RO>(
         const conn = yield* Scope.extend(open, scope)
         const runFork = yield* FiberSet.runtime(fiberSet)<R>()
         const self: Current = { conn, closeEvent: undefined }
-        const onChunk = yield* boundedHandler(handler, runFork, maxPending)
-        const onChunks = (chunks: Chunk.Chunk<Uint8Array>): Effect.Effect<void> => {
-          let i = 0
-          const n = chunks.length
-          return Effect.whileLoop({
-            while: () => i < n,
-            body: () => onChunk(Chunk.unsafeGet(chunks, i++)),
-            step: constVoid
-          })
-        }
+        const onChunks = yield* boundedHandler(handler, runFork, maxPending)
         const reader = Stream.runForEachChunk(conn.incoming, onChunks).pipe(
           Effect.zipRight(conn.closed),
           Effect.flatMap((reason) => toSocketExit(reason, self.closeEvent)),
@@ -229,10 +229,10 @@ export const fromDialer = (
       Effect.scopedWith(Effect.fnUntraced(function*(scope) {
         const fiberSet = yield* FiberSet.make<unknown, E | Socket.SocketError>().pipe(Scope.extend(scope))
         const runFork = yield* FiberSet.runtime(fiberSet)<R>()
-        const onChunk = yield* boundedHandler(handler, runFork, maxPending)
+        const onChunks = yield* boundedHandler(handler, runFork, maxPending)
         const reader = Stream.runForEach(
           connections,
-          (conn) => Stream.runForEach(conn.incoming, onChunk)
+          (conn) => Stream.runForEachChunk(conn.incoming, onChunks)
         ).pipe(
           Effect.zipRight(Effect.fail(new Socket.SocketCloseError({ reason: "Close", code: 1000, closeReason: "dialer stopped" }))),
           Effect.exit,

@@ -10,7 +10,6 @@ import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
 import type * as SocketServer from "@effect/platform/SocketServer"
 import * as Clock from "effect/Clock"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -43,7 +42,23 @@ interface Entry {
   conn: Connection.Connection | undefined
   /** when it was (last) queued for a connection */
   queuedAt: number
-  readonly settled: Deferred.Deferred<void, RpcClientError>
+  /** the parked `send` of this request (set while it waits) */
+  resume: ((result: Effect.Effect<void, RpcClientError>) => void) | undefined
+  /** how it was settled before its `send` parked */
+  done: Effect.Effect<void, RpcClientError> | undefined
+}
+
+const settled: Effect.Effect<void, RpcClientError> = Effect.void
+
+/** ends the request's `send`: with success once its Exit was delivered, or with a typed failure */
+const settle = (entry: Entry, result: Effect.Effect<void, RpcClientError>): void => {
+  const resume = entry.resume
+  if (resume !== undefined) {
+    entry.resume = undefined
+    resume(result)
+  } else if (entry.done === undefined) {
+    entry.done = result
+  }
 }
 
 const notSent = (message: string) =>
@@ -102,7 +117,7 @@ export const makeClient = (
               ? enqueue(entry)
               : Effect.zipRight(
                 Effect.sync(() => entries.delete(entry.id)),
-                Deferred.fail(entry.settled, notSent(error.message))
+                Effect.sync(() => settle(entry, Effect.fail(notSent(error.message))))
               )
         })
       })
@@ -114,7 +129,7 @@ export const makeClient = (
         return Effect.forEach(failed, (entry) => {
           queue.delete(entry)
           entries.delete(entry.id)
-          return Deferred.fail(entry.settled, notSent(message))
+          return Effect.sync(() => settle(entry, Effect.fail(notSent(message))))
         }, { discard: true })
       })
 
@@ -143,7 +158,7 @@ export const makeClient = (
               entries.delete(message.requestId)
               return entry === undefined
                 ? writeResponse(message)
-                : Effect.zipRight(writeResponse(message), Deferred.succeed(entry.settled, undefined))
+                : Effect.zipRight(writeResponse(message), Effect.sync(() => settle(entry, settled)))
             }
             if (message._tag === "Defect") {
               // the client fails every call on a defect: settle ours too
@@ -152,7 +167,7 @@ export const makeClient = (
               queue.clear()
               return Effect.zipRight(
                 writeResponse(message),
-                Effect.forEach(all, (e) => Deferred.succeed(e.settled, undefined), { discard: true })
+                Effect.sync(() => all.forEach((e) => settle(e, settled)))
               )
             }
             return message._tag === "Pong" ? Effect.void : writeResponse(message)
@@ -183,7 +198,7 @@ export const makeClient = (
             yield* enqueue(entry)
           } else {
             entries.delete(entry.id)
-            yield* Deferred.fail(entry.settled, new RpcClientError({ reason: "Protocol", message: lost }))
+            settle(entry, Effect.fail(new RpcClientError({ reason: "Protocol", message: lost })))
           }
         }
       })
@@ -219,7 +234,7 @@ export const makeClient = (
         queue.clear()
         current = undefined
         stopped = "client closed"
-        return Effect.forEach(all, (e) => Deferred.fail(e.settled, notSent("client closed")), { discard: true })
+        return Effect.sync(() => all.forEach((e) => settle(e, Effect.fail(notSent("client closed")))))
       })
     )
 
@@ -232,14 +247,28 @@ export const makeClient = (
           }
           const frame = encode(request)
           if (frame === undefined) return Effect.void
-          return Effect.flatMap(Deferred.make<void, RpcClientError>(), (settled) => {
-            const entry: Entry = { id: request.id, tag: request.tag, frame, conn: undefined, queuedAt: 0, settled }
-            entries.set(entry.id, entry)
-            return Effect.zipRight(transmit(entry), Deferred.await(settled)).pipe(
+          const entry: Entry = {
+            id: request.id,
+            tag: request.tag,
+            frame,
+            conn: undefined,
+            queuedAt: 0,
+            resume: undefined,
+            done: undefined
+          }
+          entries.set(entry.id, entry)
+          return Effect.zipRight(
+            transmit(entry),
+            Effect.async<void, RpcClientError>((resume) => {
+              if (entry.done !== undefined) return resume(entry.done)
+              entry.resume = resume
               // an interrupted call that was still queued is never sent
-              Effect.onInterrupt(() => Effect.sync(() => queue.delete(entry)))
-            )
-          })
+              return Effect.sync(() => {
+                entry.resume = undefined
+                queue.delete(entry)
+              })
+            })
+          )
         }
         case "Interrupt": {
           const entry = entries.get(request.requestId)
