@@ -10,7 +10,7 @@
  *
  * | platform call | on tether |
  * |---|---|
- * | `run(handler)` / `runRaw(handler)` | opens the connection (`makeTcp`: a new TCP connection per `run`, in the scope of that `run`, like `NodeSocket.makeNet`; `fromConnection`: the given one, once; `fromDialer`: every connection of the dialer in turn), then calls `handler` for each chunk read. A handler's effect runs in its own fiber, as on the platform, but at most `maxPendingHandlers` (1024) at once: beyond that the reader waits and the socket is paused (TCP pushes back on the peer) instead of piling up fibers. `runRaw` is `run`: a byte stream has no text frames |
+ * | `run(handler)` / `runRaw(handler)` | opens the connection (`makeTcp`: a new TCP connection per `run`, in the scope of that `run`, like `NodeSocket.makeNet`; `fromConnection`: the given one, once; `fromDialer`: every connection of the dialer in turn), then calls `handler` for each chunk read (a chunk is what the codec decodes: bytes as read with `Framing.raw()`, one message with a framing codec). The effects the handler returns for the chunks of one read run in a fiber of their own, in order (the platform forks one per `data` event), at most `maxPendingHandlers` (1024) such fibers at once: beyond that the reader waits and the socket is paused (TCP pushes back on the peer) instead of piling up fibers. `runRaw` is `run`: a byte stream has no text frames |
  * | `run` ends | with `void` at the peer's EOF (like `NodeSocket`'s `end`); with `SocketCloseError` (code and reason of the `CloseEvent` written, 1000 when the writer's release or a scope closed the connection, 1001 for a server shutdown); with `SocketGenericError` `"Write"` for a write timeout or a send stall, `"Read"` for every other reason (I/O error, watchdog reap, framing); its `cause` is the tether `DisconnectReason`. It returns once the connection is fully closed (bounded by `drainTimeout + lingerTimeout`) |
  * | `writer` | waits until a `run` is open (the platform's latch), then each `write(bytes)` waits for room in the bounded send queue (`sendQueueCapacity` frames, `sendQueueHighWaterMark` bytes) — not for the socket, as `NodeSocket` does — and fails with `SocketGenericError` `"Write"` (cause `ConnectionClosed`) once the connection is closing. Strings are UTF-8 encoded; empty chunks are skipped |
  * | `write(new CloseEvent(code, reason))` | a **graceful close** (drain what was accepted for at most `drainTimeout`, FIN, wait for the peer's EOF for at most `lingerTimeout`, destroy); `NodeSocket` destroys the socket at once and drops what was not flushed. The call returns at once; `run` then fails with `SocketCloseError` carrying that code and reason |
@@ -31,7 +31,8 @@ import type * as Dialer from "./Dialer.js"
 import * as internal from "./internal/platformSocket.js"
 
 /**
- * Options of a socket: `maxPendingHandlers` bounds the handler fibers a `run` keeps at once (default 1024).
+ * Options of a socket: `maxPendingHandlers` bounds the handler fibers (one per read) a `run` keeps at once
+ * (default 1024).
  *
  * @example
  * ```ts
