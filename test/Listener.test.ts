@@ -3,7 +3,7 @@
  * the bounded shutdown; TestClock wherever a bound is checked.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Option, Schedule, Stream, TestClock } from "effect"
+import { Deferred, Effect, Fiber, Layer, Option, Schedule, Stream, TestClock } from "effect"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
 import * as Util from "node:util"
@@ -177,6 +177,33 @@ describe("Listener", () => {
       expect(yield* server.sessions).toEqual([])
       // idempotent
       expect(yield* server.shutdown).toEqual(report)
+    }))
+
+  it.scoped("a shutdown run by an interrupted fiber (the app's scope closing on SIGINT) is still graceful, bounded and reported (TestClock)", () =>
+    Effect.gen(function*() {
+      const ready = yield* Deferred.make<Listener.Server>()
+      const app = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+        const server = yield* Listener.serve(
+          { port: 0, shutdownTimeout: "1 second", lingerTimeout: "1 minute" },
+          (conn) => Effect.asVoid(conn.closed)
+        )
+        yield* Deferred.succeed(ready, server)
+        return yield* Effect.never
+      })))
+      const server = yield* Deferred.await(ready)
+      const good = yield* connect(server.address.port)
+      const stubborn = yield* connect(server.address.port, { stubborn: true })
+      yield* registryUntil(server, (rows) => rows.length === 2)
+      // interrupting the app closes its scope: the listener's finalizer runs the shutdown on an interrupted fiber
+      const stop = yield* Effect.fork(Fiber.interrupt(app))
+      yield* until(good, () => good.ended) // our FIN reached the cooperative client
+      yield* registryUntil(server, (rows) => rows.length === 1)
+      yield* sleeperAt(1000)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(stop)
+      yield* until(stubborn, () => stubborn.ended) // aborted: its socket was destroyed
+      // the shutdown ran to its end and reported (a skipped one would leave this waiting forever)
+      expect(yield* server.shutdown).toEqual({ sessions: 2, graceful: 1, aborted: 1, millis: 1000 })
     }))
 
   it.scoped("handshakeTimeout (TestClock): a session that does not complete its handshake is closed", () =>

@@ -303,7 +303,7 @@ export const makeCore = <E, R, RA>(
     })
 
     const shutdownDone = yield* Deferred.make<Listener.ShutdownReport>()
-    const shutdown: Effect.Effect<Listener.ShutdownReport> = Effect.uninterruptibleMask((_restore) =>
+    const shutdown: Effect.Effect<Listener.ShutdownReport> = Effect.uninterruptible(
       Effect.suspend(() => {
         if (shuttingDown) return Deferred.await(shutdownDone)
         shuttingDown = true
@@ -327,11 +327,16 @@ export const makeCore = <E, R, RA>(
               }
             }
           })
-          // interruptible, not restore(...): a shutdown run from a finalizer (the scope's, or an onInterrupt) is
-          // uninterruptible there, and the timeout could not cut the graceful part short
-          const graceful = yield* Effect.interruptible(Effect.zipRight(requestAll, FiberMap.awaitEmpty(sessions))).pipe(
+          // The bounded graceful part runs in a child fiber, interruptible there, and is joined. Not
+          // `restore(...)`: a shutdown run from a finalizer is uninterruptible there, so the timeout could not
+          // cut it short. Not `Effect.interruptible` in this fiber either: a fiber being interrupted (SIGINT
+          // closing the app's scope) would skip the graceful part, the aborts and the report at once.
+          const graceful = yield* Effect.zipRight(requestAll, FiberMap.awaitEmpty(sessions)).pipe(
+            Effect.interruptible,
             Effect.timeout(shutdownTimeout),
-            Effect.option
+            Effect.option,
+            Effect.fork,
+            Effect.flatMap(Fiber.join)
           )
           let aborted = 0
           if (Option.isNone(graceful)) {
