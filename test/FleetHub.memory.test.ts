@@ -6,7 +6,7 @@
  * in-memory backlog while the engine is unreachable).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Layer, Option, Queue, Schedule, Schema, Scope, TestClock } from "effect"
+import { Chunk, Effect, Exit, Layer, Option, Queue, Schedule, Schema, Scope, TestClock } from "effect"
 import { Connection, Engine, FleetHub, Framing, Hub, MemoryEngine, PeerKind, Transport } from "effect-tether"
 import * as Testing from "effect-tether/testing"
 import { settle } from "./helpers/dial.js"
@@ -72,7 +72,7 @@ const node = (cluster: MemoryEngine.Cluster, id: string, options: FleetHub.Optio
       events.push(...Chunk.toReadonlyArray(c))
       return events
     })
-    yield* Effect.addFinalizer(() => Scope.close(scope, Effect.void as never).pipe(Effect.ignore))
+    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void).pipe(Effect.ignore))
     return { fleet, scope, drain }
   })
 
@@ -294,7 +294,7 @@ describe("FleetHub (MemoryEngine, TestClock)", () => {
       yield* hubA.send("v1", utf8("x"))
       yield* advance(200)
       const b = yield* node(cluster, "b", { kinds: [kind] })
-      yield* Scope.close(scope, Effect.void as never)
+      yield* Scope.close(scope, Exit.void)
       yield* advance(1200)
       expect(yield* b.fleet.held).toEqual(["v1"])
       yield* b.fleet.send("v1", utf8("y"))
