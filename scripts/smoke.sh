@@ -115,8 +115,16 @@ import * as Fs from "node:fs"
 const pkg = JSON.parse(Fs.readFileSync("node_modules/effect-tether/package.json", "utf8"))
 const open = Object.entries(pkg.exports).filter(([k, v]) => v !== null && k !== "./package.json").map(([k]) => k)
 if (!open.includes("./testing")) throw new Error("the test kit's ./testing entry is missing")
+// subpaths whose optional peer dependencies a core user does not install: importing them must fail naming them
+const optional = { "./NatsEngine": "@nats-io/" }
 for (const k of open) {
   const spec = k === "." ? "effect-tether" : `effect-tether/${k.slice(2)}`
+  if (k in optional) {
+    try { await import(spec); throw new Error(`${spec} imported without its peers`) } catch (e) {
+      if (e.code !== "ERR_MODULE_NOT_FOUND" || !String(e.message).includes(optional[k])) throw e
+    }
+    continue
+  }
   const m = await import(spec)
   if (Object.keys(m).length === 0) throw new Error(`${spec}: no exports`)
 }

@@ -152,6 +152,8 @@ export interface Options extends Hub.Options {
   readonly leaseTtl?: Duration.DurationInput | undefined
   /** How often leases are renewed and free peers taken (default a third of the TTL). */
   readonly tick?: Duration.DurationInput | undefined
+  /** Whether this node takes outbound peers (default true); `false`: a client-only node that sends and routes. */
+  readonly hold?: boolean | undefined
   /** Most entries a holder reads from a log at once (default 64). */
   readonly fetchBatch?: number | undefined
   /** Deadline of a request to another node (default 2 s). */

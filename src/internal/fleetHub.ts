@@ -668,6 +668,7 @@ export const make = (
       for (let i = 0; i < s.length; i++) x = Math.imul(x ^ s.charCodeAt(i), 16777619)
       return x >>> 0
     }
+    const probed = new Set<string>()
     const runTick = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const mine = yield* Effect.either(engine.refresh(myLease, ttl))
@@ -697,14 +698,25 @@ export const make = (
       for (const r of records.right) directory.set(r.key, r)
       for (const k of Array.from(directory.keys())) if (!keys.has(k)) directory.delete(k)
       for (const h of Array.from(held.values())) if (!keys.has(h.key)) yield* dropHolder(h, "removed", false)
+      if (options.hold === false) return
       const live = yield* Effect.orElseSucceed(engine.nodes, () => [node])
       const target = Math.ceil(records.right.length / Math.max(1, live.length))
       const order = records.right.slice().sort((a, b) => hashOf(node + a.key) - hashOf(node + b.key))
       for (const rec of order) {
-        if (held.size >= target) break
-        if (held.has(rec.key)) continue
+        if (held.has(rec.key) || !kinds.has(rec.kind)) continue
         const got = yield* Effect.either(engine.acquire(outLease(rec.key), ttl))
-        if (got._tag === "Right" && Option.isSome(got.right)) yield* startHolder(rec, got.right.value, now)
+        if (got._tag === "Left" || Option.isNone(got.right)) {
+          probed.delete(rec.key)
+          continue
+        }
+        if (held.size < target || probed.has(rec.key)) {
+          probed.delete(rec.key)
+          yield* startHolder(rec, got.right.value, now)
+        } else {
+          // beyond our fair share (some live nodes may not hold peers): take it if it is still free next tick
+          probed.add(rec.key)
+          yield* quiet(engine.release(got.right.value), "release")
+        }
       }
     })
     yield* runTick.pipe(
