@@ -34,7 +34,12 @@ const natsServer = Effect.gen(function*() {
   const port = yield* Testing.freePort()
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "tether-nats-"))
   const child = yield* Effect.acquireRelease(
-    Effect.sync(() => spawn(serverBinary, ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", dir], { stdio: "ignore" })),
+    Effect.sync(() => {
+      const c = spawn(serverBinary, ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", dir], { stdio: "ignore" })
+      // and if the scope never closes (a timed-out test), with this process
+      process.once("exit", () => c.kill("SIGKILL"))
+      return c
+    }),
     (c) =>
       Effect.async<void>((resume) => {
         c.once("exit", () => resume(Effect.void))
