@@ -6,8 +6,8 @@
  * in-memory backlog while the engine is unreachable).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Layer, Option, Queue, Schedule, Schema, Scope, TestClock } from "effect"
-import { Connection, Engine, FleetHub, Framing, Hub, MemoryEngine, PeerKind, Transport } from "effect-tether"
+import { Chunk, ConfigProvider, Duration, Effect, Exit, Layer, Option, Queue, Schedule, Schema, Scope, TestClock } from "effect"
+import { Connection, Engine, FleetHub, Framing, Hub, MemoryEngine, PeerKind, Settings, Transport } from "effect-tether"
 import * as Testing from "effect-tether/testing"
 import { settle } from "./helpers/dial.js"
 
@@ -302,5 +302,28 @@ describe("FleetHub (MemoryEngine, TestClock)", () => {
       expect(yield* v.received("v1")).toEqual(["x", "y"])
       expect(yield* Effect.map(cluster.engine("b").peers, (ps) => ps.map((p) => p.key))).toEqual(["v1"])
       expect(Engine.Engine.key).toBe("tether/Engine")
+    }))
+
+  it.effect("Settings.fleet reads TETHER_FLEET_* and TETHER_NATS_SERVERS, and names a missing node id", () =>
+    Effect.gen(function*() {
+      const read = (m: Record<string, string>) =>
+        Effect.withConfigProvider(Settings.fleet, ConfigProvider.fromMap(new Map(Object.entries(m))))
+      const f = yield* read({
+        TETHER_FLEET_NODE: "n1",
+        TETHER_NATS_SERVERS: "nats://a:4222, nats://b:4222",
+        TETHER_FLEET_LEASE_TTL: "5s",
+        TETHER_FLEET_HOLD: "false"
+      })
+      expect({ ...f, leaseTtl: Duration.toMillis(f.leaseTtl) }).toEqual({
+        node: "n1",
+        servers: ["nats://a:4222", "nats://b:4222"],
+        leaseTtl: 5000,
+        fetchBatch: 64,
+        hold: false
+      })
+      const d = yield* read({ TETHER_FLEET_NODE: "n2" })
+      expect([d.servers, Duration.toMillis(d.leaseTtl), d.hold]).toEqual([["nats://127.0.0.1:4222"], 3000, true])
+      const err = yield* Effect.flip(read({}))
+      expect(String(err)).toContain("TETHER_FLEET_NODE")
     }))
 })
