@@ -48,6 +48,8 @@ export interface Options {
   readonly duplicateWindowMillis?: number | undefined
   /** Deadline of each engine operation (default 5000 ms). */
   readonly timeoutMillis?: number | undefined
+  /** Messages a holder's pull keeps buffered (default 256). */
+  readonly fetchBatch?: number | undefined
   /** Stream and bucket replicas (default 1; 3 on a 3-node cluster). */
   readonly replicas?: number | undefined
 }

@@ -563,6 +563,7 @@ export const make = (
           const got = yield* Effect.either(consumer.fetch(batch, pending.length > 0 ? Math.min(tick, ackInterval) : tick))
           if (got._tag === "Left") {
             if (got.left.reason === "Fenced") return yield* drop("fenced by the engine", true)
+            yield* Effect.logDebug(`fleet ${node}: ${h.key}: ${got.left.message}`)
             yield* Effect.sleep(retryInterval)
             continue
           }

@@ -25,6 +25,7 @@ import { Kvm } from "@nats-io/kv"
 import type { KV } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
 import type { NatsConnection } from "@nats-io/transport-node"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
@@ -233,34 +234,62 @@ export const make = (
         for (const c of list) yield* attempt("consumer delete", () => jsm.consumers.delete(stream, c.name)).pipe(Effect.ignore)
         const consumer = yield* attempt("consumer", () => js.consumers.get(stream, name))
         const unacked = new Map<number, JsMsg>()
-        const fetch = (max: number, waitMillis: number) =>
-          attempt("fetch", async () => {
-            const it = await consumer.fetch({ max_messages: max, expires: Math.max(1000, waitMillis) })
-            const out: Array<Engine.Entry> = []
-            for await (const m of it) {
-              const seq = m.seq
-              unacked.set(seq, m)
-              out.push({
-                seq,
-                id: m.headers?.get("Nats-Msg-Id") ?? "",
-                frame: m.data,
-                storedAt: Number(BigInt(m.info.timestampNanos) / 1_000_000n),
-                redelivered: m.redelivered || seq <= delivered
-              })
+        // one long-lived pull (the client keeps up to `max_messages` buffered); a fetch takes what is buffered,
+        // waiting (on the Clock) only for the first entry
+        const messages = yield* Effect.acquireRelease(
+          attempt("consume", () => consumer.consume({ max_messages: options.fetchBatch ?? 256 })),
+          (m) => Effect.sync(() => m.stop())
+        )
+        const it = messages[Symbol.asyncIterator]()
+        let waiting: Promise<IteratorResult<JsMsg>> | undefined
+        const next = () =>
+          (waiting ??= it.next().catch((e) => {
+            waiting = undefined
+            throw e
+          }))
+        const toEntry = (m: JsMsg): Engine.Entry => {
+          unacked.set(m.seq, m)
+          return {
+            seq: m.seq,
+            id: m.headers?.get("Nats-Msg-Id") ?? "",
+            // a copy: the client may reuse the buffer it read the message into
+            frame: m.data.slice(),
+            storedAt: Number(BigInt(m.info.timestampNanos) / 1_000_000n),
+            redelivered: m.redelivered || m.seq <= delivered
+          }
+        }
+        const gone = new EngineError({ reason: "Fenced", detail: `consumer ${name} of ${key} is gone` })
+        const stillThere = Effect.flatMap(
+          Effect.either(attempt("consumer info", () => jsm.consumers.info(stream, name))),
+          (info) => (info._tag === "Left" && isNotFound(info.left.cause) ? Effect.fail(gone) : Effect.void)
+        )
+        const fetch = (max: number, waitMillis: number): Effect.Effect<ReadonlyArray<Engine.Entry>, EngineError> =>
+          Effect.gen(function*() {
+            const first = yield* Effect.raceFirst(
+              Effect.map(attempt("fetch", next), Option.some),
+              Effect.as(Effect.sleep(Duration.millis(waitMillis)), Option.none<IteratorResult<JsMsg>>())
+            )
+            if (Option.isNone(first)) {
+              // nothing came: a superseded (deleted) consumer is silent, so ask whether it still exists
+              yield* stillThere
+              return []
+            }
+            waiting = undefined
+            if (first.value.done === true) return yield* Effect.fail(gone)
+            const out = [toEntry(first.value.value)]
+            // then what the client has buffered: whatever comes within a millisecond (an entry not taken in time
+            // stays in `waiting` for the next fetch; the iterator's pending count runs one ahead, so it cannot say)
+            while (out.length < max) {
+              const r = yield* Effect.raceFirst(
+                Effect.map(attempt("fetch", next), Option.some),
+                Effect.as(Effect.sleep(Duration.millis(1)), Option.none<IteratorResult<JsMsg>>())
+              )
+              if (Option.isNone(r) || r.value.done === true) break
+              waiting = undefined
+              out.push(toEntry(r.value.value))
             }
             return out
-          }).pipe(
-            Effect.catchAll((e) =>
-              // a superseded consumer (deleted by the next holder) shows as a failed pull: ask whether it exists
-              Effect.flatMap(
-                Effect.either(attempt("consumer info", () => jsm.consumers.info(stream, name))),
-                (info) =>
-                  info._tag === "Left" && isNotFound(info.left.cause)
-                    ? Effect.fail(new EngineError({ reason: "Fenced", detail: `consumer ${name} of ${key} is gone` }))
-                    : Effect.fail(e)
-              )
-            )
-          )
+          })
         const ack = (seq: number) =>
           Effect.gen(function*() {
             const m = unacked.get(seq)
