@@ -670,7 +670,8 @@ export const make = (
       return x >>> 0
     }
     const probed = new Set<string>()
-    const runTick = Effect.gen(function*() {
+    // renewals run on their own, so a slow directory scan cannot make a held lease lapse
+    const renewTick = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const mine = yield* Effect.either(engine.refresh(myLease, ttl))
       if (mine._tag === "Right") {
@@ -680,19 +681,23 @@ export const make = (
           if (again._tag === "Right" && Option.isSome(again.right)) myLease = again.right.value
         }
       }
-      for (const h of Array.from(held.values())) {
-        const r = yield* Effect.either(engine.refresh(h.lease, ttl))
-        if (r._tag === "Right") {
-          if (Option.isNone(r.right)) yield* dropHolder(h, "lease taken by another node", true)
-          else {
-            h.lease = r.right.value
-            h.validUntil = now + ttl
+      yield* Effect.forEach(Array.from(held.values()), (h) =>
+        Effect.gen(function*() {
+          const r = yield* Effect.either(engine.refresh(h.lease, ttl))
+          if (r._tag === "Right") {
+            if (Option.isNone(r.right)) yield* dropHolder(h, "lease taken by another node", true)
+            else {
+              h.lease = r.right.value
+              h.validUntil = now + ttl
+            }
+          } else if (now + tick >= h.validUntil) {
+            // cannot renew it in time: stop before it expires (another node may take it then)
+            yield* dropHolder(h, "lease could not be renewed", true)
           }
-        } else if (now + tick >= h.validUntil) {
-          // cannot renew it in time: stop before it expires (another node may take it then)
-          yield* dropHolder(h, "lease could not be renewed", true)
-        }
-      }
+        }), { concurrency: "unbounded", discard: true })
+    })
+    const runTick = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
       const records = yield* Effect.either(engine.peers)
       if (records._tag === "Left") return
       const keys = new Set(records.right.map((r) => r.key))
@@ -720,6 +725,12 @@ export const make = (
         }
       }
     })
+    yield* renewTick.pipe(
+      Effect.catchAllCause((c) => Effect.logWarning(`fleet ${node}: lease renewal failed`, c)),
+      Effect.zipRight(Effect.sleep(Duration.millis(tick))),
+      Effect.forever,
+      Effect.forkScoped
+    )
     yield* runTick.pipe(
       Effect.catchAllCause((c) => Effect.logWarning(`fleet ${node}: tick failed`, c)),
       Effect.zipRight(Effect.sleep(Duration.millis(tick))),

@@ -212,7 +212,9 @@ export const make = (
         const list = yield* attempt("consumers", async () => {
           const out: Array<{ name: string; ackFloor: number; delivered: number }> = []
           for await (const c of jsm.consumers.list(stream)) {
-            out.push({ name: c.name, ackFloor: c.ack_floor.stream_seq, delivered: c.delivered.stream_seq })
+            // a consumer created at a start sequence reports ack floor 0 until its first ack
+            const floor = Math.max(c.ack_floor.stream_seq, (c.config.opt_start_seq ?? 1) - 1)
+            out.push({ name: c.name, ackFloor: floor, delivered: c.delivered.stream_seq })
           }
           return out
         })

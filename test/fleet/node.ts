@@ -25,7 +25,7 @@ const program = Effect.gen(function*() {
     leaseTtl: ttl,
     onFleetEvent: (e) =>
       e._tag === "Moved" || e._tag === "LeaseLost" || e._tag === "Lost"
-        ? out({ node, event: e._tag, key: e.key })
+        ? out({ node, event: e._tag, key: e.key, ...(e._tag === "LeaseLost" ? { reason: e.reason } : {}) })
         : e._tag === "PossibleDuplicate"
         ? out({ node, event: e._tag, key: e.key, count: e.frames.length })
         : Effect.void
