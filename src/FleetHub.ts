@@ -312,3 +312,31 @@ export const make: (
  */
 export const layer: (options: Options) => Layer.Layer<Hub.Tag | Tag, Engine.EngineError, Engine.Tag> =
   internal.layer
+
+/**
+ * The fleet's Effect metrics: `tether_fleet_held_peers` (gauge: outbound peers this node holds),
+ * `tether_fleet_moves_total` (peers taken over from another node), `tether_fleet_redelivered_total` (frames
+ * replayed after a move, i.e. possible duplicates) and `tether_fleet_publish_seconds` (engine append latency).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { FleetHub } from "effect-tether"
+ *
+ * const held = Metric.value(FleetHub.metrics.heldPeers)
+ * ```
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const metrics: {
+  readonly heldPeers: typeof internal.heldPeers
+  readonly moves: typeof internal.moves
+  readonly redelivered: typeof internal.redelivered
+  readonly publishLatency: typeof internal.publishLatency
+} = {
+  heldPeers: internal.heldPeers,
+  moves: internal.moves,
+  redelivered: internal.redelivered,
+  publishLatency: internal.publishLatency
+}

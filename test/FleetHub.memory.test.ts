@@ -6,7 +6,7 @@
  * in-memory backlog while the engine is unreachable).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, ConfigProvider, Duration, Effect, Exit, Layer, Option, Queue, Schedule, Schema, Scope, TestClock } from "effect"
+import { Chunk, ConfigProvider, Duration, Effect, Exit, Layer, Metric, Option, Queue, Schedule, Schema, Scope, TestClock } from "effect"
 import { Connection, Engine, FleetHub, Framing, Hub, MemoryEngine, PeerKind, Settings, Transport } from "effect-tether"
 import * as Testing from "effect-tether/testing"
 import { settle } from "./helpers/dial.js"
@@ -158,6 +158,9 @@ describe("FleetHub (MemoryEngine, TestClock)", () => {
       expect(moved).toMatchObject([{ key: "v1", to: "b", from: Option.some("a") }])
       const dups = bEvents.filter(FleetHub.FleetEvent.$is("PossibleDuplicate")).flatMap((e) => e.frames.map(text))
       expect(dups).toEqual(["m10", "m11", "m12", "m13", "m14"])
+      // reported as metrics too (process-wide counters: at least this test's)
+      expect((yield* Metric.value(FleetHub.metrics.redelivered)).count).toBeGreaterThanOrEqual(5)
+      expect((yield* Metric.value(FleetHub.metrics.moves)).count).toBeGreaterThanOrEqual(1)
       expect(cluster.logSize("v1")).toBe(0)
       expect(venue.attempts.length).toBeGreaterThanOrEqual(2)
     }))
