@@ -271,6 +271,42 @@ const rpc: Case = {
   ]
 }
 
+const fleetMetrics = (r: { send: Message; recv: Message }) => ({
+  p50: n(r.send, "p50"),
+  p99: n(r.send, "p99"),
+  fps: n(r.send, "fps")
+})
+
+const hasNats = () => {
+  const dirs = (process.env["PATH"] ?? "").split(Path.delimiter)
+  return dirs.some((d) => Fs.existsSync(Path.join(d, "nats-server")))
+}
+
+const fleet: Case = {
+  id: "fleet",
+  title: "FleetHub over NatsEngine vs the single-process Hub: 64-byte ping-pong through a dialer, and pipelined frames",
+  notes: [
+    "Both: `send(key, frame)` to an outbound peer whose dialer's session reads the raw echo server's replies. Hub: the frame goes to the dialer's connection. FleetHub: it is appended to the peer's JetStream stream (awaited publish with a message id), read by the holder (the same process, a pull fetch) and acked by the written watermark (ack + purge).",
+    "Added latency = fleet − hub at the same percentile. Pipelined: frames/s for N sends awaited one by one (each a durable publish for the fleet) and every echo received. nats-server is started by the sender on a free port with a temporary store (file storage, default fsync)."
+  ],
+  units: { p50: "µs", p99: "µs", fps: "frames/s" },
+  unavailable: () => (hasNats() ? undefined : "nats-server is not installed"),
+  variants: (size) => {
+    const warmup = pick(size, 2_000, 300)
+    const count = pick(size, 10_000, 2_000)
+    const pipelined = pick(size, 20_000, 5_000)
+    return [
+      { id: "fleet-hub", label: "Hub.send → dialer", recv: { variant: "echo" }, send: { variant: "fleet-hub", warmup, count, pipelined }, limitMs: 120_000, metrics: fleetMetrics },
+      { id: "fleet-nats", label: "FleetHub.send → JetStream → holder's dialer", recv: { variant: "echo" }, send: { variant: "fleet-nats", warmup, count, pipelined }, limitMs: 120_000, metrics: fleetMetrics }
+    ]
+  },
+  ratios: [
+    { label: "ping-pong p50: FleetHub ÷ Hub", num: ["fleet-nats", "p50"], den: ["fleet-hub", "p50"], better: "lower" },
+    { label: "ping-pong p99: FleetHub ÷ Hub", num: ["fleet-nats", "p99"], den: ["fleet-hub", "p99"], better: "lower" },
+    { label: "pipelined frames/s: FleetHub ÷ Hub", num: ["fleet-nats", "fps"], den: ["fleet-hub", "fps"], better: "higher" }
+  ]
+}
+
 const BROADCAST_ROUNDS = 10
 
 const broadcastMetrics = (r: { send: Message; recv: Message }) => {
@@ -572,4 +608,4 @@ const watchdogs: Case = {
   ]
 }
 
-export const cases: ReadonlyArray<Case> = [small, batch, bulk, rtt, rpc, broadcast, close, websocket, backlog, server, watchdogs]
+export const cases: ReadonlyArray<Case> = [small, batch, bulk, rtt, rpc, broadcast, close, websocket, backlog, server, watchdogs, fleet]

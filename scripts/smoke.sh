@@ -115,14 +115,19 @@ import * as Fs from "node:fs"
 const pkg = JSON.parse(Fs.readFileSync("node_modules/effect-tether/package.json", "utf8"))
 const open = Object.entries(pkg.exports).filter(([k, v]) => v !== null && k !== "./package.json").map(([k]) => k)
 if (!open.includes("./testing")) throw new Error("the test kit's ./testing entry is missing")
-// modules built on optional peer dependencies (@effect/platform, @effect/rpc), which this consumer does not install:
-// importing them must fail for the missing peer, and nothing else must need it
-const optionalPeers = new Set(["./PlatformSocket", "./PlatformSocketServer", "./RpcProtocol"])
+// subpaths built on optional peer dependencies, which this consumer does not install: importing them must fail
+// naming the missing peer, and nothing else must need it
+const optional = {
+  "./PlatformSocket": "@effect/platform",
+  "./PlatformSocketServer": "@effect/platform",
+  "./RpcProtocol": "@effect/",
+  "./NatsEngine": "@nats-io/"
+}
 for (const k of open) {
   const spec = k === "." ? "effect-tether" : `effect-tether/${k.slice(2)}`
-  if (optionalPeers.has(k)) {
-    try { await import(spec); throw new Error(`${spec} imported without its optional peers`) } catch (e) {
-      if (e.code !== "ERR_MODULE_NOT_FOUND" || !/@effect\/(platform|rpc)/.test(e.message)) throw e
+  if (k in optional) {
+    try { await import(spec); throw new Error(`${spec} imported without its peers`) } catch (e) {
+      if (e.code !== "ERR_MODULE_NOT_FOUND" || !String(e.message).includes(optional[k])) throw e
     }
     continue
   }

@@ -191,6 +191,12 @@ export interface Stats {
   readonly bytesOut: number
   /** Frames accepted but not yet taken by the writer. */
   readonly queueDepth: number
+  /**
+   * Frames taken by the writer and being written (counted in `framesOut` once written): `framesOut +
+   * framesInFlight + queueDepth` only grows as the writer works, so a frame accepted when it read `n` is
+   * written once `framesOut` reaches `n`. (since 0.3.0)
+   */
+  readonly framesInFlight: number
   /** Wire bytes of the frames in the send queue. (since 0.3.0) */
   readonly queueBytes: number
   /** Clock millis of the last inbound bytes (connection start if none). */

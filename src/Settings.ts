@@ -46,11 +46,13 @@
  * | `TETHER_BACKLOG_MAX_MESSAGES` / `TETHER_BACKLOG_MAX_BYTES` / `TETHER_BACKLOG_MAX_AGE` | 10000 / 16 MiB / 5 min | reconnect backlog bounds |
  * | `TETHER_BACKLOG_POLICY` / `TETHER_BACKLOG_KEEP_ACROSS_PERIODS` | rejectNew / — | backlog policy |
  * | `TETHER_HUB_EVENTS_CAPACITY` | 1024 | hub event PubSub (the hub's codec follows `TETHER_FRAMING`) |
+ * | `TETHER_FLEET_NODE` / `TETHER_NATS_SERVERS` | — (required) / nats://127.0.0.1:4222 | fleet node id, NATS servers (comma-separated) |
+ * | `TETHER_FLEET_LEASE_TTL` / `TETHER_FLEET_FETCH_BATCH` / `TETHER_FLEET_HOLD` | 3 s / 64 / true | fleet leases, holder reads, whether the node holds peers |
  *
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Schedule from "effect/Schedule"
 import type * as Option from "effect/Option"
 import type * as Backlog from "./Backlog.js"
@@ -386,3 +388,37 @@ export const parseDuration: (text: string) => Option.Option<Duration.Duration> =
  * @category config
  */
 export const duration: (name: string) => Config.Config<Duration.Duration> = cfg.duration
+
+/**
+ * Fleet settings (`TETHER_FLEET_NODE`, required; `TETHER_NATS_SERVERS`, comma-separated, default
+ * `nats://127.0.0.1:4222`; `TETHER_FLEET_LEASE_TTL`, default 3 s; `TETHER_FLEET_FETCH_BATCH`, default 64;
+ * `TETHER_FLEET_HOLD`, default true). The peer kinds stay in code; pass `leaseTtl` to both `FleetHub` and
+ * `NatsEngine` (in millis there).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Duration } from "effect"
+ * import { Settings } from "effect-tether"
+ *
+ * const program = Effect.map(Settings.fleet, (f) => `${f.node} on ${f.servers.join(",")}, ttl ${Duration.toMillis(f.leaseTtl)} ms`)
+ * ```
+ *
+ * @since 0.2.0
+ * @category config
+ */
+export const fleet: Config.Config<{
+  readonly node: string
+  readonly servers: ReadonlyArray<string>
+  readonly leaseTtl: Duration.Duration
+  readonly fetchBatch: number
+  readonly hold: boolean
+}> = Config.all({
+  node: Config.nonEmptyString("TETHER_FLEET_NODE"),
+  servers: Config.map(
+    Config.withDefault(Config.string("TETHER_NATS_SERVERS"), "nats://127.0.0.1:4222"),
+    (s) => s.split(",").map((x) => x.trim()).filter((x) => x.length > 0)
+  ),
+  leaseTtl: Config.withDefault(cfg.duration("TETHER_FLEET_LEASE_TTL"), Duration.seconds(3)),
+  fetchBatch: Config.withDefault(cfg.positiveInt("TETHER_FLEET_FETCH_BATCH"), 64),
+  hold: Config.withDefault(Config.boolean("TETHER_FLEET_HOLD"), true)
+})

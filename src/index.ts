@@ -108,3 +108,31 @@ export * as Listener from "./Listener.js"
  * @since 0.1.0
  */
 export * as WebSocket from "./WebSocket.js"
+
+/**
+ * Outbound peers declared as data (a Schema spec), so any fleet node can take one over.
+ *
+ * @since 0.2.0
+ */
+export * as PeerKind from "./PeerKind.js"
+
+/**
+ * The service a FleetHub runs on: durable per-peer logs, leases, an inbound registry, node requests.
+ *
+ * @since 0.2.0
+ */
+export * as Engine from "./Engine.js"
+
+/**
+ * An Engine in memory, several nodes in one process, driven by the Clock.
+ *
+ * @since 0.2.0
+ */
+export * as MemoryEngine from "./MemoryEngine.js"
+
+/**
+ * One Hub across processes over an Engine: durable outbound logs, one holder per peer, routed inbound sends.
+ *
+ * @since 0.2.0
+ */
+export * as FleetHub from "./FleetHub.js"

@@ -328,6 +328,91 @@ const rttTether = async (warmup: number, count: number) => {
   finish({ ...percentiles(await Effect.runPromise(program)), unit: "us" })
 }
 
+// ---- fleet: the same ping-pong and a pipelined run through FleetHub + NatsEngine, or through a Hub ----
+
+/** nats-server -js on a free loopback port with a temporary store, killed with this process. */
+const startNats = async (): Promise<string> => {
+  const ChildProcess = await import("node:child_process")
+  const Fs = await import("node:fs")
+  const Os = await import("node:os")
+  const Path = await import("node:path")
+  const free = await new Promise<number>((resolve) => {
+    const srv = Net.createServer().listen(0, "127.0.0.1", () => {
+      const p = (srv.address() as Net.AddressInfo).port
+      srv.close(() => resolve(p))
+    })
+  })
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "tether-bench-nats-"))
+  const child = ChildProcess.spawn("nats-server", ["-js", "-a", "127.0.0.1", "-p", String(free), "-sd", dir], { stdio: "ignore" })
+  process.once("exit", () => {
+    child.kill("SIGKILL")
+    Fs.rmSync(dir, { recursive: true, force: true })
+  })
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = Net.connect(free, "127.0.0.1")
+      c.once("connect", () => {
+        c.destroy()
+        resolve(true)
+      })
+      c.once("error", () => resolve(false))
+    })
+    if (ok) return `nats://127.0.0.1:${free}`
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  throw new Error("nats-server did not start")
+}
+
+const fleetRtt = async (mode: "hub" | "fleet", warmup: number, count: number, pipelined: number) => {
+  const { Effect, Queue, Schema, Stream } = await import("effect")
+  const T = await loadTether(params)
+  const natsEntry = typeof params.tetherEntry === "string"
+    ? params.tetherEntry.replace(/index\.js$/, "NatsEngine.js")
+    : "../../src/NatsEngine.js"
+  const url = mode === "fleet" ? await startNats() : ""
+  const NatsEngine = mode === "fleet" ? await import(natsEntry) as typeof import("../../src/NatsEngine.js") : undefined
+  const program = Effect.scoped(Effect.gen(function*() {
+    const echoes = yield* Queue.bounded<number>(pipelined + 16)
+    const session = (conn: import("../../src/Connection.js").Connection) =>
+      Stream.runForEach(conn.incoming, (f) =>
+        Queue.offer(echoes, Buffer.from(f.buffer, f.byteOffset, f.byteLength).readUInt32BE(0))).pipe(
+          Effect.as(T.Dialer.Decision.Reconnect())
+        )
+    let hub: import("../../src/Hub.js").Hub
+    if (mode === "hub") {
+      hub = yield* T.Hub.make()
+      yield* hub.addDialer("p", { host, port, session })
+    } else {
+      const Kind = T.PeerKind.make("bench", {
+        spec: Schema.Struct({ port: Schema.Number }),
+        dialer: (_key, spec) => ({ host, port: spec.port, session })
+      })
+      const engine = yield* NatsEngine!.make({ servers: [url], node: "bench" })
+      const fleet = yield* T.FleetHub.make({ kinds: [Kind] }).pipe(Effect.provideService(T.Engine.Engine, engine))
+      yield* fleet.addPeer("p", Kind, { port })
+      hub = fleet
+    }
+    const samples = new Float64Array(count)
+    for (let i = 0; i < warmup + count; i++) {
+      const t = nowNs()
+      yield* Effect.orDie(hub.send("p", payload(i, 60)))
+      const seq = yield* Queue.take(echoes)
+      if (seq !== i) return yield* Effect.die(new Error(`echo ${seq} for ping ${i}`))
+      if (i >= warmup) samples[i - warmup] = nowNs() - t
+    }
+    const base = warmup + count
+    const startAt = nowNs()
+    for (let i = 0; i < pipelined; i++) yield* Effect.orDie(hub.send("p", payload(base + i, 60)))
+    for (let i = 0; i < pipelined; i++) {
+      const seq = yield* Queue.take(echoes)
+      if (seq !== base + i) return yield* Effect.die(new Error(`echo ${seq} for frame ${base + i}`))
+    }
+    const fps = pipelined / ((nowNs() - startAt) / 1e9)
+    return { ...percentiles(samples), fps }
+  }))
+  finish({ ...await Effect.runPromise(program), unit: "us" })
+}
+
 // ---- broadcast and idle memory ----
 
 const connectMany = async <A>(n: number, concurrency: number, open: () => Promise<A>): Promise<Array<A>> => {
@@ -818,6 +903,10 @@ const main = async () => {
       return rttRaw(num(params, "warmup"), num(params, "count"))
     case "rtt-tether":
       return rttTether(num(params, "warmup"), num(params, "count"))
+    case "fleet-hub":
+      return fleetRtt("hub", num(params, "warmup"), num(params, "count"), num(params, "pipelined"))
+    case "fleet-nats":
+      return fleetRtt("fleet", num(params, "warmup"), num(params, "count"), num(params, "pipelined"))
     case "bcast-raw":
       return broadcastRaw(num(params, "conns"), num(params, "rounds"), size)
     case "bcast-tether":

@@ -175,6 +175,7 @@ export const fromFramed = <In, Out>(
         bytesIn: t.bytesRead,
         bytesOut: core.bytesOut,
         queueDepth: queue.size(),
+        framesInFlight: core.inFlight?.length ?? 0,
         queueBytes: queue.queuedWeight(),
         lastReadAt: core.lastReadAt,
         lastWriteAt: core.lastWriteAt,

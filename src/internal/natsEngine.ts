@@ -1,0 +1,412 @@
+/**
+ * The Engine on NATS JetStream (servers 2.9 and later; only 2.9 features are used).
+ *
+ * - One stream per peer, `TETHER_OUT_<token>` on `tether.out.<token>`: limits retention, `max_msgs`,
+ *   `max_bytes` (stored size), `discard: new` for rejectNew / `old` for dropOldest, `max_age` = maxAge + margin
+ *   (the backstop), publishes with `Nats-Msg-Id` (dedup within `duplicate_window`).
+ * - Acks: a durable pull consumer per holder revision, `ack_policy: all`; an ack also purges the stream
+ *   below it, so the stream holds exactly the un-acked frames (what the bounds count). A new holder reads the
+ *   previous consumer's ack floor and delivered sequence, creates its own consumer from the ack floor and
+ *   flags what the previous one had delivered (`redelivered`), then deletes the old consumer.
+ * - KV `tether_peers` (the directory), `tether_leases` (bucket TTL = the lease TTL; create / CAS update),
+ *   `tether_inbound` (key → node, honoured only while `node.<id>` is in `tether_leases`).
+ * - Node requests on `tether.node.<id>`.
+ * @internal
+ */
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  jetstream,
+  JetStreamApiError,
+  jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream"
+import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream"
+import { Kvm } from "@nats-io/kv"
+import type { KV } from "@nats-io/kv"
+import { connect } from "@nats-io/transport-node"
+import type { NatsConnection } from "@nats-io/transport-node"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import type * as Engine from "../Engine.js"
+import type * as NatsEngine from "../NatsEngine.js"
+import { EngineError, EngineTag, NoResponder, nodeLease, PeerExists } from "./engine.js"
+
+/** @internal */
+export const defaults = {
+  leaseTtl: 3000,
+  ageMarginMillis: 1000,
+  duplicateWindowMillis: 120_000,
+  opTimeoutMillis: 5000,
+  replicas: 1
+} as const
+
+/** A key as a subject token and stream-name suffix: `k<key>` when it is plain, else `x<hex of UTF-8>`. @internal */
+export const token = (key: string): string =>
+  /^[A-Za-z0-9_-]+$/.test(key) ? `k${key}` : `x${Buffer.from(key, "utf8").toString("hex")}`
+
+const streamOf = (key: string) => `TETHER_OUT_${token(key)}`
+const subjectOf = (key: string) => `tether.out.${token(key)}`
+const nanos = (ms: number) => Math.round(ms * 1_000_000)
+/** Lease names (`out.<key>`, `node.<id>`) as KV keys. */
+const leaseKey = (name: string) => {
+  const dot = name.indexOf(".")
+  return `${name.slice(0, dot)}.${token(name.slice(dot + 1))}`
+}
+
+const describe = (e: unknown) => (e instanceof Error ? e.message : String(e))
+/** The server answered and said no (a JetStream API error) or could not be reached. */
+const unavailable = (what: string) => (cause: unknown) =>
+  new EngineError({
+    reason: cause instanceof JetStreamApiError && !/no responders/i.test(describe(cause)) ? "Protocol" : "Unavailable",
+    detail: `${what}: ${describe(cause)}`,
+    cause
+  })
+const isNotFound = (e: unknown) => /not found/i.test(describe(e))
+
+/** @internal */
+export const make = (
+  options: NatsEngine.Options
+): Effect.Effect<Engine.Engine, EngineError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const node = options.node
+    const ttl = options.leaseTtl ?? defaults.leaseTtl
+    const margin = options.ageMarginMillis ?? defaults.ageMarginMillis
+    const opTimeout = options.timeoutMillis ?? defaults.opTimeoutMillis
+    const replicas = options.replicas ?? defaults.replicas
+    const nc: NatsConnection = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () =>
+          connect({
+            servers: options.servers as Array<string>,
+            name: `tether-${node}`,
+            reconnect: true,
+            maxReconnectAttempts: -1,
+            reconnectTimeWait: 250,
+            timeout: opTimeout
+          }),
+        catch: unavailable("connect")
+      }),
+      // drain (bounded), then close
+      (c) =>
+        Effect.promise(() => c.drain().catch(() => undefined)).pipe(
+          Effect.timeout("2 seconds"),
+          Effect.ignore,
+          Effect.zipRight(Effect.promise(() => c.close().catch(() => undefined)))
+        )
+    )
+    const js: JetStreamClient = jetstream(nc, { timeout: opTimeout })
+    const jsm: JetStreamManager = yield* Effect.tryPromise({
+      try: () => jetstreamManager(nc, { timeout: opTimeout }),
+      catch: unavailable("jetstream")
+    })
+    const kvm = new Kvm(js)
+    const bucket = (name: string, extra: { ttl?: number }) =>
+      Effect.tryPromise({
+        try: () => kvm.create(name, { history: 1, replicas, ...extra }),
+        catch: unavailable(`kv ${name}`)
+      })
+    const peersKv: KV = yield* bucket("tether_peers", {})
+    const leasesKv: KV = yield* bucket("tether_leases", { ttl })
+    const inboundKv: KV = yield* bucket("tether_inbound", {})
+
+    const attempt = <A>(what: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: unavailable(what) })
+
+    const declare = (record: Engine.PeerRecord, bounds: Engine.Bounds): Effect.Effect<void, EngineError | PeerExists> =>
+      Effect.gen(function*() {
+        const existing = yield* attempt("peer", () => peersKv.get(token(record.key)))
+        if (existing !== null && existing.operation === "PUT") {
+          return yield* Effect.fail(new PeerExists({ key: record.key }))
+        }
+        yield* attempt("stream add", () =>
+          jsm.streams.add({
+            name: streamOf(record.key),
+            subjects: [subjectOf(record.key)],
+            retention: RetentionPolicy.Limits,
+            storage: StorageType.File,
+            num_replicas: replicas,
+            max_msgs: bounds.maxMessages,
+            max_bytes: bounds.maxBytes,
+            max_age: Number.isFinite(bounds.maxAgeMillis) ? nanos(bounds.maxAgeMillis + margin) : 0,
+            discard: bounds.policy === "rejectNew" ? DiscardPolicy.New : DiscardPolicy.Old,
+            duplicate_window: nanos(
+              Math.min(options.duplicateWindowMillis ?? defaults.duplicateWindowMillis, bounds.maxAgeMillis + margin)
+            )
+          }))
+        yield* attempt("peer create", () => peersKv.create(token(record.key), JSON.stringify(record))).pipe(
+          Effect.catchAll((e): Effect.Effect<never, EngineError | PeerExists> =>
+            /exists|wrong last sequence/i.test(describe(e.cause)) ? Effect.fail(new PeerExists({ key: record.key })) : Effect.fail(e)
+          )
+        )
+      })
+
+    const undeclare = (key: string) =>
+      Effect.gen(function*() {
+        const name = streamOf(key)
+        const frames: Array<Uint8Array> = []
+        const info = yield* attempt("stream info", () => jsm.streams.info(name)).pipe(Effect.option)
+        if (Option.isSome(info)) {
+          const { first_seq, last_seq, messages } = info.value.state
+          if (messages > 0) {
+            for (let seq = first_seq; seq <= last_seq; seq++) {
+              const m = yield* attempt("get", () => jsm.streams.getMessage(name, { seq })).pipe(Effect.option)
+              if (Option.isSome(m) && m.value !== null) frames.push(m.value.data)
+            }
+          }
+          yield* attempt("stream delete", () => jsm.streams.delete(name)).pipe(Effect.ignore)
+        }
+        yield* attempt("peer delete", () => peersKv.delete(token(key)))
+        return frames
+      })
+
+    const readRecord = (bytes: Uint8Array): Engine.PeerRecord => JSON.parse(new TextDecoder().decode(bytes))
+
+    const peers = Effect.gen(function*() {
+      const keys = yield* attempt("peers", async () => {
+        const out: Array<string> = []
+        for await (const k of await peersKv.keys()) out.push(k)
+        return out
+      })
+      const out: Array<Engine.PeerRecord> = []
+      for (const k of keys) {
+        const e = yield* attempt("peer", () => peersKv.get(k))
+        if (e !== null && e.operation === "PUT") out.push(readRecord(e.value))
+      }
+      return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    })
+
+    const peer = (key: string) =>
+      Effect.map(
+        attempt("peer", () => peersKv.get(token(key))),
+        (e) => (e !== null && e.operation === "PUT" ? Option.some(readRecord(e.value)) : Option.none())
+      )
+
+    const append = (key: string, id: string, frame: Uint8Array) =>
+      Effect.tryPromise({
+        try: () => js.publish(subjectOf(key), frame, { msgID: id, timeout: opTimeout }),
+        catch: (e): EngineError | "maxMessages" | "maxBytes" => {
+          const m = describe(e)
+          if (/maximum messages/i.test(m)) return "maxMessages"
+          if (/maximum bytes/i.test(m)) return "maxBytes"
+          if (/no responders|stream not found/i.test(m)) {
+            return new EngineError({ reason: "Protocol", detail: `no log for ${key}: ${m}`, cause: e })
+          }
+          return unavailable("publish")(e)
+        }
+      }).pipe(
+        Effect.map((ack): Engine.AppendResult =>
+          ack.duplicate ? { _tag: "Duplicate", seq: ack.seq } : { _tag: "Appended", seq: ack.seq }
+        ),
+        Effect.catchAll((e) =>
+          typeof e === "string" ? Effect.succeed<Engine.AppendResult>({ _tag: "Full", reason: e }) : Effect.fail(e)
+        )
+      )
+
+    const consume = (key: string, lease: Engine.Lease) =>
+      Effect.gen(function*() {
+        const stream = streamOf(key)
+        const name = `holder-${lease.revision}`
+        const list = yield* attempt("consumers", async () => {
+          const out: Array<{ name: string; ackFloor: number; delivered: number }> = []
+          for await (const c of jsm.consumers.list(stream)) {
+            // a consumer created at a start sequence reports ack floor 0 until its first ack
+            const floor = Math.max(c.ack_floor.stream_seq, (c.config.opt_start_seq ?? 1) - 1)
+            out.push({ name: c.name, ackFloor: floor, delivered: c.delivered.stream_seq })
+          }
+          return out
+        })
+        const info = yield* attempt("stream info", () => jsm.streams.info(stream))
+        // acks purge: the stream's first sequence is the ack floor + 1 unless the engine dropped the head
+        const ackFloor = Math.max(0, ...list.map((c) => c.ackFloor))
+        const delivered = Math.max(0, ...list.map((c) => c.delivered))
+        const start = ackFloor + 1
+        const from = Math.max(start, info.state.first_seq)
+        yield* attempt("consumer add", () =>
+          jsm.consumers.add(stream, {
+            durable_name: name,
+            ack_policy: AckPolicy.All,
+            ack_wait: nanos(3_600_000),
+            max_ack_pending: -1,
+            deliver_policy: DeliverPolicy.StartSequence,
+            opt_start_seq: from
+          }))
+        for (const c of list) yield* attempt("consumer delete", () => jsm.consumers.delete(stream, c.name)).pipe(Effect.ignore)
+        const consumer = yield* attempt("consumer", () => js.consumers.get(stream, name))
+        const unacked = new Map<number, JsMsg>()
+        // one long-lived pull (the client keeps up to `max_messages` buffered); a fetch takes what is buffered,
+        // waiting (on the Clock) only for the first entry
+        const messages = yield* Effect.acquireRelease(
+          attempt("consume", () => consumer.consume({ max_messages: options.fetchBatch ?? 256 })),
+          (m) => Effect.sync(() => m.stop())
+        )
+        const it = messages[Symbol.asyncIterator]()
+        let waiting: Promise<IteratorResult<JsMsg>> | undefined
+        const next = () =>
+          (waiting ??= it.next().catch((e) => {
+            waiting = undefined
+            throw e
+          }))
+        const toEntry = (m: JsMsg): Engine.Entry => {
+          unacked.set(m.seq, m)
+          return {
+            seq: m.seq,
+            id: m.headers?.get("Nats-Msg-Id") ?? "",
+            // a copy: the client may reuse the buffer it read the message into
+            frame: m.data.slice(),
+            storedAt: Number(BigInt(m.info.timestampNanos) / 1_000_000n),
+            redelivered: m.redelivered || m.seq <= delivered
+          }
+        }
+        const gone = new EngineError({ reason: "Fenced", detail: `consumer ${name} of ${key} is gone` })
+        const stillThere = Effect.flatMap(
+          Effect.either(attempt("consumer info", () => jsm.consumers.info(stream, name))),
+          (info) => (info._tag === "Left" && isNotFound(info.left.cause) ? Effect.fail(gone) : Effect.void)
+        )
+        const fetch = (max: number, waitMillis: number): Effect.Effect<ReadonlyArray<Engine.Entry>, EngineError> =>
+          Effect.gen(function*() {
+            const first = yield* Effect.raceFirst(
+              Effect.map(attempt("fetch", next), Option.some),
+              Effect.as(Effect.sleep(Duration.millis(waitMillis)), Option.none<IteratorResult<JsMsg>>())
+            )
+            if (Option.isNone(first)) {
+              // nothing came: a superseded (deleted) consumer is silent, so ask whether it still exists
+              yield* stillThere
+              return []
+            }
+            waiting = undefined
+            if (first.value.done === true) return yield* Effect.fail(gone)
+            const out = [toEntry(first.value.value)]
+            // then what the client has buffered: whatever comes within a millisecond (an entry not taken in time
+            // stays in `waiting` for the next fetch; the iterator's pending count runs one ahead, so it cannot say)
+            while (out.length < max) {
+              const r = yield* Effect.raceFirst(
+                Effect.map(attempt("fetch", next), Option.some),
+                Effect.as(Effect.sleep(Duration.millis(1)), Option.none<IteratorResult<JsMsg>>())
+              )
+              if (Option.isNone(r) || r.value.done === true) break
+              waiting = undefined
+              out.push(toEntry(r.value.value))
+            }
+            return out
+          })
+        const ack = (seq: number) =>
+          Effect.gen(function*() {
+            const m = unacked.get(seq)
+            if (m === undefined) return
+            const ok = yield* attempt("ack", () => m.ackAck())
+            if (!ok) return yield* Effect.fail(new EngineError({ reason: "Unavailable", detail: "ack not confirmed" }))
+            for (const s of Array.from(unacked.keys())) if (s <= seq) unacked.delete(s)
+            // the stream keeps exactly the un-acked frames: what its bounds count
+            yield* attempt("purge", () => jsm.streams.purge(stream, { seq: seq + 1 }))
+          })
+        return { start, fetch, ack } satisfies Engine.Consumer
+      })
+
+    const acquire = (name: string, _ttlMillis: number) =>
+      attempt("lease create", () => leasesKv.create(leaseKey(name), node)).pipe(
+        Effect.map((revision) => Option.some<Engine.Lease>({ name, holder: node, revision, previous: Option.none() })),
+        Effect.catchAll((e) =>
+          /exists|wrong last sequence/i.test(describe(e.cause)) ? Effect.succeed(Option.none()) : Effect.fail(e)
+        )
+      )
+    const refresh = (lease: Engine.Lease, _ttlMillis: number) =>
+      attempt("lease update", () => leasesKv.update(leaseKey(lease.name), node, lease.revision)).pipe(
+        Effect.map((revision) => Option.some<Engine.Lease>({ ...lease, revision })),
+        Effect.catchAll((e) =>
+          /wrong last sequence/i.test(describe(e.cause)) ? Effect.succeed(Option.none()) : Effect.fail(e)
+        )
+      )
+    const release = (lease: Engine.Lease) =>
+      attempt("lease delete", () => leasesKv.delete(leaseKey(lease.name), { previousSeq: lease.revision })).pipe(
+        Effect.catchAll((e) => (/wrong last sequence/i.test(describe(e.cause)) ? Effect.void : Effect.fail(e)))
+      )
+    const nodeAlive = (n: string) =>
+      Effect.map(attempt("lease", () => leasesKv.get(leaseKey(nodeLease(n)))), (e) => e !== null && e.operation === "PUT")
+
+    const locate = (key: string) =>
+      Effect.gen(function*() {
+        const e = yield* attempt("inbound", () => inboundKv.get(token(key)))
+        if (e === null || e.operation !== "PUT") return Option.none<string>()
+        const n = e.string()
+        if (yield* nodeAlive(n)) return Option.some(n)
+        // owned by a dead node: remove the ghost
+        yield* attempt("inbound delete", () => inboundKv.delete(token(key), { previousSeq: e.revision })).pipe(Effect.ignore)
+        return Option.none<string>()
+      })
+
+    const nodes = Effect.gen(function*() {
+      const out: Array<string> = []
+      const keys = yield* attempt("nodes", async () => {
+        const ks: Array<string> = []
+        for await (const k of await leasesKv.keys("node.>")) ks.push(k)
+        return ks
+      })
+      for (const k of keys) {
+        const e = yield* attempt("lease", () => leasesKv.get(k))
+        if (e !== null && e.operation === "PUT") out.push(e.string())
+      }
+      return out.sort()
+    })
+
+    const request = (to: string, message: Uint8Array, timeoutMillis: number) =>
+      Effect.tryPromise({
+        try: () => nc.request(`tether.node.${token(to)}`, message, { timeout: timeoutMillis }),
+        catch: (e): NoResponder | EngineError => {
+          const m = describe(e) + " " + describe((e as { cause?: unknown }).cause)
+          if (/no responders/i.test(m)) return new NoResponder({ node: to, reason: "NoResponders" })
+          if (/timeout/i.test(m)) return new NoResponder({ node: to, reason: "Timeout" })
+          return unavailable("request")(e)
+        }
+      }).pipe(Effect.map((m) => m.data))
+
+    const serve = (handler: (message: Uint8Array) => Effect.Effect<Uint8Array>) =>
+      Effect.gen(function*() {
+        // the client's callback runs each request as a fiber of this scope's set (interrupted with it)
+        const run = yield* FiberSet.makeRuntime<never>()
+        yield* Effect.acquireRelease(
+          Effect.try({
+            try: () =>
+              nc.subscribe(`tether.node.${token(node)}`, {
+                callback: (err, m) => {
+                  if (err !== null) return
+                  run(Effect.flatMap(handler(m.data), (reply) => Effect.sync(() => m.respond(reply))))
+                }
+              }),
+            catch: unavailable("subscribe")
+          }),
+          (s) => Effect.sync(() => s.unsubscribe())
+        )
+      })
+
+    return {
+      node,
+      declare,
+      undeclare,
+      peers,
+      peer,
+      append,
+      consume,
+      acquire,
+      refresh,
+      release,
+      register: (key) => Effect.asVoid(attempt("register", () => inboundKv.put(token(key), node))),
+      unregister: (key) =>
+        Effect.gen(function*() {
+          const e = yield* attempt("inbound", () => inboundKv.get(token(key)))
+          if (e !== null && e.operation === "PUT" && e.string() === node) {
+            yield* attempt("unregister", () => inboundKv.delete(token(key), { previousSeq: e.revision })).pipe(Effect.ignore)
+          }
+        }),
+      locate,
+      nodes,
+      request,
+      serve
+    } satisfies Engine.Engine
+  })
+
+/** @internal */
+export const layer = (options: NatsEngine.Options): Layer.Layer<EngineTag, EngineError> =>
+  Layer.scoped(EngineTag, make(options))

@@ -1,0 +1,332 @@
+/**
+ * FleetHub on MemoryEngine under TestClock: several nodes in one process, venues on memory transports.
+ * Routing, lease loss (stop writing), replay in order after a move with every possible duplicate flagged and
+ * bounded to the un-acked window, inbound routing and UnknownPeer after a node's death, broadcast to every
+ * node, and the bounds reported (BacklogFull, Expired with payloads, Lost for what the engine dropped, the
+ * in-memory backlog while the engine is unreachable).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, ConfigProvider, Duration, Effect, Exit, Layer, Metric, Option, Queue, Schedule, Schema, Scope, TestClock } from "effect"
+import { Connection, Engine, FleetHub, Framing, Hub, MemoryEngine, PeerKind, Settings, Transport } from "effect-tether"
+import * as Testing from "effect-tether/testing"
+import { settle } from "./helpers/dial.js"
+
+const utf8 = Framing.utf8
+const text = (u: Uint8Array) => new TextDecoder().decode(u)
+
+/** Venues by name: memory servers whose every accepted connection is kept, in order. */
+const venues = () => {
+  const servers = new Map<string, Testing.MemoryServer>()
+  const conns = new Map<string, Array<Testing.MemoryPeer>>()
+  const add = (name: string) =>
+    Effect.gen(function*() {
+      const s = yield* Testing.memoryServer()
+      servers.set(name, s)
+      conns.set(name, [])
+      return s
+    })
+  /** Every frame the venue received, over all its connections, in order. */
+  const received = (name: string) =>
+    Effect.gen(function*() {
+      const s = servers.get(name)!
+      const list = conns.get(name)!
+      const more = yield* Queue.takeAll(s.peers)
+      list.push(...Chunk.toReadonlyArray(more))
+      return list.flatMap((p) => Testing.receivedFrames(p))
+    })
+  return { servers, add, received, connections: (name: string) => conns.get(name)!.length }
+}
+
+const Spec = Schema.Struct({ venue: Schema.String })
+
+const kindFor = (v: ReturnType<typeof venues>, backlog?: PeerKind.PeerKind<unknown>["backlog"]) =>
+  PeerKind.make("venue", {
+    spec: Spec,
+    dialer: (_key, spec) => ({
+      connect: v.servers.get(spec.venue)!.connect,
+      backoff: Schedule.spaced("100 millis")
+    }),
+    backlog,
+    markDuplicate: (frame) => utf8(`${text(frame)}!`)
+  })
+
+/** Advances the TestClock in steps, letting fibers and memory transports run between them. */
+const advance = (millis: number, step = 50) =>
+  Effect.gen(function*() {
+    for (let t = 0; t < millis; t += step) {
+      yield* TestClock.adjust(step)
+      yield* settle
+    }
+  })
+
+const node = (cluster: MemoryEngine.Cluster, id: string, options: FleetHub.Options) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const fleet = yield* FleetHub.make(options).pipe(
+      Effect.provide(cluster.layer(id)),
+      Scope.extend(scope)
+    )
+    const events: Array<FleetHub.Event> = []
+    const q = yield* fleet.subscribeFleet.pipe(Scope.extend(scope))
+    const drain = Effect.map(Queue.takeAll(q), (c) => {
+      events.push(...Chunk.toReadonlyArray(c))
+      return events
+    })
+    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void).pipe(Effect.ignore))
+    return { fleet, scope, drain }
+  })
+
+describe("FleetHub (MemoryEngine, TestClock)", () => {
+  it.scoped("outbound peers are spread over the nodes, and a send from any node reaches the venue in order", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      for (const n of ["v1", "v2", "v3", "v4"]) yield* v.add(n)
+      const kind = kindFor(v)
+      const a = yield* node(cluster, "a", { kinds: [kind], leaseTtl: "3 seconds" })
+      const b = yield* node(cluster, "b", { kinds: [kind], leaseTtl: "3 seconds" })
+      for (const n of ["v1", "v2", "v3", "v4"]) yield* a.fleet.addPeer(n, kind, { venue: n })
+      const dup = yield* Effect.flip(b.fleet.addPeer("v1", kind, { venue: "v1" }))
+      expect(dup).toMatchObject({ _tag: "DuplicatePeer", reason: "AlreadyRegistered" })
+      yield* advance(2000)
+      const heldA = yield* a.fleet.held
+      const heldB = yield* b.fleet.held
+      expect(heldA.length).toBe(2)
+      expect(heldB.length).toBe(2)
+      expect([...heldA, ...heldB].sort()).toEqual(["v1", "v2", "v3", "v4"])
+      for (let i = 0; i < 20; i++) {
+        for (const n of ["v1", "v2", "v3", "v4"]) yield* (i % 2 === 0 ? a : b).fleet.send(n, utf8(`${n}-${i}`))
+      }
+      yield* advance(1000)
+      for (const n of ["v1", "v2", "v3", "v4"]) {
+        expect(yield* v.received(n)).toEqual(Array.from({ length: 20 }, (_, i) => `${n}-${i}`))
+      }
+      // acked = written: the logs are empty
+      for (const n of ["v1", "v2", "v3", "v4"]) expect(cluster.logSize(n)).toBe(0)
+      expect(yield* Effect.flip(a.fleet.send("nobody", utf8("x")))).toMatchObject({ _tag: "UnknownPeer" })
+      const moved = (yield* a.drain).filter(FleetHub.FleetEvent.$is("Moved"))
+      expect(moved.map((m) => m.key).sort()).toEqual([...heldA].sort())
+      expect(moved.every((m) => m.to === "a" && Option.isNone(m.from))).toBe(true)
+      // the Hub view
+      expect([...(yield* b.fleet.keys)].sort()).toEqual(["v1", "v2", "v3", "v4"])
+      const info = yield* b.fleet.peer(heldA[0]!)
+      expect(Option.map(info, (p) => [p.kind, Option.isNone(p.dialer)])).toEqual(Option.some(["outbound", true]))
+      expect(Hub.isHub(a.fleet)).toBe(true)
+    }))
+
+  it.scoped("a node cut off from the engine stops writing before its lease expires; the next holder replays the un-acked window in order, every replayed frame flagged", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      const venue = yield* v.add("v1")
+      const kind = kindFor(v)
+      const a = yield* node(cluster, "a", { kinds: [kind], leaseTtl: "3 seconds" })
+      yield* a.fleet.addPeer("v1", kind, { venue: "v1" })
+      yield* advance(1500)
+      expect(yield* a.fleet.held).toEqual(["v1"])
+      const b = yield* node(cluster, "b", { kinds: [kind], leaseTtl: "3 seconds" })
+      yield* advance(1000)
+      for (let i = 0; i < 10; i++) yield* b.fleet.send("v1", utf8(`m${i}`))
+      yield* advance(500)
+      expect(yield* v.received("v1")).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`))
+      expect(cluster.logSize("v1")).toBe(0)
+      // a reads and writes these (no virtual time passes: it has not come back to ack them yet), then is cut off
+      for (let i = 10; i < 15; i++) yield* b.fleet.send("v1", utf8(`m${i}`))
+      yield* settle
+      cluster.crash("a")
+      yield* advance(200)
+      const beforeMove = yield* v.received("v1")
+      expect(beforeMove).toEqual(Array.from({ length: 15 }, (_, i) => `m${i}`))
+      expect(cluster.logSize("v1")).toBe(5)
+      // failover within the lease TTL plus one tick
+      yield* advance(4000)
+      const aEvents = yield* a.drain
+      expect(aEvents.filter(FleetHub.FleetEvent.$is("LeaseLost")).map((e) => e.key)).toEqual(["v1"])
+      expect(yield* a.fleet.held).toEqual([])
+      expect(yield* b.fleet.held).toEqual(["v1"])
+      for (let i = 15; i < 20; i++) yield* b.fleet.send("v1", utf8(`m${i}`))
+      yield* advance(1000)
+      const all = yield* v.received("v1")
+      // first arrivals in order; the duplicates are exactly the un-acked window, all flagged ("!")
+      expect(all).toEqual([
+        ...Array.from({ length: 15 }, (_, i) => `m${i}`),
+        ...Array.from({ length: 5 }, (_, i) => `m${i + 10}!`),
+        ...Array.from({ length: 5 }, (_, i) => `m${i + 15}`)
+      ])
+      const bEvents = yield* b.drain
+      const moved = bEvents.filter(FleetHub.FleetEvent.$is("Moved"))
+      expect(moved).toMatchObject([{ key: "v1", to: "b", from: Option.some("a") }])
+      const dups = bEvents.filter(FleetHub.FleetEvent.$is("PossibleDuplicate")).flatMap((e) => e.frames.map(text))
+      expect(dups).toEqual(["m10", "m11", "m12", "m13", "m14"])
+      // reported as metrics too (process-wide counters: at least this test's)
+      expect((yield* Metric.value(FleetHub.metrics.redelivered)).count).toBeGreaterThanOrEqual(5)
+      expect((yield* Metric.value(FleetHub.metrics.moves)).count).toBeGreaterThanOrEqual(1)
+      expect(cluster.logSize("v1")).toBe(0)
+      expect(venue.attempts.length).toBeGreaterThanOrEqual(2)
+    }))
+
+  it.scoped("inbound sends route to the node holding the socket; after that node dies, UnknownPeer once its lease expired", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const a = yield* node(cluster, "a", { kinds: [], leaseTtl: "3 seconds" })
+      const b = yield* node(cluster, "b", { kinds: [], leaseTtl: "3 seconds" })
+      const [near, far] = yield* Transport.memoryPair()
+      const conn = yield* Connection.make(near)
+      yield* b.fleet.addInbound("client-1", conn)
+      yield* a.fleet.send("client-1", utf8("hello"))
+      yield* settle
+      expect(Testing.receivedFrames(far)).toEqual(["hello"])
+      expect(yield* Effect.flip(b.fleet.addInbound("client-1", conn))).toMatchObject({ _tag: "DuplicatePeer" })
+      cluster.crash("b")
+      // before the TTL the entry still stands, but nobody answers: UnknownPeer
+      expect(yield* Effect.flip(a.fleet.send("client-1", utf8("x")))).toMatchObject({ _tag: "UnknownPeer" })
+      yield* advance(3500)
+      expect(yield* Effect.flip(a.fleet.send("client-1", utf8("x")))).toMatchObject({ _tag: "UnknownPeer" })
+      expect(Option.isNone(yield* cluster.engine("a").locate("client-1"))).toBe(true)
+      expect(yield* cluster.engine("a").nodes).toEqual(["a"])
+    }))
+
+  it.scoped("broadcast reaches every outbound peer and every peer on every node", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      yield* v.add("v1")
+      yield* v.add("v2")
+      const kind = kindFor(v)
+      const a = yield* node(cluster, "a", { kinds: [kind] })
+      const b = yield* node(cluster, "b", { kinds: [kind] })
+      yield* a.fleet.addPeer("v1", kind, { venue: "v1" })
+      yield* a.fleet.addPeer("v2", kind, { venue: "v2" })
+      const clients: Array<Testing.MemoryPeer> = []
+      for (const [i, f] of [a, b, b].entries()) {
+        const [near, far] = yield* Transport.memoryPair()
+        yield* f.fleet.addInbound(`c${i}`, yield* Connection.make(near))
+        clients.push(far)
+      }
+      yield* advance(1500)
+      const r = yield* a.fleet.broadcast(utf8("tick"))
+      expect([...r.accepted].sort()).toEqual(["c0", "c1", "c2", "v1", "v2"])
+      expect(r.failed).toEqual([])
+      yield* advance(500)
+      for (const c of clients) expect(Testing.receivedFrames(c)).toEqual(["tick"])
+      expect(yield* v.received("v1")).toEqual(["tick"])
+      expect(yield* v.received("v2")).toEqual(["tick"])
+    }))
+
+  it.scoped("bounds: the durable log refuses (BacklogFull), the holder expires old frames with their payloads, drop-oldest gaps are reported as Lost", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      const venue = yield* v.add("v1")
+      yield* v.add("v2")
+      venue.setRefusing(true)
+      const strict = kindFor(v, { maxMessages: 3, maxAge: "10 seconds" })
+      const a = yield* node(cluster, "a", { kinds: [strict] })
+      yield* a.fleet.addPeer("v1", strict, { venue: "v1" })
+      yield* advance(1500)
+      for (let i = 0; i < 3; i++) yield* a.fleet.send("v1", utf8(`f${i}`))
+      const err = yield* Effect.flip(a.fleet.send("v1", utf8("f3")))
+      expect(err).toMatchObject({ _tag: "BacklogFull", reason: "maxMessages" })
+      yield* advance(10_500)
+      venue.setRefusing(false)
+      yield* advance(1000)
+      const events = yield* a.drain
+      const expired = events.filter(Hub.Event.$is("Expired")).flatMap((e) => e.frames.map(text))
+      expect(expired).toEqual(["f0", "f1", "f2"])
+      expect(yield* v.received("v1")).toEqual([])
+      expect(cluster.logSize("v1")).toBe(0)
+
+      // drop-oldest in the engine is silent: the holder sees the gap and reports its size
+      const dropping = PeerKind.make("dropping", {
+        spec: Spec,
+        dialer: (_key, spec) => ({ connect: v.servers.get(spec.venue)!.connect, backoff: Schedule.spaced("100 millis") }),
+        backlog: { maxMessages: 2, policy: "dropOldest" }
+      })
+      const b = yield* node(cluster, "b", { kinds: [dropping, strict] })
+      v.servers.get("v2")!.setRefusing(true)
+      yield* b.fleet.addPeer("v2", dropping, { venue: "v2" })
+      for (let i = 0; i < 5; i++) yield* b.fleet.send("v2", utf8(`g${i}`))
+      v.servers.get("v2")!.setRefusing(false)
+      yield* advance(2000)
+      expect(yield* v.received("v2")).toEqual(["g3", "g4"])
+      const holderEvents = [...(yield* a.drain), ...(yield* b.drain)]
+      const lost = holderEvents.filter(FleetHub.FleetEvent.$is("Lost"))
+      expect(lost).toMatchObject([{ key: "v2", fromSeq: 1, count: 3 }])
+    }))
+
+  it.scoped("while the engine is unreachable sends wait in the sender's bounded backlog and are flushed in order, once", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      yield* v.add("v1")
+      const kind = kindFor(v, { maxMessages: 4 })
+      const a = yield* node(cluster, "a", { kinds: [kind] })
+      yield* a.fleet.addPeer("v1", kind, { venue: "v1" })
+      yield* advance(1500)
+      yield* a.fleet.send("v1", utf8("before"))
+      yield* advance(200)
+      cluster.setUnavailable(true)
+      for (let i = 0; i < 4; i++) yield* a.fleet.send("v1", utf8(`d${i}`))
+      const err = yield* Effect.flip(a.fleet.send("v1", utf8("d4")))
+      expect(err).toMatchObject({ _tag: "BacklogFull" })
+      yield* advance(400)
+      cluster.setUnavailable(false)
+      yield* advance(400)
+      yield* a.fleet.send("v1", utf8("after"))
+      yield* advance(3000)
+      expect(yield* v.received("v1")).toEqual(["before", "d0", "d1", "d2", "d3", "after"])
+      const overflow = (yield* a.drain).filter(Hub.Event.$is("BacklogOverflow")).flatMap((e) => e.frames.map(text))
+      expect(overflow).toEqual(["d4"])
+    }))
+
+  it.scoped("the Hub tag works on a FleetHub layer; closing a node hands its peers over at once (lease released)", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      yield* v.add("v1")
+      const kind = kindFor(v)
+      const scope = yield* Scope.make()
+      const ctx = yield* Layer.buildWithScope(
+        FleetHub.layer({ kinds: [kind] }).pipe(Layer.provide(cluster.layer("a"))),
+        scope
+      )
+      const hubA = yield* Effect.provide(Hub.Tag, ctx)
+      const fa = yield* Effect.provide(FleetHub.Tag, ctx)
+      yield* fa.addPeer("v1", kind, { venue: "v1" })
+      yield* advance(1500)
+      yield* hubA.send("v1", utf8("x"))
+      yield* advance(200)
+      const b = yield* node(cluster, "b", { kinds: [kind] })
+      yield* Scope.close(scope, Exit.void)
+      yield* advance(1200)
+      expect(yield* b.fleet.held).toEqual(["v1"])
+      yield* b.fleet.send("v1", utf8("y"))
+      yield* advance(500)
+      expect(yield* v.received("v1")).toEqual(["x", "y"])
+      expect(yield* Effect.map(cluster.engine("b").peers, (ps) => ps.map((p) => p.key))).toEqual(["v1"])
+      expect(Engine.Engine.key).toBe("tether/Engine")
+    }))
+
+  it.effect("Settings.fleet reads TETHER_FLEET_* and TETHER_NATS_SERVERS, and names a missing node id", () =>
+    Effect.gen(function*() {
+      const read = (m: Record<string, string>) =>
+        Effect.withConfigProvider(Settings.fleet, ConfigProvider.fromMap(new Map(Object.entries(m))))
+      const f = yield* read({
+        TETHER_FLEET_NODE: "n1",
+        TETHER_NATS_SERVERS: "nats://a:4222, nats://b:4222",
+        TETHER_FLEET_LEASE_TTL: "5s",
+        TETHER_FLEET_HOLD: "false"
+      })
+      expect({ ...f, leaseTtl: Duration.toMillis(f.leaseTtl) }).toEqual({
+        node: "n1",
+        servers: ["nats://a:4222", "nats://b:4222"],
+        leaseTtl: 5000,
+        fetchBatch: 64,
+        hold: false
+      })
+      const d = yield* read({ TETHER_FLEET_NODE: "n2" })
+      expect([d.servers, Duration.toMillis(d.leaseTtl), d.hold]).toEqual([["nats://127.0.0.1:4222"], 3000, true])
+      const err = yield* Effect.flip(read({}))
+      expect(String(err)).toContain("TETHER_FLEET_NODE")
+    }))
+})
