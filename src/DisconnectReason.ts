@@ -30,7 +30,12 @@ export type DisconnectReason = Data.TaggedEnum<{
   /** The application asked for an immediate abort. */
   Aborted: { readonly message: string }
   /** The peer half-closed its side (we read its EOF). */
-  PeerClosed: {}
+  PeerClosed: {
+    /** WebSocket: the peer's Close code (1005: its Close had none; 1006: the TCP stream ended without a Close). */
+    readonly code?: number | undefined
+    /** WebSocket: the peer's Close reason. */
+    readonly reason?: string | undefined
+  }
   /** A transport write did not complete within its deadline. */
   WriteTimeout: { readonly timeout: Duration.Duration; readonly queuedBytes: number }
   /** An inbound frame was larger than `maxFrameBytes`. */
@@ -64,7 +69,7 @@ export type DisconnectReason = Data.TaggedEnum<{
  * ```ts
  * import { DisconnectReason } from "effect-tether"
  *
- * const r = DisconnectReason.PeerClosed()
+ * const r = DisconnectReason.PeerClosed({})
  * DisconnectReason.$is("PeerClosed")(r) // true
  * ```
  *
@@ -95,7 +100,9 @@ export const describe = (reason: DisconnectReason): string => {
     case "Aborted":
       return `aborted: ${reason.message}`
     case "PeerClosed":
-      return "peer closed (EOF)"
+      return reason.code === undefined
+        ? "peer closed (EOF)"
+        : `peer closed (WebSocket ${reason.code}${reason.reason ? ` ${reason.reason}` : ""})`
     case "WriteTimeout":
       return `write timeout after ${fmt(reason.timeout)} (${reason.queuedBytes} bytes queued)`
     case "FrameTooLarge":
@@ -131,7 +138,7 @@ export const describe = (reason: DisconnectReason): string => {
  * ```ts
  * import { DisconnectReason } from "effect-tether"
  *
- * DisconnectReason.isClean(DisconnectReason.PeerClosed()) // true
+ * DisconnectReason.isClean(DisconnectReason.PeerClosed({})) // true
  * DisconnectReason.isClean(DisconnectReason.IoError({ message: "reset", code: "ECONNRESET" })) // false
  * ```
  *
@@ -153,7 +160,7 @@ const fmt = (d: Duration.Duration): string => Duration.format(d)
  * ```ts
  * import { DisconnectReason } from "effect-tether"
  *
- * DisconnectReason.severity(DisconnectReason.PeerClosed()) // "debug"
+ * DisconnectReason.severity(DisconnectReason.PeerClosed({})) // "debug"
  * DisconnectReason.severity(DisconnectReason.MalformedFrame({ message: "bad checksum" })) // "error"
  * ```
  *
