@@ -272,7 +272,7 @@ describe("WebSocket server (raw client)", () => {
       yield* until(ws, () => ws.ended || ws.closed)
     }))
 
-  it.scoped("heartbeat: pings come from the writer; a silent peer is aborted with PeerTimeout", () =>
+  it.scoped("heartbeat: pings come from the writer; a silent peer gets Close 1011 and is closed with PeerTimeout, bounded", () =>
     Effect.gen(function*() {
       const closed = yield* Deferred.make<DisconnectReason.DisconnectReason>()
       const server = yield* WebSocket.serve(
@@ -302,6 +302,12 @@ describe("WebSocket server (raw client)", () => {
       yield* TestClock.adjust("4999 millis")
       expect(yield* Deferred.isDone(closed)).toBe(false)
       yield* TestClock.adjust("1 millis")
+      // the timeout sends a proper Close 1011 (not a bare TCP reset: the peer would see 1006)
+      yield* until(ws, () => ws.closeFrame() !== undefined)
+      expect(ws.closeFrame()).toEqual({ code: 1011, reason: "heartbeat timeout" })
+      // the peer stays silent: the close is bounded by lingerTimeout (default 5 s)
+      expect(yield* Deferred.isDone(closed)).toBe(false)
+      yield* TestClock.adjust("5 seconds")
       const reason = yield* Deferred.await(closed)
       expect(reason._tag).toBe("PeerTimeout")
       yield* until(ws, () => ws.ended || ws.closed)
