@@ -174,8 +174,8 @@ export const heartbeatOf = (
 
 /**
  * The heartbeat: a PING queued for the writer (never written from here), then `timeout` to see a
- * PONG or any inbound bytes; nothing → a Close 1011 goes out ahead of queued data and the
- * connection closes with `PeerTimeout` (bounded by the connection's close timeouts). Repeated on
+ * PONG or any inbound bytes; nothing → a Close 1011 goes out ahead of queued data, then the
+ * connection is aborted with `PeerTimeout` (a stuck write is bounded by `writeTimeout`). Repeated on
  * `Schedule.spaced(interval)`.
  * @internal
  */
@@ -193,8 +193,11 @@ export const heartbeat = <In, Out>(options: WS.HeartbeatOptions): Connection.Att
       handle.queuePing(Buffer.from(`hb-${++seq}`))
       yield* Effect.sleep(timeout)
       if (pongs === pongsBefore && conn.unsafeStats().bytesIn === bytesBefore) {
-        handle.closeNow(1011, "heartbeat timeout")
-        conn.unsafeRequestClose(DR.PeerTimeout({ silentFor: timeout }), "graceful")
+        const reason = DR.PeerTimeout({ silentFor: timeout })
+        // the gate closes now; the writer puts the Close ahead of queued data, then the socket goes
+        // (no linger: the peer is presumed gone; a stuck write is bounded by writeTimeout)
+        conn.unsafeRequestClose(reason, "graceful")
+        handle.closeNow(1011, "heartbeat timeout", () => conn.unsafeRequestClose(reason, "abort"))
         return false
       }
       return true

@@ -29,8 +29,11 @@ const MAX_PENDING_CONTROL = 1024
 export interface WsHandle {
   /** Sets the code and reason of the Close frame `shutdownWrite` will send (`override: false`: only if none is set). */
   readonly setCloseFrame: (code: number, reason: string, override?: boolean) => void
-  /** Queues a Close frame for the writer, ahead of queued data (after it, data writes fail). */
-  readonly closeNow: (code: number, reason: string) => void
+  /**
+   * Queues a Close frame for the writer, ahead of queued data (after it, data writes fail);
+   * `then` runs once it was written (or could not be).
+   */
+  readonly closeNow: (code: number, reason: string, then?: () => void) => void
   /** Queues a PING for the writer. */
   readonly queuePing: (data: Uint8Array) => void
   /** Called for every PONG received; returns an unregister function. */
@@ -72,7 +75,7 @@ export const make = (
     let sent: CloseInfo["sent"]
     let protocolError: CloseInfo["protocolError"]
     let closeFrame: { code: number; reason: string } | undefined
-    let earlyClose: { code: number; reason: string } | undefined
+    let earlyClose: { code: number; reason: string; then: (() => void) | undefined } | undefined
     let pending: Array<Buffer> = []
     let wakeWriter: (() => void) | undefined
     let eof = false
@@ -101,9 +104,9 @@ export const make = (
         new TransportError({ reason: "Closed", message: "the WebSocket Close frame was sent: no more messages" })
       const writeClose = (frame: { code: number; reason: string }) =>
         Effect.suspend(() => {
-          sent = frame
           const bytes = Frame.controlFrame(Frame.OP_CLOSE, Frame.closePayload(frame.code, frame.reason), masked)
           // both Close frames exchanged: the TCP close follows (RFC 6455 §7.1.1)
+          sent = { code: frame.code, reason: frame.reason }
           return received === undefined
             ? transport.write([bytes])
             : Effect.zipRight(transport.write([bytes]), transport.shutdownWrite)
@@ -117,7 +120,7 @@ export const make = (
           if (earlyClose !== undefined) {
             const frame = earlyClose
             pending = []
-            return [writeClose(frame)]
+            return [Effect.ensuring(writeClose(frame), Effect.sync(() => frame.then?.()))]
           }
           if (pending.length === 0) return []
           const frames = pending
@@ -163,9 +166,9 @@ export const make = (
         setCloseFrame: (code, reason, override = true) => {
           if (override || closeFrame === undefined) closeFrame = { code, reason }
         },
-        closeNow: (code, reason) => {
+        closeNow: (code, reason, then) => {
           if (sent !== undefined || earlyClose !== undefined) return
-          earlyClose = { code, reason }
+          earlyClose = { code, reason, then }
           wakeWriter?.()
         },
         queuePing: (data) => queueControl(Frame.controlFrame(Frame.OP_PING, data, masked)),
