@@ -38,6 +38,7 @@ import type * as Http from "node:http"
 import type * as Https from "node:https"
 import type * as Tls from "node:tls"
 import type * as Conn from "./Connection.js"
+import type * as Dialer from "./Dialer.js"
 import type * as Framed from "./Framed.js"
 import * as cfg from "./internal/config.js"
 import * as internalClient from "./internal/wsClient.js"
@@ -333,6 +334,53 @@ export const connect: (
   url: string,
   options?: ClientOptions & ConnectionOptions
 ) => Effect.Effect<Connection, Transport.TransportError, Scope.Scope> = internalClient.connect
+
+/**
+ * Options of {@link dialer}: the `Dialer`'s (backoff, backlog, session, schedule, …) and the
+ * WebSocket client's.
+ *
+ * @example
+ * ```ts
+ * import type { WebSocket } from "effect-tether"
+ *
+ * const o: WebSocket.DialerOptions = { heartbeat: { interval: "20 seconds" }, connectTimeout: "5 seconds" }
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface DialerOptions<E = never, R = never>
+  extends Omit<Dialer.Options<E, R>, "connect" | "connectFramed" | "host" | "port" | "socket">, ClientOptions
+{}
+
+/**
+ * A reconnecting client over WebSocket: a `Dialer` whose every connection is a
+ * WebSocket to `url`, with the handshake bound, the `heartbeat` and the frame
+ * codec right for it (no codec to wire by hand). The Dialer speaks bytes: each
+ * `send(bytes)` is one Binary message; a received Binary message is its bytes,
+ * a Text message its UTF-8 bytes. `connectTimeout` (default 10 s) bounds each
+ * attempt, `handshakeTimeout` the opening handshake inside it.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { WebSocket } from "effect-tether"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const dialer = yield* WebSocket.dialer("ws://127.0.0.1:8080/feed", { heartbeat: { interval: "20 seconds" } })
+ *     yield* dialer.send(new TextEncoder().encode("hello"))
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const dialer: <E = never, R = never>(
+  url: string,
+  options?: DialerOptions<E, R>
+) => Effect.Effect<Dialer.Dialer, never, Scope.Scope | R> = internalClient.dialer
 
 /**
  * Closes a WebSocket connection gracefully with a given close code and reason

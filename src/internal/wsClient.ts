@@ -11,11 +11,14 @@ import * as Http from "node:http"
 import * as Https from "node:https"
 import type * as Net from "node:net"
 import type * as Connection from "../Connection.js"
+import type * as Dialer from "../Dialer.js"
 import * as DR from "../DisconnectReason.js"
 import type * as Framed from "../Framed.js"
+import * as Framing from "../Framing.js"
 import type * as Transport from "../Transport.js"
 import type * as WS from "../WebSocket.js"
 import { fromFramed } from "./connection.js"
+import * as internalDialer from "./dialer.js"
 import { errorCode, makeSocketTransport } from "./netTransport.js"
 import { TransportError } from "./transportError.js"
 import * as wsFramed from "./wsFramed.js"
@@ -168,9 +171,10 @@ export const connect = (
     fromFramed(framed, connectionOptions(options, options?.heartbeat)))
 
 /** @internal */
-export const heartbeatOf = (
+export const heartbeatOf = <In = WS.Message, Out = In>(
   option: WS.HeartbeatOptions | false | undefined
-): ReadonlyArray<Connection.Attachment<WS.Message>> => option === undefined || option === false ? [] : [heartbeat(option)]
+): ReadonlyArray<Connection.Attachment<In, Out>> =>
+  option === undefined || option === false ? [] : [heartbeat<In, Out>(option)]
 
 /**
  * The heartbeat: a PING queued for the writer (never written from here), then `timeout` to see a
@@ -226,3 +230,41 @@ export const close = <In, Out>(
     wsFramed.handleOfConnection(conn)?.setCloseFrame(code, reason)
     return conn.close(`WebSocket close ${code}${reason === "" ? "" : ` ${reason}`}`)
   })
+
+/** @internal */
+export const dialer = <E = never, R = never>(
+  url: string,
+  options?: WS.DialerOptions<E, R>
+): Effect.Effect<Dialer.Dialer, never, Scope.Scope | R> => {
+  const {
+    handshakeTimeout,
+    headers,
+    heartbeat: heartbeatOption,
+    maxPayload,
+    perMessageDeflate,
+    protocols,
+    readHighWaterMark,
+    tls,
+    ...rest
+  } = options ?? {}
+  const framedOptions: WS.FramedOptions = {
+    handshakeTimeout,
+    headers,
+    maxPayload,
+    perMessageDeflate,
+    protocols,
+    readHighWaterMark,
+    tls
+  }
+  const max = maxPayload ?? DEFAULT_MAX_PAYLOAD
+  return internalDialer.make<E, R>({
+    ...rest,
+    connectFramed: Effect.map(connectFramed(url, framedOptions), wsFramed.binaryFramed),
+    connection: {
+      ...rest.connection,
+      // checks what `send` accepts (the seam frames the messages itself)
+      codec: { ...Framing.lengthPrefixed({ maxFrameBytes: max }), name: "websocket-binary" },
+      watchdogs: [...heartbeatOf(heartbeatOption), ...(rest.connection?.watchdogs ?? [])]
+    }
+  })
+}

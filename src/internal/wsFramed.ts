@@ -14,12 +14,15 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as DR from "../DisconnectReason.js"
 import type * as Framed from "../Framed.js"
+import type * as Framing from "../Framing.js"
 import type { ControlLane, Transport } from "../Transport.js"
 import type * as WS from "../WebSocket.js"
 import { transportOf } from "./connection.js"
 import { fromTransport } from "./connection/framed.js"
+import { Encoded } from "./connection/models.js"
 import { TransportError } from "./transportError.js"
 import type { CloseInfo } from "./wsCloseInfo.js"
+import { Message } from "./webSocket.js"
 import * as Frame from "./wsFrame.js"
 
 /** Control frames waiting for the writer beyond this are dropped (a ping flood while we cannot write). */
@@ -183,3 +186,72 @@ export const make = (
       return framed
     })
   })
+
+/**
+ * A WebSocket seam of bytes (for the byte-typed `Dialer`): each `Uint8Array` sent is one Binary
+ * message; a received Binary message is its bytes, a Text message its UTF-8 bytes.
+ * @internal
+ */
+export const binaryFramed = (
+  inner: Framed.Framed<WS.Message, WS.Message>
+): Framed.Framed<Uint8Array, Uint8Array> => {
+  // one Message per buffer, kept while the buffer lives: weight, check and write see the same object
+  const messages = new WeakMap<Uint8Array, WS.Message>()
+  const messageOf = (b: Uint8Array): WS.Message => {
+    let m = messages.get(b)
+    if (m === undefined) {
+      m = Message.Binary({ data: b })
+      messages.set(b, m)
+    }
+    return m
+  }
+  type Out = Uint8Array | Encoded<Uint8Array>
+  const map = (o: Out): WS.Message | Encoded<WS.Message> =>
+    o instanceof Encoded ? (o as unknown as Encoded<WS.Message>) : messageOf(o)
+  let lastBatch: ReadonlyArray<Out> | undefined
+  let lastMapped: ReadonlyArray<WS.Message | Encoded<WS.Message>> = []
+  const scratch: Array<WS.Message> = []
+  const encoder = new TextEncoder()
+  const toBytes = (m: WS.Message): Uint8Array => (m._tag === "Binary" ? m.data : encoder.encode(m.text))
+  const codec: Framing.Codec<Uint8Array, Uint8Array> = {
+    name: "websocket-binary",
+    maxFrameBytes: inner.codec.maxFrameBytes,
+    check: (b) => inner.codec.check(messageOf(b)),
+    encodedLength: (b) => inner.codec.encodedLength(messageOf(b)),
+    encodeInto: (b, target, offset) => inner.codec.encodeInto(messageOf(b), target, offset),
+    encodeChunks: (b) => inner.codec.encodeChunks(messageOf(b)),
+    makeDecoder: () => {
+      const d = inner.codec.makeDecoder()
+      return {
+        buffered: d.buffered,
+        decode: (chunk, out) => {
+          const ms: Array<WS.Message> = []
+          const err = d.decode(chunk, ms)
+          for (const m of ms) out.push(toBytes(m))
+          return err
+        }
+      }
+    }
+  }
+  return {
+    ...inner,
+    codec,
+    check: (b) => inner.check(messageOf(b)),
+    weight: (o) => inner.weight(map(o)),
+    write: (batch) =>
+      Effect.suspend(() => {
+        lastBatch = batch
+        lastMapped = batch.map(map)
+        return inner.write(lastMapped)
+      }),
+    unsafeSplit: (batch) =>
+      batch === lastBatch ? inner.unsafeSplit(lastMapped) : { written: 0, truncated: false, bytes: 0 },
+    unsafeRead: (out) => {
+      scratch.length = 0
+      const r = inner.unsafeRead(scratch)
+      for (const m of scratch) out.push(toBytes(m))
+      scratch.length = 0
+      return r
+    }
+  }
+}
