@@ -264,7 +264,7 @@ export const dialer = <E = never, R = never>(
       ...rest.connection,
       // checks what `send` accepts (the seam frames the messages itself)
       codec: { ...Framing.lengthPrefixed({ maxFrameBytes: max }), name: "websocket-binary" },
-      watchdogs: [...heartbeatOf(heartbeatOption), ...(rest.connection?.watchdogs ?? [])]
+      watchdogs: [...heartbeatOf<Uint8Array>(heartbeatOption), ...(rest.connection?.watchdogs ?? [])]
     }
   })
 }
