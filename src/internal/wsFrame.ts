@@ -94,8 +94,9 @@ export const applyMask = (data: Uint8Array, start: number, end: number, mask: Ui
     data[i + 2] = data[i + 2]! ^ m2
     data[i + 3] = data[i + 3]! ^ m3
   }
-  const ms = [m0, m1, m2, m3]
-  for (let k = 0; i < end; i++, k++) data[i] = data[i]! ^ ms[k]!
+  if (i < end) data[i] = data[i]! ^ m0
+  if (i + 1 < end) data[i + 1] = data[i + 1]! ^ m1
+  if (i + 2 < end) data[i + 2] = data[i + 2]! ^ m2
 }
 
 const headerLength = (payload: number, masked: boolean): number =>
