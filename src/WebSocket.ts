@@ -655,13 +655,14 @@ export const mount = <E, R, RU = never>(
 export const Server: typeof internalModels.ServerTag = internalModels.ServerTag
 
 /**
- * The service type of {@link Server}.
+ * The identity of the {@link Server} Tag (its service is a `Listener.Server`).
  *
  * @example
  * ```ts
+ * import type { Context } from "effect"
  * import type { WebSocket } from "effect-tether"
  *
- * const show = (s: WebSocket.Server) => s.address.port
+ * const show = (s: Context.Tag.Service<WebSocket.Server>) => s.address.port
  * ```
  *
  * @since 0.3.0
