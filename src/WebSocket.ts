@@ -36,6 +36,7 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type * as Http from "node:http"
 import type * as Https from "node:https"
+import type * as Net from "node:net"
 import type * as Tls from "node:tls"
 import type * as Conn from "./Connection.js"
 import type * as Dialer from "./Dialer.js"
@@ -636,6 +637,60 @@ export const mount = <E, R, RU = never>(
   handler: (conn: Connection, request: UpgradeRequest) => Effect.Effect<void, E, R>
 ): Effect.Effect<Listener.Server, Listener.ListenerError, Scope.Scope | Exclude<R, Listener.Session> | RU> =>
   internalServer.mount(server, options, handler)
+
+/**
+ * A WebSocket endpoint that is handed its upgrade requests: what {@link mount}
+ * routes to, for any HTTP stack that gives access to node's request and socket.
+ *
+ * @example
+ * ```ts
+ * import type { WebSocket } from "effect-tether"
+ *
+ * const port = (e: WebSocket.Endpoint) => e.server.unsafeStats().active
+ * ```
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Endpoint {
+  /** Its sessions, stats and shutdown (`address` is empty: the endpoint listens on nothing). */
+  readonly server: Listener.Server
+  /**
+   * Takes one upgrade request and its socket (e.g. from a server's `'upgrade'` event, or from a route
+   * handler of another HTTP library: `IncomingMessage` and `req.socket`); `head` is what the HTTP parser
+   * read past the request (default none). After a shutdown, requests get 503.
+   */
+  readonly handleUpgrade: (request: Http.IncomingMessage, socket: Net.Socket, head?: Buffer) => void
+}
+
+/**
+ * A WebSocket endpoint without an HTTP server of its own, in the current
+ * scope: seats, registry, handshake, heartbeat and shutdown as in
+ * {@link serve}, fed by `handleUpgrade`. For an HTTP stack that owns the
+ * upgrade event (an `@effect/platform` router, Express, …): hand it the
+ * request and the socket from the route of your WebSocket path.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import * as Http from "node:http"
+ * import { WebSocket } from "effect-tether"
+ *
+ * const program = Effect.gen(function*() {
+ *   const ws = yield* WebSocket.endpoint({}, (conn) => Stream.runForEach(conn.incoming, conn.send).pipe(Effect.orDie))
+ *   const server = Http.createServer((req, res) => res.end("ok"))
+ *   server.on("upgrade", (req, socket, head) => ws.handleUpgrade(req, socket, head))
+ * })
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const endpoint = <E, R, RU = never>(
+  options: MountOptions<RU>,
+  handler: (conn: Connection, request: UpgradeRequest) => Effect.Effect<void, E, R>
+): Effect.Effect<Endpoint, never, Scope.Scope | Exclude<R, Listener.Session> | RU> =>
+  internalServer.endpoint(options, handler)
 
 /**
  * The application's WebSocket server, as a service: a Tag of its own, so that

@@ -4,6 +4,12 @@
  * takeover), the heartbeat of `connect`, mounting on an existing HTTP server (one port, path
  * routing), a TCP listener next to a WebSocket server, and `WebSocket.dialer`.
  */
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Layer, Option, Queue, Stream } from "effect"
 import * as Crypto from "node:crypto"
@@ -348,6 +354,48 @@ describe("WebSocket.mount: an existing HTTP server, one port", () => {
       expect(yield* get).toBe("api ok")
       const gone = yield* Effect.flip(WebSocket.connect(`ws://127.0.0.1:${port}/chat`))
       expect(gone.code).toBe("HTTP_404")
+    }).pipe(Effect.scoped))
+})
+
+describe("WebSocket.endpoint as an @effect/platform HttpRouter route", () => {
+  it.live("GET /api answered by the router, /ws upgraded by tether on the same port", () =>
+    Effect.gen(function*() {
+      const ws = yield* WebSocket.endpoint({ heartbeat: { interval: "1 second" } }, (conn) =>
+        Stream.runForEach(conn.incoming, (m) => conn.send(m._tag === "Text" ? WebSocket.text(`routed:${m.text}`) : m)).pipe(
+          Effect.orDie
+        ))
+      const router = HttpRouter.empty.pipe(
+        HttpRouter.get("/api", HttpServerResponse.text("api ok")),
+        HttpRouter.get(
+          "/ws",
+          Effect.gen(function*() {
+            const req = NodeHttpServerRequest.toIncomingMessage(yield* HttpServerRequest.HttpServerRequest)
+            const socket = req.socket
+            ws.handleUpgrade(req, socket)
+            // the socket is the session's now: answer nothing until it is gone
+            yield* Effect.async<void>((resume) => {
+              if (socket.destroyed) return resume(Effect.void)
+              socket.once("close", () => resume(Effect.void))
+            })
+            return HttpServerResponse.empty()
+          })
+        )
+      )
+      const http = Http.createServer()
+      yield* Layer.build(
+        HttpServer.serve(router).pipe(Layer.provide(NodeHttpServer.layer(() => http, { port: 0, host: "127.0.0.1" })))
+      )
+      const port = (http.address() as Net.AddressInfo).port
+      const api = yield* Effect.promise(() => fetch(`http://127.0.0.1:${port}/api`).then((r) => r.text()))
+      expect(api).toBe("api ok")
+      const conn = yield* WebSocket.connect(`ws://127.0.0.1:${port}/ws`)
+      yield* conn.sendAll([WebSocket.text("a"), WebSocket.text("b")])
+      const got = yield* conn.incoming.pipe(Stream.take(2), Stream.runCollect, Effect.timeout("5 seconds"))
+      expect([...got]).toEqual([WebSocket.text("routed:a"), WebSocket.text("routed:b")])
+      expect(ws.server.unsafeStats()).toMatchObject({ active: 1, accepted: 1 })
+      const outcome = yield* WebSocket.close(conn, 4003, "done")
+      expect(outcome.peerEof).toBe(true)
+      expect(WebSocket.closeInfo(conn)?.received?.code).toBe(4003)
     }).pipe(Effect.scoped))
 })
 

@@ -351,6 +351,38 @@ const mountsFor = (server: Http.Server): Mounts => {
 }
 
 /** @internal */
+export const endpoint = <E, R, RU>(
+  options: WS.MountOptions<RU>,
+  handler: (conn: WS.Connection, request: WS.UpgradeRequest) => Effect.Effect<void, E, R>,
+  onStop: () => void = () => {},
+  address: () => { readonly host: string; readonly port: number } = () => ({ host: "", port: 0 })
+): Effect.Effect<WS.Endpoint, never, Scope.Scope | Exclude<R, Listener.Session> | RU> =>
+  Effect.gen(function*() {
+    const upgradeTimeout = Duration.decode(options.upgradeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT)
+    let accepting = true
+    const stop = () => {
+      if (!accepting) return
+      accepting = false
+      onStop()
+    }
+    const state = yield* makeUpgrades<E, R, RU>(options, handler, {
+      pending: () => ({ pending: 0, upgradeTimeouts: 0 }),
+      stopAccepting: stop
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(stop))
+    const handleUpgrade = (req: Http.IncomingMessage, socket: Net.Socket, head: Buffer = Buffer.alloc(0)) => {
+      socket.on("error", () => {})
+      if (!accepting) {
+        rejectHttp(socket, 503, "shutting down")
+        return void socket.destroySoon()
+      }
+      // the upgrade (the hook and the switch) is bounded by upgradeTimeout from the request
+      upgradeOne(options, state, req, socket, head, { expired: Effect.sleep(upgradeTimeout), done: () => {} })
+    }
+    return { server: state.core.server(address()), handleUpgrade }
+  })
+
+/** @internal */
 export const mount = <E, R, RU>(
   server: Http.Server,
   options: WS.MountOptions<RU>,
@@ -366,35 +398,20 @@ export const mount = <E, R, RU>(
         })
       )
     }
-    const upgradeTimeout = Duration.decode(options.upgradeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT)
-    let accepting = true
     const unmount = () => {
-      accepting = false
+      if (mounts.byPath.get(options.path) !== route) return
       mounts.byPath.delete(options.path)
       if (mounts.byPath.size === 0) {
         server.off("upgrade", mounts.listener)
         mountsOf.delete(server)
       }
     }
-    const state = yield* makeUpgrades<E, R, RU>(options, handler, {
-      pending: () => ({ pending: 0, upgradeTimeouts: 0 }),
-      stopAccepting: unmount
+    const e = yield* endpoint(options, handler, unmount, () => {
+      const a = server.address()
+      return typeof a === "object" && a !== null ? { host: a.address, port: a.port } : { host: "", port: 0 }
     })
-    mounts.byPath.set(options.path, (req, socket, head) => {
-      socket.on("error", () => {})
-      if (!accepting) {
-        rejectHttp(socket, 503, "shutting down")
-        return void socket.destroySoon()
-      }
-      // the upgrade (the hook and the switch) is bounded by upgradeTimeout from the request
-      upgradeOne(options, state, req, socket, head, {
-        expired: Effect.sleep(upgradeTimeout),
-        done: () => {}
-      })
-    })
+    const route = e.handleUpgrade
+    mounts.byPath.set(options.path, route)
     if (mounts.byPath.size === 1) server.on("upgrade", mounts.listener)
-    yield* Effect.addFinalizer(() => Effect.sync(unmount))
-    const a = server.address()
-    const address = typeof a === "object" && a !== null ? { host: a.address, port: a.port } : { host: "", port: 0 }
-    return state.core.server(address)
+    return e.server
   })
