@@ -37,6 +37,7 @@ import type * as Stream from "effect/Stream"
 import type * as Http from "node:http"
 import type * as Https from "node:https"
 import type * as Net from "node:net"
+import type { Duplex } from "node:stream"
 import type * as Tls from "node:tls"
 import type * as Conn from "./Connection.js"
 import type * as Dialer from "./Dialer.js"
@@ -660,7 +661,7 @@ export interface Endpoint {
    * handler of another HTTP library: `IncomingMessage` and `req.socket`); `head` is what the HTTP parser
    * read past the request (default none). After a shutdown, requests get 503.
    */
-  readonly handleUpgrade: (request: Http.IncomingMessage, socket: Net.Socket, head?: Buffer) => void
+  readonly handleUpgrade: (request: Http.IncomingMessage, socket: Duplex | Net.Socket, head?: Buffer) => void
 }
 
 /**

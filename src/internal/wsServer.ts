@@ -16,6 +16,7 @@ import type * as Scope from "effect/Scope"
 import * as Http from "node:http"
 import * as Https from "node:https"
 import type * as Net from "node:net"
+import type { Duplex } from "node:stream"
 import type * as Connection from "../Connection.js"
 import type * as Listener from "../Listener.js"
 import type * as Framed from "../Framed.js"
@@ -370,7 +371,9 @@ export const endpoint = <E, R, RU>(
       stopAccepting: stop
     })
     yield* Effect.addFinalizer(() => Effect.sync(stop))
-    const handleUpgrade = (req: Http.IncomingMessage, socket: Net.Socket, head: Buffer = Buffer.alloc(0)) => {
+    const handleUpgrade = (req: Http.IncomingMessage, duplex: Duplex | Net.Socket, head: Buffer = Buffer.alloc(0)) => {
+      // node's 'upgrade' hands a net.Socket (or a TLSSocket), typed as a Duplex
+      const socket = duplex as Net.Socket
       socket.on("error", () => {})
       if (!accepting) {
         rejectHttp(socket, 503, "shutting down")
