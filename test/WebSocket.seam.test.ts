@@ -259,6 +259,27 @@ describe("WebSocket client: every option honoured", () => {
       expect(close.payload.subarray(2).toString()).toBe("heartbeat timeout")
     }).pipe(Effect.scoped))
 
+  it.live("client-side checks: a masked server frame → our Close 1002; an oversized one → 1009", () =>
+    Effect.gen(function*() {
+      const cases = [
+        // a masked text frame "hi" (servers must not mask)
+        { frame: Buffer.from([0x81, 0x82, 1, 2, 3, 4, 0x68 ^ 1, 0x69 ^ 2]), code: 1002, tag: "MalformedFrame" },
+        // a 200-byte binary frame against maxPayload 100 (rejected from its header)
+        { frame: Buffer.concat([Buffer.from([0x82, 126, 0, 200]), Buffer.alloc(200)]), code: 1009, tag: "FrameTooLarge" }
+      ] as const
+      for (const c of cases) {
+        const peer = yield* upgradeThen((socket) => socket.write(c.frame))
+        const conn = yield* WebSocket.connect(`ws://127.0.0.1:${peer.port}/`, { maxPayload: 100, lingerTimeout: "200 millis" })
+        const reason = yield* conn.closed.pipe(Effect.timeout("5 seconds"))
+        expect(reason._tag).toBe(c.tag)
+        yield* Effect.promise(() => peer.waitFor((b) => clientFrames(b).some((f) => f.opcode === OP_CLOSE))).pipe(
+          Effect.timeout("5 seconds")
+        )
+        const close = clientFrames(Buffer.concat(peer.received)).find((f) => f.opcode === OP_CLOSE)!
+        expect(close.payload.readUInt16BE(0)).toBe(c.code)
+      }
+    }).pipe(Effect.scoped))
+
   it.live("subprotocols: the server picks the first it speaks; the client sees it", () =>
     Effect.gen(function*() {
       const { server } = yield* reporting({ protocols: ["chat.v2", "chat.v1"] })
