@@ -47,6 +47,7 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type * as Backlog from "./Backlog.js"
 import type * as Connection from "./Connection.js"
+import type * as Framed from "./Framed.js"
 import type { DisconnectReason } from "./DisconnectReason.js"
 import type * as Framing from "./Framing.js"
 import * as cfg from "./internal/config.js"
@@ -278,6 +279,12 @@ export interface Options<E = never, R = never> {
   readonly socket?: Transport.SocketOptions | undefined
   /** Makes the transport (default: TCP to `host:port`). Runs in the connection's scope, bounded by `connectTimeout`. */
   readonly connect?: Effect.Effect<Transport.Transport, Transport.TransportError, Scope.Scope> | undefined
+  /**
+   * Makes the connection's message seam instead of a transport (e.g. `WebSocket.dialer`'s): its own
+   * codec then frames the messages (`connection.codec` only checks what `send` accepts). Takes
+   * precedence over `connect`. (since 0.3.0)
+   */
+  readonly connectFramed?: Effect.Effect<Framed.Framed, Transport.TransportError, Scope.Scope> | undefined
   /** Bound on each connect (default 10 s). */
   readonly connectTimeout?: Duration.DurationInput | undefined
   /** Options of every connection (one codec is shared by all of them). */

@@ -30,7 +30,12 @@ export type DisconnectReason = Data.TaggedEnum<{
   /** The application asked for an immediate abort. */
   Aborted: { readonly message: string }
   /** The peer half-closed its side (we read its EOF). */
-  PeerClosed: {}
+  PeerClosed: {
+    /** WebSocket: the peer's Close code (1005: its Close had none; 1006: the TCP stream ended without a Close). */
+    readonly code?: number | undefined
+    /** WebSocket: the peer's Close reason. */
+    readonly reason?: string | undefined
+  }
   /** A transport write did not complete within its deadline. */
   WriteTimeout: { readonly timeout: Duration.Duration; readonly queuedBytes: number }
   /** An inbound frame was larger than `maxFrameBytes`. */
@@ -57,6 +62,8 @@ export type DisconnectReason = Data.TaggedEnum<{
   Shutdown: {}
 }>
 
+const constructors = Data.taggedEnum<DisconnectReason>()
+
 /**
  * Constructors and `$match` / `$is` helpers for {@link DisconnectReason}.
  *
@@ -64,15 +71,34 @@ export type DisconnectReason = Data.TaggedEnum<{
  * ```ts
  * import { DisconnectReason } from "effect-tether"
  *
- * const r = DisconnectReason.PeerClosed()
- * DisconnectReason.$is("PeerClosed")(r) // true
+ * const r = DisconnectReason.Shutdown()
+ * DisconnectReason.$is("Shutdown")(r) // true
  * ```
  *
  * @since 0.1.0
  * @category constructors
  */
 // one line: @effect/docgen names its example file after this binding pattern (a multi-line one is no valid file name)
-export const { $is, $match, Aborted, FrameTooLarge, HandshakeTimeout, IdleTimeout, IoError, LivenessTimeout, LocalClose, MalformedFrame, PeerClosed, PeerGone, PeerTimeout, ScheduleEnd, SendStalled, Shutdown, WriteTimeout } = Data.taggedEnum<DisconnectReason>()
+export const { $is, $match, Aborted, FrameTooLarge, HandshakeTimeout, IdleTimeout, IoError, LivenessTimeout, LocalClose, MalformedFrame, PeerGone, PeerTimeout, ScheduleEnd, SendStalled, Shutdown, WriteTimeout } = constructors
+
+/**
+ * The peer half-closed its side; a WebSocket peer's Close code and reason when it sent them. The argument is
+ * optional (`PeerClosed()` is a TCP peer's EOF).
+ *
+ * @example
+ * ```ts
+ * import { DisconnectReason } from "effect-tether"
+ *
+ * DisconnectReason.PeerClosed() // a TCP peer's EOF
+ * DisconnectReason.PeerClosed({ code: 1001, reason: "going away" }) // a WebSocket peer's Close
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const PeerClosed = (
+  args: { readonly code?: number | undefined; readonly reason?: string | undefined } = {}
+): Extract<DisconnectReason, { readonly _tag: "PeerClosed" }> => constructors.PeerClosed(args)
 
 /**
  * A one-line, human readable description of a reason, for logs and reports.
@@ -95,7 +121,9 @@ export const describe = (reason: DisconnectReason): string => {
     case "Aborted":
       return `aborted: ${reason.message}`
     case "PeerClosed":
-      return "peer closed (EOF)"
+      return reason.code === undefined
+        ? "peer closed (EOF)"
+        : `peer closed (WebSocket ${reason.code}${reason.reason ? ` ${reason.reason}` : ""})`
     case "WriteTimeout":
       return `write timeout after ${fmt(reason.timeout)} (${reason.queuedBytes} bytes queued)`
     case "FrameTooLarge":
@@ -131,7 +159,7 @@ export const describe = (reason: DisconnectReason): string => {
  * ```ts
  * import { DisconnectReason } from "effect-tether"
  *
- * DisconnectReason.isClean(DisconnectReason.PeerClosed()) // true
+ * DisconnectReason.isClean(DisconnectReason.PeerClosed({})) // true
  * DisconnectReason.isClean(DisconnectReason.IoError({ message: "reset", code: "ECONNRESET" })) // false
  * ```
  *
@@ -153,7 +181,7 @@ const fmt = (d: Duration.Duration): string => Duration.format(d)
  * ```ts
  * import { DisconnectReason } from "effect-tether"
  *
- * DisconnectReason.severity(DisconnectReason.PeerClosed()) // "debug"
+ * DisconnectReason.severity(DisconnectReason.PeerClosed({})) // "debug"
  * DisconnectReason.severity(DisconnectReason.MalformedFrame({ message: "bad checksum" })) // "error"
  * ```
  *

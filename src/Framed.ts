@@ -12,6 +12,7 @@
  */
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import type { DisconnectReason } from "./DisconnectReason.js"
 import type * as Framing from "./Framing.js"
 import type { Encoded } from "./internal/connection/models.js"
 import * as internal from "./internal/connection/framed.js"
@@ -100,6 +101,12 @@ export interface Framed<In = Uint8Array, Out = In> {
   readonly unsafeRead: (out: Array<In>) => ReadResult
   /** Registers the reader's wake-up, called synchronously whenever `unsafeRead` may have news. */
   readonly unsafeOnReadable: (wake: () => void) => void
+  /**
+   * The reason a peer's end of stream closes the connection with (default `PeerClosed({})`): a
+   * WebSocket's carries the Close frame's code and reason. Read once, when `unsafeRead` answers
+   * `"eof"`. (since 0.3.0)
+   */
+  readonly unsafeEofReason?: (() => DisconnectReason) | undefined
   /** Writes the transport itself asks for (e.g. WebSocket PONGs), run by the single writer. */
   readonly control: Transport.ControlLane | undefined
   /** Sends FIN once everything written has been flushed. */

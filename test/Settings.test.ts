@@ -206,10 +206,10 @@ describe("Settings", () => {
   it.live("WebSocket.layerConfig(Settings.webSocketServer, handler) reads TETHER_WS_PATH", () =>
     Effect.gen(function*() {
       const layer = WebSocket.layerConfig(Settings.webSocketServer, (conn) =>
-        Stream.runForEach(WebSocket.messages(conn), (m) => conn.send(WebSocket.frame(m))).pipe(Effect.orDie))
+        Stream.runForEach(conn.incoming, conn.send).pipe(Effect.orDie))
       yield* Effect.scoped(Effect.gen(function*() {
         const ctx = yield* Layer.build(layer)
-        const { port } = Context.get(ctx, Listener.Listener).address
+        const { port } = Context.get(ctx, WebSocket.Server).address
         const conn = yield* WebSocket.connect(`ws://127.0.0.1:${port}/feed`)
         yield* conn.send(WebSocket.text("hi"))
         const echoed = yield* Testing.within("2 seconds", "the echo", Stream.runHead(WebSocket.messages(conn)))

@@ -9,7 +9,6 @@ import { Effect, Stream } from "effect"
 import { spawn, spawnSync } from "node:child_process"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import type { Connection } from "effect-tether"
 import { WebSocket } from "effect-tether"
 
 const script = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "helpers", "ws_interop.py")
@@ -50,7 +49,7 @@ const runPython = (args: ReadonlyArray<string>, onLine: (line: Line, stdin: Node
     return Effect.sync(() => child.kill("SIGKILL"))
   })
 
-const handler = (conn: Connection.Connection) =>
+const handler = (conn: WebSocket.Connection) =>
   Stream.runForEach(WebSocket.messages(conn), (m) =>
     m._tag === "Text" && m.text === "close-me"
       ? Effect.asVoid(WebSocket.close(conn, 4001, "bye"))

@@ -4,8 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Logger, Option, Queue, Stream, TestClock } from "effect"
-import type { Connection } from "effect-tether"
-import { DisconnectReason, Listener, Watchdog, WebSocket } from "effect-tether"
+import { Connection, DisconnectReason, type Framed, Listener, Watchdog, WebSocket } from "effect-tether"
 import * as Testing from "effect-tether/testing"
 import { selfSigned } from "./helpers/tls.js"
 import { connectRaw, OP_BINARY, OP_CLOSE, OP_PONG, OP_TEXT, type RawWs } from "./helpers/wsRaw.js"
@@ -33,7 +32,7 @@ const sleeperAt = (at: number) => Testing.awaitSleeper(at)
 
 const texts = (ws: RawWs) => ws.frames.filter((f) => f.opcode === OP_TEXT).map((f) => f.payload.toString())
 
-const echo = (conn: Connection.Connection) =>
+const echo = (conn: WebSocket.Connection) =>
   Stream.runForEach(WebSocket.messages(conn), (m) =>
     conn.send(m._tag === "Text" ? WebSocket.text(`echo:${m.text}`) : WebSocket.binary(m.data))).pipe(Effect.orDie)
 
@@ -120,27 +119,27 @@ describe("WebSocket server (raw client)", () => {
       expect(ws.closed).toBe(false)
     }))
 
-  it.live("batching: 1000 queued messages leave in a handful of socket writes (corked), in order", () =>
+  it.live("batching: 1000 queued messages leave in a handful of writes through the Framed seam, in order", () =>
     Effect.gen(function*() {
-      let writes = 0
+      const got: Array<string> = []
+      const all = yield* Deferred.make<void>()
       const server = yield* WebSocket.serve({ port: 0 }, (conn) =>
-        Effect.gen(function*() {
-          // count the syscall-level writes Node makes on this socket
-          const socket = conn.unsafeStats().transport.socket as unknown as {
-            _writev: (...args: Array<unknown>) => unknown
-            _write: (...args: Array<unknown>) => unknown
-          }
-          const writev = socket._writev.bind(socket)
-          const write = socket._write.bind(socket)
-          socket._writev = (...args) => (writes++, writev(...args))
-          socket._write = (...args) => (writes++, write(...args))
-          yield* conn.sendAll(Array.from({ length: 1000 }, (_, i) => WebSocket.text(`b-${i}`)))
-          yield* Effect.never
-        }))
-      const ws = yield* rawWs(server.address.port)
-      yield* until(ws, () => ws.frames.length >= 1000).pipe(Effect.timeout("5 seconds"))
-      expect(ws.parseError).toBeUndefined()
-      expect(texts(ws)).toEqual(Array.from({ length: 1000 }, (_, i) => `b-${i}`))
+        Stream.runForEach(conn.incoming, (m) =>
+          Effect.suspend(() => {
+            if (m._tag === "Text") got.push(m.text)
+            return got.length === 1000 ? Deferred.succeed(all, undefined) : Effect.void
+          })))
+      // the client's seam, counted: every `write` is one batch handed to the socket at once
+      const framed = yield* WebSocket.connectFramed(`ws://127.0.0.1:${server.address.port}/`)
+      let writes = 0
+      const counted: Framed.Framed<WebSocket.Message, WebSocket.Message> = {
+        ...framed,
+        write: (batch) => Effect.suspend(() => (writes++, framed.write(batch)))
+      }
+      const conn = yield* Connection.fromFramed(counted)
+      yield* conn.sendAll(Array.from({ length: 1000 }, (_, i) => WebSocket.text(`b-${i}`)))
+      yield* Deferred.await(all).pipe(Effect.timeout("5 seconds"))
+      expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => `b-${i}`))
       expect(writes).toBeGreaterThan(0)
       expect(writes).toBeLessThanOrEqual(20)
     }).pipe(Effect.scoped))
@@ -220,7 +219,7 @@ describe("WebSocket server (raw client)", () => {
 
   it.live("the peer's Close is the read EOF: queued messages go out first, then our Close (through the writer)", () =>
     Effect.gen(function*() {
-      const outcome = yield* Deferred.make<Connection.CloseOutcome>()
+      const outcome = yield* Deferred.make<Connection.CloseOutcome<WebSocket.Message>>()
       let accepted = 0
       const server = yield* WebSocket.serve({ port: 0 }, (conn) =>
         Effect.gen(function*() {
@@ -252,7 +251,7 @@ describe("WebSocket server (raw client)", () => {
 
   it.scoped("server close: queued messages, then Close with our code; the handshake is bounded by lingerTimeout", () =>
     Effect.gen(function*() {
-      const outcome = yield* Deferred.make<Connection.CloseOutcome>()
+      const outcome = yield* Deferred.make<Connection.CloseOutcome<WebSocket.Message>>()
       const server = yield* WebSocket.serve({ port: 0, lingerTimeout: "5 seconds" }, (conn) =>
         Effect.gen(function*() {
           for (let i = 0; i < 10; i++) yield* conn.send(WebSocket.text(`bye-${i}`))
@@ -273,7 +272,7 @@ describe("WebSocket server (raw client)", () => {
       yield* until(ws, () => ws.ended || ws.closed)
     }))
 
-  it.scoped("heartbeat: pings come from the writer; a silent peer is aborted with PeerTimeout", () =>
+  it.scoped("heartbeat: pings come from the writer; a silent peer gets Close 1011, then is aborted with PeerTimeout", () =>
     Effect.gen(function*() {
       const closed = yield* Deferred.make<DisconnectReason.DisconnectReason>()
       const server = yield* WebSocket.serve(
@@ -303,6 +302,10 @@ describe("WebSocket server (raw client)", () => {
       yield* TestClock.adjust("4999 millis")
       expect(yield* Deferred.isDone(closed)).toBe(false)
       yield* TestClock.adjust("1 millis")
+      // the timeout sends a proper Close 1011 (not a bare TCP reset: the peer would see 1006)
+      yield* until(ws, () => ws.closeFrame() !== undefined)
+      expect(ws.closeFrame()).toEqual({ code: 1011, reason: "heartbeat timeout" })
+      // then the connection is aborted at once (no linger for a peer presumed gone)
       const reason = yield* Deferred.await(closed)
       expect(reason._tag).toBe("PeerTimeout")
       yield* until(ws, () => ws.ended || ws.closed)
@@ -334,7 +337,7 @@ describe("WebSocket server: seats, watchdogs, TLS", () => {
 
   it.live("watchdogs apply: a WebSocket peer that stops reading is reaped by the send-stall watchdog", () =>
     Effect.gen(function*() {
-      const conns: Array<Connection.Connection> = []
+      const conns: Array<WebSocket.Connection> = []
       const chunk = new Uint8Array(64 * 1024)
       const server = yield* WebSocket.serve({
         port: 0,

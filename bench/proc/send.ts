@@ -248,7 +248,7 @@ const wsTether = async (frames: number, size: number) => {
     const startAt = nowNs()
     for (let i = 0; i < frames; i++) {
       scratch.writeUInt32BE(i, 0)
-      yield* conn.send(WebSocket.binary(scratch)) // copies into a fresh frame
+      yield* conn.send(WebSocket.binary(Buffer.from(scratch))) // a copy: the message keeps its bytes
     }
     const sentAt = nowNs()
     const outcome = yield* conn.close("done")

@@ -19,7 +19,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Duration, Effect, Stream } from "effect"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
-import { type Connection, DisconnectReason, Listener, WebSocket } from "effect-tether"
+import { DisconnectReason, Listener, WebSocket } from "effect-tether"
 import { duration } from "../cli.js"
 
 /** A message of the relay protocol. */
@@ -34,12 +34,11 @@ export type Message =
     readonly provider?: string
   }
 
-/** Encodes a protocol message as a WebSocket text frame. */
-export const encode = (m: Message): Uint8Array => WebSocket.text(JSON.stringify(m))
+/** Encodes a protocol message as a WebSocket text message. */
+export const encode = (m: Message): WebSocket.Message => WebSocket.text(JSON.stringify(m))
 
-/** Decodes a frame into a protocol message (undefined if it is not one). */
-export const decode = (frame: Uint8Array): Message | undefined => {
-  const m = WebSocket.decode(frame)
+/** Decodes a WebSocket message into a protocol message (undefined if it is not one). */
+export const decode = (m: WebSocket.Message): Message | undefined => {
   if (m._tag !== "Text") return undefined
   try {
     const v = JSON.parse(m.text) as Message
@@ -65,13 +64,13 @@ export interface RelayOptions {
 
 interface Provider {
   readonly name: string
-  readonly conn: Connection.Connection
+  readonly conn: WebSocket.Connection
   /** Relay ids forwarded to this provider and not answered yet. */
   readonly pending: Set<number>
 }
 
 interface Pending {
-  readonly client: Connection.Connection
+  readonly client: WebSocket.Connection
   readonly clientId: number
   readonly provider: Provider
 }
@@ -102,9 +101,9 @@ export const relay = (options: RelayOptions = {}) =>
     const event = options.onEvent ?? (() => Effect.void)
 
     // a reply to a client that has gone is dropped: its connection refuses the send
-    const reply = (client: Connection.Connection, m: Message) => Effect.ignore(client.send(encode(m)))
+    const reply = (client: WebSocket.Connection, m: Message) => Effect.ignore(client.send(encode(m)))
 
-    const forward = (client: Connection.Connection, id: number, body: string) =>
+    const forward = (client: WebSocket.Connection, id: number, body: string) =>
       Effect.suspend(() => {
         if (providers.length === 0) {
           failed++
@@ -126,7 +125,7 @@ export const relay = (options: RelayOptions = {}) =>
         )
       })
 
-    const providerSession = (conn: Connection.Connection) =>
+    const providerSession = (conn: WebSocket.Connection) =>
       Effect.gen(function*() {
         let self: Provider | undefined
         yield* Stream.runForEach(conn.incoming, (frame) =>
@@ -175,7 +174,7 @@ export const relay = (options: RelayOptions = {}) =>
           )
       })
 
-    const clientSession = (conn: Connection.Connection) =>
+    const clientSession = (conn: WebSocket.Connection) =>
       Effect.gen(function*() {
         yield* Listener.handshakeDone
         yield* Stream.runForEach(conn.incoming, (frame) => {

@@ -43,9 +43,9 @@ export const client = (options: StreamClientOptions) =>
     let bytes = 0
     let inOrder = true
     const take = options.stallAfter ?? options.count
-    const count = (frame: Uint8Array) =>
+    const count = (m: WebSocket.Message) =>
       Effect.sync(() => {
-        const data = WebSocket.payload(frame)
+        const data = m._tag === "Binary" ? m.data : new TextEncoder().encode(m.text)
         const seq = new DataView(data.buffer, data.byteOffset, data.byteLength).getFloat64(0)
         if (seq !== received) inOrder = false
         received++

@@ -18,7 +18,7 @@ import { Clock, Console, Duration, Effect } from "effect"
 import * as Http from "node:http"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
-import { type Connection, DisconnectReason, type Listener, Watchdog, WebSocket } from "effect-tether"
+import { DisconnectReason, type Listener, Watchdog, WebSocket } from "effect-tether"
 import { duration } from "../cli.js"
 
 /** Options of {@link server}. */
@@ -75,7 +75,7 @@ export const server = (options: StreamServerOptions = {}) =>
     const ended: Array<Ended> = []
     const event = options.onEvent ?? (() => Effect.void)
 
-    const stream = (conn: Connection.Connection) =>
+    const stream = (conn: WebSocket.Connection) =>
       Effect.gen(function*() {
         yield* event(`${conn.id} streaming`)
         const body = new Uint8Array(Math.max(8, chunkBytes))
@@ -83,7 +83,7 @@ export const server = (options: StreamServerOptions = {}) =>
         for (let seq = 0;; seq++) {
           view.setFloat64(0, seq)
           // waits while the send queue is full: the client's reading paces the stream
-          yield* conn.send(WebSocket.binary(body))
+          yield* conn.send(WebSocket.binary(body.slice())) // a copy: `body` is reused
           sent.set(conn.id, seq + 1)
           if (options.interval !== undefined) yield* Effect.sleep(options.interval)
         }

@@ -26,6 +26,7 @@ import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Backlog from "../Backlog.js"
 import * as Connection from "../Connection.js"
+import type * as Framed from "../Framed.js"
 import type * as Dialer from "../Dialer.js"
 import * as DR from "../DisconnectReason.js"
 import type { DisconnectReason } from "../DisconnectReason.js"
@@ -134,11 +135,12 @@ export const make = <E, R>(
     const userOnEvent = options.onEvent
     const session = options.session ??
       ((conn: Connection.Connection) => Effect.as(conn.closed, Decision.Reconnect()))
-    if (options.connect === undefined && options.port === undefined) {
+    if (options.connect === undefined && options.connectFramed === undefined && options.port === undefined) {
       return yield* Effect.dieMessage("Dialer.make: either `port` or `connect` is required")
     }
-    const connect: Effect.Effect<Transport.Transport, Transport.TransportError, Scope.Scope> = options.connect ??
-      Transport.connectTcp({ ...options.socket, host: options.host, port: options.port ?? 0, connectTimeout })
+    const connect: Effect.Effect<Transport.Transport | Framed.Framed, Transport.TransportError, Scope.Scope> =
+      options.connectFramed ?? options.connect ??
+        Transport.connectTcp({ ...options.socket, host: options.host, port: options.port ?? 0, connectTimeout })
 
     const pubsub = yield* PubSub.sliding<Dialer.Event>(options.eventsCapacity ?? defaults.eventsCapacity)
     const emit = (event: Dialer.Event): Effect.Effect<void> =>
@@ -412,12 +414,11 @@ export const make = <E, R>(
           if (!(yield* backoffStep)) return
           continue
         }
-        const conn = yield* Connection.make(connected.value.right, {
-          ...options.connection,
-          labels,
-          codec,
-          id: `${id}#${attempts}`
-        }).pipe(Scope.extend(scope))
+        const opened = connected.value.right
+        const connectionOptions: Connection.Options = { ...options.connection, labels, codec, id: `${id}#${attempts}` }
+        const conn = yield* ("unsafeRead" in opened
+          ? Connection.fromFramed(opened, connectionOptions)
+          : Connection.make(opened, connectionOptions)).pipe(Scope.extend(scope))
         const connectedAt = yield* Clock.currentTimeMillis
         connects++
         yield* emit(Event.Connected({ attempt: attempts, connectionId: conn.id, reconnected: everConnected }))

@@ -21,7 +21,8 @@ import type * as Connection from "../Connection.js"
 import * as DR from "../DisconnectReason.js"
 import type * as Listener from "../Listener.js"
 import type * as Transport from "../Transport.js"
-import { make as makeConnection } from "./connection.js"
+import type * as Framed from "../Framed.js"
+import { fromFramed, make as makeConnection } from "./connection.js"
 import { makeServer, Session } from "./listener.js"
 import { macrotask } from "./scheduler.js"
 
@@ -65,7 +66,12 @@ export interface Accepted<R> {
   readonly remoteAddress: string | undefined
   /** Refuses at once (no seat): e.g. destroy the socket, or answer HTTP 503. */
   readonly refuse: () => void
-  readonly open: Effect.Effect<Option.Option<Transport.Transport>, never, Scope.Scope | R>
+  /** A byte transport (framed with the connection options' codec) or a message seam of its own (WebSocket). */
+  readonly open: Effect.Effect<
+    Option.Option<Transport.Transport | Framed.Framed<any, any>>,
+    never,
+    Scope.Scope | R
+  >
   /** Runs after the session ended (idempotent destroy of the raw socket). */
   readonly cleanup: () => void
 }
@@ -222,16 +228,21 @@ export const makeCore = <E, R, RA>(
         accepted++
         const since = yield* Clock.currentTimeMillis
         const handshake = yield* Deferred.make<void>()
-        const conn = yield* makeConnection(transport.value, {
+        const connectionOptions: Connection.Options = {
           ...options.connection,
           id,
           labels: serverLabels,
           watchdogs: options.connection.watchdogs
-        }, {
+        }
+        const hooks = {
           onState: registry.changed,
           // the registry and the handshake timer: the connection's open hook, not watchdogs
-          onOpen: (h) => Effect.zipRight(track(id, a.remoteAddress, since)(h), handshakeWatch(handshake)(h))
-        })
+          onOpen: (h: Connection.Handle) => Effect.zipRight(track(id, a.remoteAddress, since)(h), handshakeWatch(handshake)(h))
+        }
+        const opened = transport.value
+        const conn: Connection.Connection = "unsafeRead" in opened
+          ? yield* fromFramed(opened as Framed.Framed, connectionOptions, hooks)
+          : yield* makeConnection(opened, connectionOptions, hooks)
         const handshakeDone = Effect.map(Deferred.succeed(handshake, undefined), (first) => {
           const e = entries.get(id)
           if (first && e !== undefined) {

@@ -70,7 +70,7 @@ export const pump = <In, Out>(core: Core<In, Out>, requestClose: RequestClose): 
       if (r === "eof") {
         core.readerDone = true
         signalEof(core)
-        requestClose(DR.PeerClosed(), "graceful")
+        requestClose(core.framed.unsafeEofReason?.() ?? DR.PeerClosed({}), "graceful")
         return
       }
       if (r instanceof FrameError) {

@@ -1,0 +1,456 @@
+/**
+ * The WebSocket frame codec (RFC 6455 §5, permessage-deflate RFC 7692): typed messages
+ * (`Text` / `Binary`) to wire frames and back, with the protocol's checks on the read side —
+ * masking, reserved bits and opcodes, control-frame rules, fragmentation, `maxPayload` (1009),
+ * UTF-8 validity of text (1007, fragment by fragment) and Close-frame validity.
+ *
+ * Written here rather than borrowed from `ws`: ws's parser and writer are bound to its
+ * `WebSocket` object (and write Close frames from its read callback); tether's writer must be
+ * the only one writing, so both sides of the codec are plain functions of bytes.
+ * @internal
+ */
+import { isUtf8 } from "node:buffer"
+import { randomFillSync } from "node:crypto"
+import * as Zlib from "node:zlib"
+import { FrameError } from "../Framing.js"
+import type * as Framing from "../Framing.js"
+import type * as WS from "../WebSocket.js"
+import { Message } from "./webSocket.js"
+
+/** @internal */
+export const OP_CONTINUATION = 0x0
+/** @internal */
+export const OP_TEXT = 0x1
+/** @internal */
+export const OP_BINARY = 0x2
+/** @internal */
+export const OP_CLOSE = 0x8
+/** @internal */
+export const OP_PING = 0x9
+/** @internal */
+export const OP_PONG = 0xa
+
+const DEFLATE_TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff])
+const WINDOW = 32 * 1024
+
+/** Negotiated permessage-deflate parameters (RFC 7692 §7). @internal */
+export interface Deflate {
+  /** Window bits of our compressor (9..15). */
+  readonly windowBits: number
+  /** The peer resets its compressor after every message (we may then drop our inflate window). */
+  readonly peerNoContextTakeover: boolean
+}
+
+/** What the decoder reports besides data messages. @internal */
+export interface ControlSink {
+  readonly ping: (payload: Buffer) => void
+  readonly pong: (payload: Buffer) => void
+  /** The peer's Close frame (code 1005 when it carried none); the decoder reads nothing after it. */
+  readonly close: (code: number, reason: string) => void
+  /** A protocol error: the Close code we answer with (1002, 1007, 1009). */
+  readonly protocolError: (status: number, message: string) => void
+}
+
+/** A protocol error found by the decoder: its Close status rides on the FrameError's message. @internal */
+const protocolError = (sink: ControlSink, status: number, message: string): FrameError => {
+  sink.protocolError(status, message)
+  return new FrameError({ reason: "MalformedFrame", message: `WebSocket protocol error (${status}): ${message}` })
+}
+const tooLarge = (sink: ControlSink, size: number, max: number): FrameError => {
+  sink.protocolError(1009, `message of ${size} bytes exceeds maxPayload ${max}`)
+  return new FrameError({
+    reason: "FrameTooLarge",
+    message: `WebSocket message of ${size} bytes exceeds maxPayload ${max}`,
+    size,
+    max
+  })
+}
+
+/** A valid close code on the wire (RFC 6455 §7.4). @internal */
+export const isValidCloseCode = (code: number): boolean =>
+  (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999)
+
+// ---- masking ----
+let maskPool = Buffer.allocUnsafe(0)
+let maskOffset = 0
+const nextMask = (target: Uint8Array, offset: number): void => {
+  if (maskOffset + 4 > maskPool.length) {
+    maskPool = randomFillSync(Buffer.allocUnsafe(4096))
+    maskOffset = 0
+  }
+  target[offset] = maskPool[maskOffset]!
+  target[offset + 1] = maskPool[maskOffset + 1]!
+  target[offset + 2] = maskPool[maskOffset + 2]!
+  target[offset + 3] = maskPool[maskOffset + 3]!
+  maskOffset += 4
+}
+/** XORs `data[start, end)` with the 4-byte mask at `mask[maskAt]` (in place). @internal */
+export const applyMask = (data: Uint8Array, start: number, end: number, mask: Uint8Array, maskAt: number): void => {
+  const m0 = mask[maskAt]!, m1 = mask[maskAt + 1]!, m2 = mask[maskAt + 2]!, m3 = mask[maskAt + 3]!
+  let i = start
+  for (; i + 3 < end; i += 4) {
+    data[i] = data[i]! ^ m0
+    data[i + 1] = data[i + 1]! ^ m1
+    data[i + 2] = data[i + 2]! ^ m2
+    data[i + 3] = data[i + 3]! ^ m3
+  }
+  if (i < end) data[i] = data[i]! ^ m0
+  if (i + 1 < end) data[i + 1] = data[i + 1]! ^ m1
+  if (i + 2 < end) data[i + 2] = data[i + 2]! ^ m2
+}
+
+const headerLength = (payload: number, masked: boolean): number =>
+  (payload < 126 ? 2 : payload < 65536 ? 4 : 10) + (masked ? 4 : 0)
+
+/** Writes a frame header; returns the offset of the payload (after the mask key, if any). */
+const writeHeader = (
+  target: Uint8Array,
+  offset: number,
+  opcode: number,
+  rsv1: boolean,
+  payload: number,
+  masked: boolean
+): number => {
+  target[offset] = 0x80 | (rsv1 ? 0x40 : 0) | opcode
+  const m = masked ? 0x80 : 0
+  let o = offset + 2
+  if (payload < 126) target[offset + 1] = m | payload
+  else if (payload < 65536) {
+    target[offset + 1] = m | 126
+    target[offset + 2] = payload >>> 8
+    target[offset + 3] = payload & 0xff
+    o = offset + 4
+  } else {
+    target[offset + 1] = m | 127
+    const view = new DataView(target.buffer, target.byteOffset, target.byteLength)
+    view.setUint32(offset + 2, Math.floor(payload / 0x100000000))
+    view.setUint32(offset + 6, payload >>> 0)
+    o = offset + 10
+  }
+  if (masked) {
+    nextMask(target, o)
+    o += 4
+  }
+  return o
+}
+
+/** One complete control frame (PING, PONG, Close), masked when `masked`. @internal */
+export const controlFrame = (opcode: number, payload: Uint8Array, masked: boolean): Buffer => {
+  const out = Buffer.allocUnsafe(headerLength(payload.length, masked) + payload.length)
+  const at = writeHeader(out, 0, opcode, false, payload.length, masked)
+  out.set(payload, at)
+  if (masked) applyMask(out, at, at + payload.length, out, at - 4)
+  return out
+}
+
+/** A Close frame's payload: the code and a UTF-8 reason cut to fit 125 bytes (no code: empty). @internal */
+export const closePayload = (code: number | undefined, reason: string): Buffer => {
+  if (code === undefined) return Buffer.alloc(0)
+  let r = Buffer.from(reason)
+  if (r.length > 123) {
+    let end = 123
+    while (end > 0 && (r[end]! & 0xc0) === 0x80) end-- // do not cut a character in half
+    r = r.subarray(0, end)
+  }
+  const out = Buffer.allocUnsafe(2 + r.length)
+  out.writeUInt16BE(code, 0)
+  r.copy(out, 2)
+  return out
+}
+
+/** The codec's settings for one connection. @internal */
+export interface CodecOptions {
+  /** Client frames are masked (and a server requires masked frames). */
+  readonly isServer: boolean
+  readonly maxPayload: number
+  readonly deflate: Deflate | undefined
+  /** Messages smaller than this are sent uncompressed even with permessage-deflate (default 64 bytes). */
+  readonly deflateThreshold?: number | undefined
+}
+
+/**
+ * The frame codec of one connection: `encodeInto` writes a whole data frame; the decoder parses
+ * frames into messages and reports control frames and protocol errors to `sink`.
+ * @internal
+ */
+export const makeCodec = (options: CodecOptions, sink: ControlSink): Framing.Codec<WS.Message, WS.Message> => {
+  const masked = !options.isServer
+  const max = options.maxPayload
+  const deflate = options.deflate
+  const threshold = options.deflateThreshold ?? 64
+  // compressed payloads, computed once per message (the weight and the encoder both need the size)
+  const compressed = new WeakMap<WS.Message, Buffer>()
+  const deflated = (m: WS.Message): Buffer | undefined => {
+    if (deflate === undefined) return undefined
+    let c = compressed.get(m)
+    if (c === undefined) {
+      const raw = m._tag === "Text" ? Buffer.from(m.text) : m.data
+      if (raw.length < threshold) return undefined
+      const out = Zlib.deflateRawSync(raw, {
+        windowBits: deflate.windowBits,
+        finishFlush: Zlib.constants.Z_SYNC_FLUSH
+      })
+      c = out.subarray(0, out.length - 4) // RFC 7692 §7.2.1: without the trailing 00 00 ff ff
+      compressed.set(m, c)
+    }
+    return c
+  }
+  const payloadLength = (m: WS.Message): number => {
+    const c = deflated(m)
+    if (c !== undefined) return c.length
+    return m._tag === "Text" ? Buffer.byteLength(m.text) : m.data.length
+  }
+  const rawLength = (m: WS.Message): number => (m._tag === "Text" ? Buffer.byteLength(m.text) : m.data.length)
+  const encodedLength = (m: WS.Message): number => {
+    const n = payloadLength(m)
+    return headerLength(n, masked) + n
+  }
+  const encodeInto = (m: WS.Message, target: Uint8Array, offset: number): number => {
+    const c = deflated(m)
+    const opcode = m._tag === "Text" ? OP_TEXT : OP_BINARY
+    const n = c !== undefined ? c.length : m._tag === "Text" ? Buffer.byteLength(m.text) : m.data.length
+    const at = writeHeader(target, offset, opcode, c !== undefined, n, masked)
+    if (c !== undefined) target.set(c, at)
+    else if (m._tag === "Text") {
+      const b = Buffer.isBuffer(target) ? target : Buffer.from(target.buffer, target.byteOffset, target.byteLength)
+      b.write(m.text, at, n, "utf8")
+    } else target.set(m.data, at)
+    if (masked) applyMask(target, at, at + n, target, at - 4)
+    return at + n
+  }
+  const check = (m: WS.Message): FrameError | undefined => {
+    if (m === null || typeof m !== "object" || (m._tag !== "Text" && m._tag !== "Binary")) {
+      return new FrameError({
+        reason: "MalformedFrame",
+        message: "not a WebSocket message (make one with WebSocket.text or WebSocket.binary)"
+      })
+    }
+    const size = rawLength(m)
+    return size > max
+      ? new FrameError({
+        reason: "FrameTooLarge",
+        message: `message of ${size} bytes exceeds maxPayload ${max}`,
+        size,
+        max
+      })
+      : undefined
+  }
+
+  const makeDecoder = (): Framing.Decoder<WS.Message> => {
+    // unparsed bytes: a list of chunks, concatenated only when a header or payload spans them
+    let chunks: Array<Buffer> = []
+    let buffered = 0
+    let stopped = false
+    // the message being assembled from fragments
+    let fragOpcode = -1
+    let fragCompressed = false
+    let fragParts: Array<Buffer> = []
+    let fragBytes = 0
+    let fragText = ""
+    const utf8 = new TextDecoder("utf-8", { fatal: true })
+    // the peer's compression window (context takeover)
+    let window: Buffer | undefined
+
+    const take = (n: number): Buffer => {
+      const first = chunks[0]!
+      if (first.length >= n) {
+        const out = first.subarray(0, n)
+        if (first.length === n) chunks.shift()
+        else chunks[0] = first.subarray(n)
+        buffered -= n
+        return out
+      }
+      const out = Buffer.allocUnsafe(n)
+      let o = 0
+      while (o < n) {
+        const c = chunks[0]!
+        const k = Math.min(c.length, n - o)
+        c.copy(out, o, 0, k)
+        o += k
+        if (k === c.length) chunks.shift()
+        else chunks[0] = c.subarray(k)
+      }
+      buffered -= n
+      return out
+    }
+    const byteAt = (i: number): number => {
+      for (const c of chunks) {
+        if (i < c.length) return c[i]!
+        i -= c.length
+      }
+      return 0
+    }
+
+    const inflate = (data: Buffer): Buffer | FrameError => {
+      try {
+        const out = Zlib.inflateRawSync(Buffer.concat([data, DEFLATE_TRAILER]), {
+          finishFlush: Zlib.constants.Z_SYNC_FLUSH,
+          maxOutputLength: max + 1,
+          ...(window === undefined || window.length === 0 ? {} : { dictionary: window })
+        })
+        if (out.length > max) return tooLarge(sink, out.length, max)
+        if (!deflate!.peerNoContextTakeover) {
+          const joined = window === undefined ? out : Buffer.concat([window, out])
+          window = Buffer.from(joined.subarray(Math.max(0, joined.length - WINDOW)))
+        }
+        return out
+      } catch (e) {
+        if (e instanceof RangeError || (e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+          return tooLarge(sink, max + 1, max)
+        }
+        return protocolError(sink, 1007, `permessage-deflate: ${(e as Error).message}`)
+      }
+    }
+
+    const deliver = (opcode: number, data: Buffer, out: Array<WS.Message>): FrameError | undefined => {
+      if (opcode === OP_BINARY) {
+        out.push(Message.Binary({ data }))
+        return undefined
+      }
+      if (!isUtf8(data)) return protocolError(sink, 1007, "invalid UTF-8 in a text message")
+      out.push(Message.Text({ text: data.toString("utf8") }))
+      return undefined
+    }
+
+    const decode = (chunk: Uint8Array, out: Array<WS.Message>): FrameError | undefined => {
+      if (stopped || chunk.length === 0) return undefined
+      chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length))
+      buffered += chunk.length
+      for (;;) {
+        if (buffered < 2) return undefined
+        const b0 = byteAt(0)
+        const b1 = byteAt(1)
+        const fin = (b0 & 0x80) !== 0
+        const rsv1 = (b0 & 0x40) !== 0
+        const opcode = b0 & 0x0f
+        const isMasked = (b1 & 0x80) !== 0
+        let len = b1 & 0x7f
+        let hdr = 2
+        if (len === 126) hdr = 4
+        else if (len === 127) hdr = 10
+        if (isMasked) hdr += 4
+        if (buffered < hdr) return undefined
+        if (len === 126) len = (byteAt(2) << 8) | byteAt(3)
+        else if (len === 127) {
+          const hi = byteAt(2) * 0x1000000 + ((byteAt(3) << 16) | (byteAt(4) << 8) | byteAt(5))
+          if (hi > 0x1fffff) return fail(protocolError(sink, 1009, "64-bit payload length out of range"))
+          len = hi * 0x100000000 + (byteAt(6) * 0x1000000 + ((byteAt(7) << 16) | (byteAt(8) << 8) | byteAt(9)))
+        }
+        // header checks, before waiting for the payload
+        if ((b0 & 0x30) !== 0) return fail(protocolError(sink, 1002, "reserved bits RSV2/RSV3 set"))
+        if (isMasked !== options.isServer) {
+          return fail(protocolError(sink, 1002, options.isServer ? "unmasked client frame" : "masked server frame"))
+        }
+        const control = opcode >= 0x8
+        if (control) {
+          if (opcode > OP_PONG) return fail(protocolError(sink, 1002, `reserved opcode ${opcode}`))
+          if (!fin) return fail(protocolError(sink, 1002, "fragmented control frame"))
+          if (len > 125) return fail(protocolError(sink, 1002, "control frame payload over 125 bytes"))
+          if (rsv1) return fail(protocolError(sink, 1002, "RSV1 set on a control frame"))
+        } else if (opcode === OP_CONTINUATION) {
+          if (fragOpcode < 0) return fail(protocolError(sink, 1002, "continuation frame without a message"))
+          if (rsv1) return fail(protocolError(sink, 1002, "RSV1 set on a continuation frame"))
+        } else if (opcode === OP_TEXT || opcode === OP_BINARY) {
+          if (fragOpcode >= 0) return fail(protocolError(sink, 1002, "new message inside a fragmented one"))
+          if (rsv1 && deflate === undefined) return fail(protocolError(sink, 1002, "RSV1 set without permessage-deflate"))
+        } else return fail(protocolError(sink, 1002, `reserved opcode ${opcode}`))
+        if (!control) {
+          const total = (opcode === OP_CONTINUATION ? fragBytes : 0) + len
+          const compressedMessage = opcode === OP_CONTINUATION ? fragCompressed : rsv1
+          // compressed: the limit applies to the inflated size (checked there); the wire size is bounded too
+          if (total > max && !compressedMessage) return fail(tooLarge(sink, total, max))
+          if (compressedMessage && total > max + 1024 + Math.ceil(max / 100)) return fail(tooLarge(sink, total, max))
+        }
+        if (buffered < hdr + len) return undefined
+        const header = take(hdr)
+        const payload = len === 0 ? Buffer.alloc(0) : take(len)
+        if (isMasked) applyMask(payload, 0, len, header, hdr - 4)
+
+        if (control) {
+          if (opcode === OP_PING) sink.ping(payload)
+          else if (opcode === OP_PONG) sink.pong(payload)
+          else {
+            if (len === 1) return fail(protocolError(sink, 1002, "Close frame with a 1-byte payload"))
+            const code = len === 0 ? 1005 : payload.readUInt16BE(0)
+            if (len > 0 && !isValidCloseCode(code)) return fail(protocolError(sink, 1002, `invalid close code ${code}`))
+            const reason = payload.subarray(2)
+            if (!isUtf8(reason)) return fail(protocolError(sink, 1007, "invalid UTF-8 in a Close reason"))
+            stopped = true // nothing is read after the peer's Close
+            chunks = []
+            buffered = 0
+            sink.close(code, reason.toString("utf8"))
+            return undefined
+          }
+          continue
+        }
+
+        if (opcode !== OP_CONTINUATION) {
+          if (fin) {
+            // a whole message in one frame (the common case)
+            let data: Buffer = payload
+            if (rsv1) {
+              const r = inflate(payload)
+              if (r instanceof FrameError) return fail(r)
+              data = r
+            }
+            const err = deliver(opcode, data, out)
+            if (err) return fail(err)
+            continue
+          }
+          fragOpcode = opcode
+          fragCompressed = rsv1
+          fragParts = []
+          fragBytes = 0
+          fragText = ""
+        }
+        fragBytes += len
+        if (fragOpcode === OP_TEXT && !fragCompressed) {
+          // validated fragment by fragment: a bad sequence fails at the fragment that has it
+          try {
+            fragText += utf8.decode(payload, { stream: !fin })
+          } catch {
+            return fail(protocolError(sink, 1007, "invalid UTF-8 in a text message"))
+          }
+        } else fragParts.push(payload)
+        if (!fin) continue
+        const op = fragOpcode
+        fragOpcode = -1
+        if (op === OP_TEXT && !fragCompressed) {
+          out.push(Message.Text({ text: fragText }))
+          fragText = ""
+          continue
+        }
+        let data: Buffer = Buffer.concat(fragParts)
+        fragParts = []
+        if (fragCompressed) {
+          const r = inflate(data)
+          if (r instanceof FrameError) return fail(r)
+          data = r
+        }
+        const err = deliver(op, data, out)
+        if (err) return fail(err)
+      }
+    }
+    const fail = (e: FrameError): FrameError => {
+      stopped = true
+      chunks = []
+      buffered = 0
+      return e
+    }
+    return { decode, buffered: () => buffered }
+  }
+
+  return {
+    name: "websocket",
+    maxFrameBytes: max,
+    check,
+    encodedLength,
+    encodeInto,
+    encodeChunks: (m) => {
+      const buf = Buffer.allocUnsafe(encodedLength(m))
+      encodeInto(m, buf, 0)
+      return [buf]
+    },
+    makeDecoder
+  }
+}
