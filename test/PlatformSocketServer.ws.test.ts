@@ -8,9 +8,31 @@ import * as Socket from "@effect/platform/Socket"
 import { RpcClient, RpcSerialization, RpcServer } from "@effect/rpc"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit, Fiber, Layer, Queue, Schedule, Scope } from "effect"
+import { WebSocket } from "effect-tether"
+import * as PlatformSocket from "effect-tether/PlatformSocket"
 import * as PlatformSocketServer from "effect-tether/PlatformSocketServer"
 import * as Testing from "effect-tether/testing"
+import * as Net from "node:net"
 import { Api, handlers } from "./helpers/rpcApi.js"
+
+/** a WebSocket client that upgrades, then never reads, answers or closes (a stubborn peer) */
+const stubbornClient = (port: number) =>
+  Effect.acquireRelease(
+    Effect.async<Net.Socket>((resume) => {
+      const socket = Net.connect({ port, host: "127.0.0.1", allowHalfOpen: true })
+      socket.on("error", () => {})
+      socket.once("connect", () =>
+        socket.write(
+          "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ))
+      socket.once("data", () => {
+        socket.pause() // the 101 arrived: from now on nothing is read
+        resume(Effect.succeed(socket))
+      })
+    }),
+    (socket) => Effect.sync(() => socket.destroy())
+  )
 
 const portOf = (server: PlatformSocketServer.TetherSocketServer) =>
   server.address._tag === "TcpAddress" ? server.address.port : 0
@@ -136,7 +158,7 @@ describe("PlatformSocketServer.makeWebSocket (loopback)", () => {
       )
     }))
 
-  it.scopedLive("interrupting run is the bounded shutdown: clients see 1001, handlers that never end are cut off", () =>
+  it.scopedLive("interrupting run is the bounded shutdown: clients see 1001; a handler that never ends and a peer that never answers the Close are cut off at shutdownTimeout", () =>
     Effect.gen(function*() {
       const server = yield* PlatformSocketServer.makeWebSocket({
         port: 0,
@@ -151,10 +173,11 @@ describe("PlatformSocketServer.makeWebSocket (loopback)", () => {
         [1, 2, 3],
         () => Effect.flatMap(platformClient(`ws://127.0.0.1:${portOf(server)}`), received)
       )
+      yield* Testing.within("5 seconds", "the stubborn client's upgrade", stubbornClient(portOf(server)))
       yield* Testing.within(
         "5 seconds",
-        "three sessions",
-        Effect.repeat(server.listener.stats, { schedule: Schedule.spaced("5 millis"), until: (s) => s.active === 3 })
+        "four sessions",
+        Effect.repeat(server.listener.stats, { schedule: Schedule.spaced("5 millis"), until: (s) => s.active === 4 })
       )
       const t0 = Date.now()
       yield* Testing.within("3 seconds", "the shutdown", Fiber.interrupt(run))
@@ -163,6 +186,29 @@ describe("PlatformSocketServer.makeWebSocket (loopback)", () => {
       for (const client of clients) {
         expect(closeCodeOf(yield* Testing.within("5 seconds", "a client's end", Fiber.join(client.run)))).toBe(1001)
       }
+    }))
+
+  it.scopedLive("PlatformSocket.fromWebSocket over a tether client connection talks to it", () =>
+    Effect.gen(function*() {
+      const server = yield* PlatformSocketServer.makeWebSocket({ port: 0 })
+      yield* Effect.forkScoped(server.run((socket) =>
+        Effect.gen(function*() {
+          const write = yield* socket.writer
+          yield* socket.runRaw((data) =>
+            typeof data === "string" ? write(new Socket.CloseEvent(4002, data)) : write(data)
+          )
+        })
+      ))
+      const conn = yield* WebSocket.connect(`ws://127.0.0.1:${portOf(server)}`)
+      const socket = yield* PlatformSocket.fromWebSocket(conn, { closeCodeIsError: () => true })
+      const { queue, run } = yield* received(socket)
+      const write = yield* socket.writer
+      yield* write(new Uint8Array([7, 8]))
+      expect(Array.from((yield* take(queue)) as Uint8Array)).toEqual([7, 8])
+      yield* write("stop")
+      const exit = yield* Testing.within("5 seconds", "the client's end", Fiber.join(run))
+      expect(closeCodeOf(exit)).toBe(4002)
+      expect(WebSocket.closeInfo(conn)?.received?.reason).toBe("stop")
     }))
 
   it.scopedLive("@effect/rpc's layerProtocolSocketServer over it, with the platform's WebSocket client (msgpack: Binary messages)", () =>
