@@ -16,6 +16,7 @@
  * | `write(new CloseEvent(code, reason))` | a **graceful close** (drain what was accepted for at most `drainTimeout`, FIN, wait for the peer's EOF for at most `lingerTimeout`, destroy); `NodeSocket` destroys the socket at once and drops what was not flushed. The call returns at once; `run` then fails with `SocketCloseError` carrying that code and reason |
  * | releasing the writer's scope | the same graceful close (`NodeSocket` half-closes with `end()`: tether's close sends FIN too, then waits for the peer's EOF within the linger bound) |
  * | `SocketError` `"Open"` / `"OpenTimeout"` | the connect failed / missed `connectTimeout` (`TransportError` as the cause) |
+ * | over a WebSocket (`fromWebSocket`, `PlatformSocketServer.makeWebSocket`) | as the platform's `Socket.fromWebSocket`: a Text message reaches `runRaw`'s handler as a string (`run`'s as its UTF-8 bytes), a Binary one as bytes; writing a string sends a Text message, a `Uint8Array` a Binary one; a `CloseEvent` is the graceful close above with a Close frame of its code and reason (a code not allowed on the wire fails `SocketGenericError` `"Write"`); `run` ends with `SocketCloseError` of the close code (the peer's, the `CloseEvent`'s, 1000 at the session's end, 1001 at a server shutdown), or `void` when `closeCodeIsError` says it is clean (1000, 1006); releasing the writer does not close (as on the platform) |
  *
  * With `Framing.raw()` (the default here) the socket is a byte stream like any platform socket, and either end may
  * be a platform one (`NodeSocket`, `NodeSocketServer`). Pass `codec: Framing.lengthPrefixed()` on both ends to keep
@@ -29,6 +30,7 @@ import type * as Layer from "effect/Layer"
 import type * as Connection from "./Connection.js"
 import type * as Dialer from "./Dialer.js"
 import * as internal from "./internal/platformSocket.js"
+import type * as WebSocket from "./WebSocket.js"
 
 /**
  * Options of a socket: `maxPendingHandlers` bounds the handler fibers (one per read) a `run` keeps at once
@@ -86,6 +88,25 @@ export type TcpOptions = Parameters<typeof Connection.connectTcp>[0] & SocketOpt
 export const defaultMaxPendingHandlers: number = internal.defaultMaxPendingHandlers
 
 /**
+ * Options of a socket over a WebSocket connection: {@link SocketOptions} and `closeCodeIsError`, which close codes
+ * end `run` with a `SocketCloseError` (default `Socket.defaultCloseCodeIsError`: all but 1000 and 1006), as in the
+ * platform's `Socket.fromWebSocket`.
+ *
+ * @example
+ * ```ts
+ * import type * as PlatformSocket from "effect-tether/PlatformSocket"
+ *
+ * const options: PlatformSocket.WebSocketOptions = { closeCodeIsError: (code) => code >= 4000 }
+ * ```
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface WebSocketOptions extends SocketOptions {
+  readonly closeCodeIsError?: ((code: number) => boolean) | undefined
+}
+
+/**
  * A platform `Socket` over one existing tether connection (e.g. a session of a `Listener`; use
  * `codec: Framing.raw()` there for a byte stream). It can be `run` once; the connection stays owned by its scope.
  *
@@ -113,6 +134,36 @@ export const fromConnection: (
   conn: Connection.Connection,
   options?: SocketOptions | undefined
 ) => Effect.Effect<Socket.Socket> = internal.fromConnection
+
+/**
+ * A platform `Socket` over one tether WebSocket connection (a session of `WebSocket.serve` / `mount` /
+ * `endpoint`, or a client's `WebSocket.connect`), with the platform's WebSocket semantics (see the table in the
+ * module's description). It can be `run` once; the connection stays owned by its scope.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { WebSocket } from "effect-tether"
+ * import * as PlatformSocket from "effect-tether/PlatformSocket"
+ *
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const conn = yield* WebSocket.connect("ws://127.0.0.1:8080")
+ *     const socket = yield* PlatformSocket.fromWebSocket(conn)
+ *     const write = yield* socket.writer
+ *     yield* write("hello") // a Text message
+ *     yield* socket.runRaw((data) => Effect.log(typeof data === "string" ? data : `${data.length} bytes`))
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const fromWebSocket: (
+  conn: WebSocket.Connection,
+  options?: WebSocketOptions | undefined
+) => Effect.Effect<Socket.Socket> = internal.fromWebSocketConnection
 
 /**
  * A platform `Socket` that opens a new tether TCP connection for each `run`, in that `run`'s scope (the shape of

@@ -15,6 +15,12 @@
  * - a handler's failure is logged at the fiber's unhandled-error level and ends that session only;
  * - the codec defaults to `Framing.raw()` (a byte stream, like every platform socket).
  *
+ * {@link makeWebSocket} / {@link layerWebSocket} are the same over a tether WebSocket server (`WebSocket.serve`:
+ * upgrade bound, `upgrade` hook, heartbeat, `maxPayload`), in place of `NodeSocketServer.makeWebSocket`; its sockets
+ * have the platform's WebSocket semantics (`PlatformSocket.fromWebSocket`), and its shutdown sends Close 1001 to
+ * every client within `shutdownTimeout`, where `NodeSocketServer`'s closes them (1005, no code) and then waits for
+ * `server.close` without a bound.
+ *
  * @since 0.4.0
  */
 import type * as SocketServer from "@effect/platform/SocketServer"
@@ -24,6 +30,7 @@ import type * as Scope from "effect/Scope"
 import * as internal from "./internal/platformSocketServer.js"
 import type * as Listener from "./Listener.js"
 import type * as PlatformSocket from "./PlatformSocket.js"
+import type * as WebSocket from "./WebSocket.js"
 
 /**
  * Every {@link Listener.Options} (port, host, tls, `maxConnections`, `shutdownTimeout`, connection options and
@@ -110,3 +117,80 @@ export const make: (
  */
 export const layer: (options: Options) => Layer.Layer<SocketServer.SocketServer, SocketServer.SocketServerError> =
   internal.layer
+
+/**
+ * The options of {@link makeWebSocket}: every `WebSocket.ServerOptions` (port, host, tls, path, `upgrade` hook,
+ * protocols, `maxPayload`, heartbeat, `maxConnections`, `upgradeTimeout`, `shutdownTimeout`, …) and the sockets'
+ * `maxPendingHandlers` and `closeCodeIsError`.
+ *
+ * @example
+ * ```ts
+ * import type * as PlatformSocketServer from "effect-tether/PlatformSocketServer"
+ *
+ * const options: PlatformSocketServer.WebSocketOptions = {
+ *   port: 8080,
+ *   path: "/rpc",
+ *   heartbeat: { interval: "30 seconds" },
+ *   shutdownTimeout: "5 seconds"
+ * }
+ * ```
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface WebSocketOptions<RU = never> extends WebSocket.ServerOptions<RU>, PlatformSocket.WebSocketOptions {}
+
+/**
+ * Serves WebSocket sessions (in the current scope) and returns the platform `SocketServer` over them: each socket
+ * is one WebSocket connection (Text messages reach `runRaw`'s handler as strings, Binary ones as bytes; writing a
+ * string sends Text, a `Uint8Array` Binary; a `CloseEvent` closes gracefully with its code). Interrupting `run` is
+ * the server's bounded shutdown (clients get Close 1001).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import * as PlatformSocketServer from "effect-tether/PlatformSocketServer"
+ *
+ * // a WebSocket echo server, written against the platform's SocketServer
+ * const program = Effect.scoped(
+ *   Effect.gen(function*() {
+ *     const server = yield* PlatformSocketServer.makeWebSocket({ port: 8080, path: "/echo" })
+ *     yield* server.run((socket) =>
+ *       Effect.gen(function*() {
+ *         const write = yield* socket.writer
+ *         yield* socket.runRaw(write) // a Text message comes back as Text, a Binary one as Binary
+ *       })
+ *     )
+ *   })
+ * )
+ * ```
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const makeWebSocket: <RU = never>(
+  options: WebSocketOptions<RU>
+) => Effect.Effect<TetherSocketServer, SocketServer.SocketServerError, Scope.Scope | RU> = internal.makeWebSocket
+
+/**
+ * {@link makeWebSocket} as a layer of the platform's `SocketServer.SocketServer` service (closing the layer shuts
+ * the server down, bounded by `shutdownTimeout`).
+ *
+ * @example
+ * ```ts
+ * import { RpcSerialization, RpcServer } from "@effect/rpc"
+ * import { Layer } from "effect"
+ * import * as PlatformSocketServer from "effect-tether/PlatformSocketServer"
+ *
+ * // @effect/rpc's own socket server protocol, on a tether WebSocket server
+ * const Protocol = RpcServer.layerProtocolSocketServer.pipe(
+ *   Layer.provide([PlatformSocketServer.layerWebSocket({ port: 8080, path: "/rpc" }), RpcSerialization.layerJson])
+ * )
+ * ```
+ *
+ * @since 0.4.0
+ * @category layers
+ */
+export const layerWebSocket: <RU = never>(
+  options: WebSocketOptions<RU>
+) => Layer.Layer<SocketServer.SocketServer, SocketServer.SocketServerError, RU> = internal.layerWebSocket

@@ -14,7 +14,8 @@ import type * as Scope from "effect/Scope"
 import * as Framing from "../Framing.js"
 import * as Listener from "../Listener.js"
 import type * as PlatformSocketServer from "../PlatformSocketServer.js"
-import { fromConnection } from "./platformSocket.js"
+import { fromConnection, fromWebSocketConnection } from "./platformSocket.js"
+import * as wsServer from "./wsServer.js"
 
 type Handler = (socket: Socket.Socket) => Effect.Effect<unknown, unknown>
 
@@ -26,21 +27,24 @@ const reportUnhandledError = <E>(cause: Cause.Cause<E>) =>
       : Effect.void
   })
 
-/** @internal */
-export const make = (
-  options: PlatformSocketServer.Options
-): Effect.Effect<PlatformSocketServer.TetherSocketServer, SocketServer.SocketServerError, Scope.Scope> =>
+type Serve<RS> = (
+  onConnection: (socket: Effect.Effect<Socket.Socket>) => Effect.Effect<void>
+) => Effect.Effect<Listener.Server, Listener.ListenerError, Scope.Scope | RS>
+
+/**
+ * The platform service over a tether server: `serve` listens with a session handler that turns its connection into a
+ * platform socket; the sessions wait for `run`'s handler, and interrupting `run` is the server's bounded shutdown.
+ */
+const serveWith = <RS>(
+  serve: Serve<RS>
+): Effect.Effect<PlatformSocketServer.TetherSocketServer, SocketServer.SocketServerError, Scope.Scope | RS> =>
   Effect.gen(function*() {
-    const { maxPendingHandlers, ...listenerOptions } = options
-    const socketOptions = { maxPendingHandlers }
     const installed = yield* Deferred.make<Handler>()
-    const server = yield* Listener.serve(
-      { codec: Framing.raw(), ...listenerOptions },
-      (conn) =>
-        Deferred.await(installed).pipe(
-          Effect.flatMap((handler) => Effect.flatMap(fromConnection(conn, socketOptions), handler)),
-          Effect.catchAllCause(reportUnhandledError)
-        )
+    const server = yield* serve((socket) =>
+      Deferred.await(installed).pipe(
+        Effect.flatMap((handler) => Effect.flatMap(socket, handler)),
+        Effect.catchAllCause(reportUnhandledError)
+      )
     ).pipe(Effect.mapError((cause) => new SocketServer.SocketServerError({ reason: "Open", cause })))
 
     const run = <R, E, _>(
@@ -69,7 +73,38 @@ export const make = (
   })
 
 /** @internal */
+export const make = (
+  options: PlatformSocketServer.Options
+): Effect.Effect<PlatformSocketServer.TetherSocketServer, SocketServer.SocketServerError, Scope.Scope> => {
+  const { maxPendingHandlers, ...listenerOptions } = options
+  const socketOptions = { maxPendingHandlers }
+  return serveWith((onConnection) =>
+    Listener.serve(
+      { codec: Framing.raw(), ...listenerOptions },
+      (conn) => onConnection(fromConnection(conn, socketOptions))
+    )
+  )
+}
+
+/** @internal */
 export const layer = (
   options: PlatformSocketServer.Options
 ): Layer.Layer<SocketServer.SocketServer, SocketServer.SocketServerError> =>
   Layer.scoped(SocketServer.SocketServer, make(options))
+
+/** @internal */
+export const makeWebSocket = <RU = never>(
+  options: PlatformSocketServer.WebSocketOptions<RU>
+): Effect.Effect<PlatformSocketServer.TetherSocketServer, SocketServer.SocketServerError, Scope.Scope | RU> => {
+  const { closeCodeIsError, maxPendingHandlers, ...serverOptions } = options
+  const socketOptions = { closeCodeIsError, maxPendingHandlers }
+  return serveWith((onConnection) =>
+    wsServer.serve(serverOptions, (conn) => onConnection(fromWebSocketConnection(conn, socketOptions)))
+  )
+}
+
+/** @internal */
+export const layerWebSocket = <RU = never>(
+  options: PlatformSocketServer.WebSocketOptions<RU>
+): Layer.Layer<SocketServer.SocketServer, SocketServer.SocketServerError, RU> =>
+  Layer.scoped(SocketServer.SocketServer, makeWebSocket(options))
