@@ -11,7 +11,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     // the multi-process fleet proof is its own project (vitest.fleet.config.ts, `npm run test:fleet`)
-    exclude: ["test/fleet/**", "**/node_modules/**"],
+    exclude: ["test/fleet/**", "test/serial/**", "**/node_modules/**"],
     // a quiet test logger: log lines are printed only for a failing test (TETHER_TEST_LOGS=1 prints them all)
     setupFiles: ["test/setup.ts"],
     // and the figures some live tests print (reap latencies, timer delays) show only for a failing test too
