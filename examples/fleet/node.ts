@@ -1,5 +1,5 @@
 /**
- * One fleet node process (examples/fleet/main.ts starts two): a FleetHub over NatsEngine holding "venue" peers. It prints one
+ * One fleet node process (examples/fleet/main.ts starts two, and so does test/fleet/Fleet.proof.test.ts): a FleetHub over NatsEngine holding "venue" peers. It prints one
  * JSON line per fleet event it cares about and its held peers on every change; it runs until killed.
  * Env: NATS_URL, NODE_ID, LEASE_TTL (millis).
  */

@@ -1,6 +1,6 @@
 /**
  * The multi-process proof (its own vitest project: `npm run test:fleet`), on loopback: nats-server, two node
- * processes (test/fleet/node.ts) holding 4 outbound peers (TCP venues here recording every frame and whether it
+ * processes (examples/fleet/node.ts, the example's own node) holding 4 outbound peers (TCP venues here recording every frame and whether it
  * was flagged), and this process as a client-only node sending from the outside. Midway the node holding the
  * most peers is killed with SIGKILL. Asserted per peer: every frame arrived at least once, first arrivals in
  * send order, every duplicate flagged and only on moved peers, at most one un-acked window of them, and the
@@ -110,7 +110,7 @@ interface NodeProc {
 const startNode = (url: string, id: string) =>
   Effect.gen(function*() {
     // node itself (not the tsx wrapper, which would leave its child running after a SIGKILL)
-    const child = yield* acquireChild(process.execPath, ["--conditions=effect-tether-source", "--import", "tsx", "test/fleet/node.ts"], {
+    const child = yield* acquireChild(process.execPath, ["--conditions=effect-tether-source", "--import", "tsx", "examples/fleet/node.ts"], {
       NATS_URL: url,
       NODE_ID: id,
       LEASE_TTL: String(TTL)
