@@ -10,53 +10,7 @@ import { Effect, Exit, Option, Schedule, Schema, Scope } from "effect"
 import { Engine, FleetHub, Framing, PeerKind } from "effect-tether"
 import * as NatsEngine from "effect-tether/NatsEngine"
 import * as Testing from "effect-tether/testing"
-import { execFileSync, spawn } from "node:child_process"
-import * as Fs from "node:fs"
-import * as Net from "node:net"
-import * as Os from "node:os"
-import * as Path from "node:path"
-
-const serverBinary = (() => {
-  try {
-    return execFileSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" }).trim() || undefined
-  } catch {
-    return undefined
-  }
-})()
-const inCi = process.env["CI"] === "true"
-if (serverBinary === undefined && !inCi) {
-  console.warn("NatsEngine tests skipped: nats-server is not installed (apt-get install nats-server; CI installs it)")
-}
-
-/** nats-server -js on a free port with a temporary store dir, killed (and the dir removed) with the scope. */
-const natsServer = Effect.gen(function*() {
-  if (serverBinary === undefined) return yield* Effect.die(new Error("CI=true but nats-server is not installed"))
-  const port = yield* Testing.freePort()
-  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "tether-nats-"))
-  const child = yield* Effect.acquireRelease(
-    Effect.sync(() => {
-      const c = spawn(serverBinary, ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", dir], { stdio: "ignore" })
-      // and if the scope never closes (a timed-out test), with this process
-      process.once("exit", () => c.kill("SIGKILL"))
-      return c
-    }),
-    (c) =>
-      Effect.async<void>((resume) => {
-        c.once("exit", () => resume(Effect.void))
-        c.kill("SIGKILL")
-      }).pipe(Effect.timeout("5 seconds"), Effect.ignore, Effect.zipRight(Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))))
-  )
-  // ready once it accepts TCP (bounded)
-  yield* Effect.async<void, Error>((resume) => {
-    const s = Net.connect(port, "127.0.0.1")
-    s.once("connect", () => {
-      s.destroy()
-      resume(Effect.void)
-    })
-    s.once("error", (e) => resume(Effect.fail(e)))
-  }).pipe(Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.intersect(Schedule.recurs(100)))), Effect.orDie)
-  return { url: `nats://127.0.0.1:${port}`, child }
-})
+import { natsServer, skipWithoutNats } from "./helpers/nats.js"
 
 const utf8 = Framing.utf8
 const text = (u: Uint8Array) => new TextDecoder().decode(u)
@@ -95,7 +49,7 @@ const waitForEffect = (what: string, cond: Effect.Effect<boolean>) =>
 
 const bounds: Engine.Bounds = { maxMessages: 3, maxBytes: 1 << 20, maxAgeMillis: 60_000, policy: "rejectNew" }
 
-describe.skipIf(serverBinary === undefined && !inCi)("NatsEngine (nats-server)", () => {
+describe.skipIf(skipWithoutNats("NatsEngine tests"))("NatsEngine (nats-server)", () => {
   it.live("the engine contract on JetStream", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* natsServer

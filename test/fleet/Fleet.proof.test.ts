@@ -12,61 +12,17 @@ import { Effect, Schedule, Schema, Scope } from "effect"
 import { Engine, FleetHub, Framing, PeerKind } from "effect-tether"
 import * as NatsEngine from "effect-tether/NatsEngine"
 import * as Testing from "effect-tether/testing"
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import * as Fs from "node:fs"
-import * as Net from "node:net"
-import * as Os from "node:os"
+import { acquireChild, natsServer, skipWithoutNats } from "../helpers/nats.js"
+import { type ChildProcess, spawn } from "node:child_process"
 import * as Path from "node:path"
 
-const serverBinary = (() => {
-  try {
-    return execFileSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" }).trim() || undefined
-  } catch {
-    return undefined
-  }
-})()
-const inCi = process.env["CI"] === "true"
-if (serverBinary === undefined && !inCi) {
-  console.warn("Fleet proof skipped: nats-server is not installed (apt-get install nats-server; CI installs it)")
-}
 const root = Path.resolve(import.meta.dirname, "../..")
 const TTL = 1500
 const PEERS = 4
 const FRAMES = 400
 
-const acquireChild = (cmd: string, args: ReadonlyArray<string>, env: Record<string, string>) =>
-  Effect.acquireRelease(
-    Effect.sync(() => {
-      const c = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
-      // and if the scope never closes (a timed-out test), with this process
-      process.once("exit", () => c.kill("SIGKILL"))
-      return c
-    }),
-    (c) =>
-      c.exitCode !== null || c.signalCode !== null
-        ? Effect.void
-        : Effect.async<void>((resume) => {
-          c.once("exit", () => resume(Effect.void))
-          c.kill("SIGKILL")
-        }).pipe(Effect.timeout("5 seconds"), Effect.ignore)
-  )
-
-const natsServer = Effect.gen(function*() {
-  if (serverBinary === undefined) return yield* Effect.die(new Error("CI=true but nats-server is not installed"))
-  const port = yield* Testing.freePort()
-  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "tether-fleet-"))
-  yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
-  yield* acquireChild(serverBinary, ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", dir], {})
-  yield* Effect.async<void, Error>((resume) => {
-    const s = Net.connect(port, "127.0.0.1")
-    s.once("connect", () => {
-      s.destroy()
-      resume(Effect.void)
-    })
-    s.once("error", (e) => resume(Effect.fail(e)))
-  }).pipe(Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.intersect(Schedule.recurs(100)))), Effect.orDie)
-  return `nats://127.0.0.1:${port}`
-})
+const spawnChild = (cmd: string, args: ReadonlyArray<string>, env: Record<string, string>) =>
+  acquireChild(() => spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] }))
 
 interface Arrival {
   /** The venue connection it came on (in accept order). */
@@ -110,7 +66,7 @@ interface NodeProc {
 const startNode = (url: string, id: string) =>
   Effect.gen(function*() {
     // node itself (not the tsx wrapper, which would leave its child running after a SIGKILL)
-    const child = yield* acquireChild(process.execPath, ["--conditions=effect-tether-source", "--import", "tsx", "examples/fleet/node.ts"], {
+    const child = yield* spawnChild(process.execPath, ["--conditions=effect-tether-source", "--import", "tsx", "examples/fleet/node.ts"], {
       NATS_URL: url,
       NODE_ID: id,
       LEASE_TTL: String(TTL)
@@ -147,11 +103,11 @@ const Venue = PeerKind.make("venue", {
   dialer: (_key, spec) => ({ host: "127.0.0.1", port: spec.port })
 })
 
-describe.skipIf(serverBinary === undefined && !inCi)("Fleet proof (processes, nats-server, kill -9)", () => {
+describe.skipIf(skipWithoutNats("Fleet proof"))("Fleet proof (processes, nats-server, kill -9)", () => {
   it.live("kill -9 of the node holding the most peers: nothing lost, order kept, duplicates flagged and bounded", () =>
     Effect.scoped(Effect.gen(function*() {
       const started = Date.now()
-      const url = yield* natsServer
+      const { url } = yield* natsServer
       const venues = yield* Effect.all(Array.from({ length: PEERS }, () => venue))
       const keys = venues.map((_, i) => `v${i}`)
       // this process: a client-only node (it sends, it holds nothing)
