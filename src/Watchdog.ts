@@ -248,6 +248,13 @@ export interface TcpInfo {
   /** Unrecovered retransmission timeouts. */
   readonly retransmits: number
   readonly inode: number
+  /**
+   * The transport's `bytesHandedToKernel` taken before this row was read, when the sampler knows
+   * one: the send-stall probe counts `handedBefore − txQueue` bytes as acknowledged, a figure never
+   * ahead of the truth. Without it the probe uses the figure at the moment it looks, which is right
+   * for a sampler that reads synchronously. (Since 0.4.0.)
+   */
+  readonly handedBefore?: number | undefined
 }
 
 /**
@@ -623,6 +630,15 @@ export const layerDriver: Layer.Layer<Driver> = Layer.scoped(Driver, makeDriver)
  * destroyed, every waiting `send` fails with `ConnectionClosed` and the writer
  * exits. A slow peer whose acknowledgements keep moving, or an idle one with
  * nothing queued, is never reaped.
+ *
+ * Choosing `stallTimeout`: a peer whose receive window is full acknowledges in
+ * steps, not byte by byte — the receiving kernel reopens its window only once
+ * the reader has freed a sizeable part of its buffer (about 1/16 of it on
+ * Linux: ~300 KiB steps on loopback, where the buffer grows to ~6 MiB). A
+ * reader that takes `r` bytes a second therefore shows progress about every
+ * `buffer / 16 / r` seconds; `stallTimeout` must be well above that for the
+ * slowest reader you count as alive (the default 30 s: readers down to about
+ * 10–15 KiB/s against a 6 MiB buffer).
  *
  * @example
  * ```ts

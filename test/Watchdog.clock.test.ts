@@ -439,6 +439,44 @@ describe("Watchdog.sendStall (TestClock)", () => {
       )
     }))
 
+  it.scoped("kernel figures: a write that lands while the table is read does not count as acknowledged (a slow reader is never reaped)", () =>
+    Effect.gen(function*() {
+      const [t] = yield* Transport.memoryPair()
+      // the peer acknowledges 100 bytes a second, steadily; the kernel's send queue is the rest
+      const ackedAt = (ms: number) => Math.floor(ms / 1000) * 100
+      let conn: Connection.Connection | undefined
+      let racedAt = -1
+      // a table read is asynchronous: the row is the kernel's view when the read started, and at t = 3 s a
+      // 5 000-byte write reaches the kernel while the read is under way (after the row, before the probe looks)
+      const probe: Watchdog.TcpProbeService = {
+        sample: (target) =>
+          Effect.gen(function*() {
+            const now = yield* TestClock.currentTimeMillis
+            const handedBefore = target.stats().bytesHandedToKernel
+            const info = { ...row("ESTABLISHED", handedBefore - ackedAt(now)), handedBefore }
+            if (now === 3000 && conn !== undefined) {
+              racedAt = now
+              yield* conn.send(frame(9, 5000))
+              yield* until(() => target.stats().bytesHandedToKernel === handedBefore + 5004)
+            }
+            return info
+          }),
+        reads: () => 0
+      }
+      conn = yield* Connection.make(t, {
+        writeTimeout: "1 hour",
+        watchdogs: [Watchdog.sendStall({ probeInterval: "1 second", stallTimeout: "5 seconds" })]
+      }).pipe(Effect.provideService(Watchdog.TcpProbe, probe))
+      yield* conn.send(frame(1, 100_000))
+      yield* until(() => t.stats().bytesHandedToKernel === 100_004)
+      // counted as handed *now* − the row's queue, the race would put acked 5 000 bytes ahead of the truth:
+      // no "progress" for the next 50 s, and a reap at t = 8 s. Counted from the row's own moment, every
+      // second shows 100 more bytes acknowledged.
+      yield* at(60_000)
+      expect(racedAt).toBe(3000)
+      expect(yield* conn.state).toBe("Active")
+    }))
+
   it.scoped("kernel figures: nothing queued (tx_queue 0, user space empty) is never a stall", () =>
     Effect.gen(function*() {
       const [t] = yield* Transport.memoryPair()

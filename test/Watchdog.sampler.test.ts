@@ -113,6 +113,29 @@ describe.skipIf(!linux)("Watchdog sampler: the skip rule (TestClock, loopback so
       expect(yield* tick(24_000)).toBe("skipped")
     }))
 
+  it.scoped("a row carries the handed-to-kernel figure taken before its table was read, also when the table is reused", () =>
+    Effect.gen(function*() {
+      const lo = yield* loopback
+      lo.socket.pause() // never skipped
+      const table = yield* tmpFile("tcp", header + lo.row(1, 300))
+      const probe = Watchdog.makeProcNetProbe([table.file])
+      // the socket's counters, with the handed figure moved by the test (as writes move it during a read)
+      let handed = 500
+      const target: Watchdog.ProbeTarget = { stats: () => ({ ...lo.transport.stats(), bytesHandedToKernel: handed }) }
+      yield* Testing.adjustTo(1000)
+      expect(yield* probe.sample(target, 1000)).toMatchObject({ txQueue: 300, handedBefore: 500 })
+      expect(probe.reads()).toBe(1)
+      // 2 000 more bytes reach the kernel; a second sample in the same tick reuses the table read before them:
+      // its row still says 300 queued, so its handed figure must be the one from before that read, not 2 500
+      handed = 2500
+      expect(yield* probe.sample(target, 1000)).toMatchObject({ txQueue: 300, handedBefore: 500 })
+      expect(probe.reads()).toBe(1)
+      // the next tick reads again, after the write
+      yield* Testing.adjustTo(2000)
+      expect(yield* probe.sample(target, 2000)).toMatchObject({ txQueue: 300, handedBefore: 2500 })
+      expect(probe.reads()).toBe(2)
+    }))
+
   it.scoped("a reaper on an idle connection: no table read on ticks where nothing needs kernel figures, never reaped; a row gone while paused still reaps", () =>
     Effect.gen(function*() {
       const lo = yield* loopback

@@ -34,6 +34,12 @@ export interface TcpRow {
   /** Unrecovered retransmissions (RTO timeouts) of the socket. */
   readonly retransmits: number
   readonly inode: number
+  /**
+   * The transport's `bytesHandedToKernel` taken before the read of this row started, when known:
+   * `handedBefore − txQueue` is then a lower bound of the bytes the peer acknowledged (never ahead
+   * of the truth, however the read raced the socket's writes).
+   */
+  readonly handedBefore?: number | undefined
 }
 
 /** @internal */
@@ -419,9 +425,11 @@ export const makeProcNetSampler = (files?: ReadonlyArray<string>) => {
         const row = (l === undefined ? undefined : rowOfFields(splitLine(l))) ?? byKey(t, socket!, key)
         m.state = row?.state
         if (row !== undefined) {
+          // a figure taken before this read started (-1: none is known): the read is asynchronous, and
+          // the socket's writes during it move `bytesHandedToKernel` but not this row's txQueue
           const covered = t.seq > seqNow ? handedNow : t.seq > prev.seq ? prev.handed : -1
           if (row.txQueue === 0 && covered > m.acked) m.acked = covered
-          return row
+          return covered < 0 ? row : { ...row, handedBefore: covered }
         }
         if (t.size === 0 || socket!.connecting) return undefined
         if (inode === undefined) return undefined

@@ -390,11 +390,16 @@ const probeStep = (
   }
 
   if (!config.stall || (stats.state !== "Active" && stats.state !== "Draining")) return undefined
-  // queued = user space (Node's buffer) + kernel send queue; acked = handed to kernel − kernel queue
+  // queued = user space (Node's buffer) + kernel send queue; acked = handed to kernel − kernel queue,
+  // with the handed figure of the row's own moment: one taken *now*, after an asynchronous table
+  // read during which the socket wrote more, is ahead of the row, and so would be `acked` — a
+  // maxAcked set that high makes the true figure look stuck for seconds (a slow reader reaped)
   const userQueued = t.queuedBytes
   const kernelQueued = row?.txQueue ?? 0
   const queued = userQueued + kernelQueued
-  const acked = row === undefined ? t.bytesHandedToKernel : t.bytesHandedToKernel - row.txQueue
+  const acked = row === undefined
+    ? t.bytesHandedToKernel
+    : Math.min(row.handedBefore ?? t.bytesHandedToKernel, t.bytesHandedToKernel) - row.txQueue
   const progressed = acked > m.maxAcked
   if (progressed) m.maxAcked = acked
   if (queued === 0 || progressed || m.progressAt === undefined) {
