@@ -465,6 +465,11 @@ export const sendStallConfig: Config.Config<{
 export interface DriverStats {
   /** Connections whose probe is registered now. */
   readonly registered: number
+  /**
+   * Of those, the ones parked at rest: a tick found nothing to ask the kernel about them, so no tick
+   * walks them until their next activity (read, write, state change). (Since 0.4.0.)
+   */
+  readonly parked: number
   /** Ticks run (one per probe interval and distinct interval in use). */
   readonly ticks: number
   /** Probes that asked the sampler for kernel figures. */
@@ -532,9 +537,12 @@ export interface DriverService {
  * and asks the sampler for kernel figures only about those that can be stalled
  * or gone unnoticed — bytes queued in user space, bytes handed to the kernel
  * not yet acknowledged, a paused reader, a last row not `ESTABLISHED`, a state
- * other than `Active` — so an idle connection costs an array slot, not a
- * wake-up, and a tick where none needs kernel figures reads no table. The
- * walk runs in slices of 1,000 connections with a turn of the event loop
+ * other than `Active` — and a tick where none needs kernel figures reads no
+ * table. A connection found at rest is parked: it leaves the walk, and its
+ * next activity (a read or a wake-up of its reader, a write, a state change:
+ * everything that could change the verdict) puts it back, so an idle
+ * connection costs a map slot and one callback field, not a visit per tick.
+ * The walk runs in slices of 1,000 connections with a turn of the event loop
  * between them, so it never blocks the loop for long. The
  * semantics are those of the per-connection probe: same ticks, same reaps,
  * same log lines.

@@ -456,8 +456,8 @@ describe("Watchdog.sendStall (TestClock)", () => {
             const info = { ...row("ESTABLISHED", handedBefore - ackedAt(now)), handedBefore }
             if (now === 3000 && conn !== undefined) {
               racedAt = now
-              yield* conn.send(frame(9, 5000))
-              yield* until(() => target.stats().bytesHandedToKernel === handedBefore + 5004)
+              yield* Effect.orDie(conn.send(frame(9, 5000)))
+              yield* Effect.orDie(until(() => target.stats().bytesHandedToKernel === handedBefore + 5004))
             }
             return info
           }),

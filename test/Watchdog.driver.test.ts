@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Scope } from "effect"
-import { Connection, DisconnectReason, Transport, Watchdog } from "effect-tether"
+import { Connection, DisconnectReason, Framing, Transport, Watchdog } from "effect-tether"
 import * as Testing from "effect-tether/testing"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -99,7 +99,7 @@ describe("Watchdog.Driver: registration (TestClock)", () => {
       for (const s of scopes) yield* Scope.close(s, Exit.void)
     }))
 
-  it.scoped("2,500 connections (a walk of three slices): every one probed once per tick; closing 1,000 leaves 1,500", () =>
+  it.scoped("2,500 connections (a walk of three slices): every one probed at the first tick, then parked at rest and walked by no tick until its next activity; closing 1,000 leaves 1,500", () =>
     Effect.gen(function*() {
       const driver = yield* Watchdog.makeDriver
       const probe = nodeViewProbe()
@@ -116,12 +116,18 @@ describe("Watchdog.Driver: registration (TestClock)", () => {
       const kept = yield* open(1500, yield* Effect.scope)
       yield* open(1000, scope)
       expect(driver.unsafeStats().registered).toBe(2500)
+      yield* at(1000)
+      expect(driver.unsafeStats()).toMatchObject({ registered: 2500, parked: 2500, ticks: 1, sampled: 0, skipped: 2500 })
       yield* at(3000)
-      expect(driver.unsafeStats()).toMatchObject({ registered: 2500, ticks: 3, sampled: 0, skipped: 3 * 2500 })
+      expect(driver.unsafeStats()).toMatchObject({ registered: 2500, parked: 2500, ticks: 3, sampled: 0, skipped: 2500 })
+      // activity puts a connection back in the walk: probed at the next tick, parked again
+      yield* kept[7]!.send(frame(1))
+      yield* until(() => kept[7]!.unsafeStats().framesOut === 1)
+      expect(driver.unsafeStats().parked).toBe(2499)
       yield* Scope.close(scope, Exit.void)
-      expect(driver.unsafeStats().registered).toBe(1500)
+      expect(driver.unsafeStats()).toMatchObject({ registered: 1500, parked: 1499 })
       yield* at(4000)
-      expect(driver.unsafeStats()).toMatchObject({ registered: 1500, ticks: 4, skipped: 3 * 2500 + 1500 })
+      expect(driver.unsafeStats()).toMatchObject({ registered: 1500, parked: 1500, ticks: 4, skipped: 2501 })
       expect(kept.every((c) => c.unsafeStats().state === "Active")).toBe(true)
       expect(probe.reads()).toBe(0)
     }), 60_000) // a scale test: 2 500 connections opened and 1 000 closed take ~7 s alone, more under the full suite
@@ -210,7 +216,8 @@ describe("Watchdog.Driver: the same reaps as the per-connection probe (TestClock
       expect(driver.unsafeStats().registered).toBe(51)
       yield* at(10_000)
       expect(probe.reads()).toBe(0) // 10 ticks, nothing queued anywhere: not one sample
-      expect(driver.unsafeStats()).toMatchObject({ ticks: 10, sampled: 0, skipped: 510 })
+      // each probed once on Node's view at the first tick, then parked: walked by none of the next 9
+      expect(driver.unsafeStats()).toMatchObject({ ticks: 10, sampled: 0, skipped: 51, parked: 51 })
 
       const stallAt = 10_500
       yield* at(stallAt)
@@ -295,10 +302,11 @@ const tableLine = (local: number, remote: number, state: number, inode: number) 
   `00:00000000 00000000  1000        0 ${inode} 1 0000000000000000 20 4 30 10 -1\n`
 
 describe.skipIf(!linux)("Watchdog.Driver with the /proc/net/tcp sampler (synthetic table, loopback sockets)", () => {
-  it.scoped("5 idle connections: one table read confirms them, then no read on any tick; a paused reader alone is sampled, and reaped when its row goes", () =>
+  it.scoped("5 idle connections: one table read confirms them, then no read on any tick; a reader paused by backpressure alone is sampled, and reaped when its row goes", () =>
     Effect.gen(function*() {
       // a loopback server that accepts and reads
-      const { port } = yield* Testing.peer({ onSocket: (socket) => void socket.resume() })
+      const server = yield* Testing.peer({ onSocket: (socket) => void socket.resume() })
+      const port = server.port
       const dir = yield* Effect.acquireRelease(
         Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "tether-driver-"))),
         (d) => Effect.sync(() => Fs.rmSync(d, { recursive: true, force: true }))
@@ -309,7 +317,10 @@ describe.skipIf(!linux)("Watchdog.Driver with the /proc/net/tcp sampler (synthet
       const conns = yield* Effect.forEach([1, 2, 3, 4, 5], () =>
         Effect.flatMap(Transport.connectTcp({ host: "127.0.0.1", port }), (t) =>
           Effect.map(
-            Connection.make(t, { watchdogs: Watchdog.defaults({ reaper: { probeInterval: "1 second", stallTimeout: "5 seconds" } }) }),
+            Connection.make(t, {
+              inboundCapacity: 4, // nobody consumes `incoming` here: a few frames and the reader pushes back
+              watchdogs: Watchdog.defaults({ reaper: { probeInterval: "1 second", stallTimeout: "5 seconds" } })
+            }),
             (conn) => {
               const socket = t.stats().socket!
               const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd
@@ -328,8 +339,12 @@ describe.skipIf(!linux)("Watchdog.Driver with the /proc/net/tcp sampler (synthet
       expect(driver.unsafeStats().sampled).toBe(5)
       for (const c of conns) expect(c.conn.unsafeStats().state).toBe("Active")
 
-      // one reader paused: that connection alone is sampled, one read per tick
-      conns[2]!.socket.pause()
+      // one reader paused by backpressure (the peer sends 2 MiB nobody consumes; a parked connection wakes on the
+      // bytes): that connection alone is sampled, one read per tick
+      const far = server.sockets.find((s) => s.remotePort === conns[2]!.socket.localPort)!
+      const blob = new Uint8Array(64 * 1024)
+      for (let i = 0; i < 32; i++) far.write(Framing.encode(conns[2]!.conn.codec, blob))
+      yield* until(() => conns[2]!.socket.isPaused())
       for (let s = 31; s <= 33; s++) {
         yield* at(s * 1000)
         yield* until(() => probe.reads() >= s - 29)

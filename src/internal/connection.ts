@@ -227,6 +227,12 @@ export const fromFramed = <In, Out>(
       destroy: framed.destroy,
       unsafeOnState: (f) => St.onState(core, f),
       unsafeActivity: () => core.activity,
+      unsafeOnActivity: (f) => {
+        core.onActivity = f
+        return () => {
+          if (core.onActivity === f) core.onActivity = undefined
+        }
+      },
       get stateChanges() {
         return St.stateChanges(core)
       },

@@ -477,12 +477,12 @@ interface Entry {
   /** Clock millis at registration: the first tick that probes it is the first one after. */
   readonly since: number
   readonly memory: ProbeMemory
-  /** Position in its group's array; -1 once unregistered. */
+  /** Position in its group's array of walked entries; -1 while parked or once unregistered. */
   index: number
-  /** The sampler could skip it at its last probe, at this activity count: unchanged, it still can. */
-  restingAt: number | undefined
-  /** Its socket (stable for the connection's life), for the resting check: a paused reader is never at rest. */
-  readonly socket: { readonly readableFlowing: boolean | null } | undefined
+  /** Parked at rest: out of the walk until the connection's next activity (the cancel of that wake-up). */
+  unpark: (() => void) | undefined
+  /** Its scope closed (or the connection closed and was settled): never walked or parked again. */
+  done: boolean
 }
 
 /** The probes of one interval, in an array with swap-remove (O(1) register and unregister). */
@@ -494,6 +494,8 @@ interface Group {
 /** @internal */
 export interface DriverStats {
   readonly registered: number
+  /** Registered connections parked at rest: not walked by any tick until their next activity. */
+  readonly parked: number
   readonly ticks: number
   readonly sampled: number
   readonly skipped: number
@@ -539,15 +541,46 @@ export const makeDriver: Effect.Effect<DriverImpl, never, Scope.Scope> = Effect.
   const groups = new Map<number, Group>()
   const run = yield* FiberSet.makeRuntime<never, void, never>()
   let registered = 0
+  let parked = 0
   let ticks = 0
   let sampled = 0
   let skippedCount = 0
 
+  const finish = (group: Group, e: Entry) => {
+    if (e.done) return
+    e.done = true
+    registered--
+    if (e.unpark !== undefined) {
+      e.unpark()
+      e.unpark = undefined
+      parked--
+    } else removeEntry(group, e)
+  }
+
   const settle = (group: Group, e: Entry, verdict: Verdict, reaps: Array<Effect.Effect<void>>) => {
     if (verdict === undefined) return
-    removeEntry(group, e)
-    registered--
+    finish(group, e)
     if (verdict !== "closed") reaps.push(reap(e.conn, verdict.watchdog, verdict.reason, verdict.mode, verdict.figures))
+  }
+
+  // A connection at rest — the probe needed no kernel figures: nothing queued or unacknowledged, reader flowing,
+  // ESTABLISHED — stays at rest until something happens on it, and everything that can change that verdict is
+  // activity: a write, bytes or an EOF or an error reaching the reader (which is also what pauses a socket), a
+  // state change. So it leaves the walk, and its next activity puts it back (synchronously, an array push).
+  const park = (group: Group, e: Entry) => {
+    removeEntry(group, e)
+    parked++
+    let woken = false
+    const cancel = e.conn.unsafeOnActivity(() => {
+      woken = true
+      if (e.done || e.unpark === undefined) return
+      e.unpark = undefined
+      parked--
+      e.index = group.entries.length
+      group.entries.push(e)
+    })
+    // an activity listener called during the registration itself cannot happen (it is called on a later move)
+    e.unpark = woken ? undefined : cancel
   }
 
   // the walk of one tick, over a snapshot of the group (registrations and removals during a slice
@@ -563,39 +596,30 @@ export const makeDriver: Effect.Effect<DriverImpl, never, Scope.Scope> = Effect.
         const to = Math.min(snapshot.length, from + entriesPerSlice)
         for (let i = from; i < to; i++) {
           const e = snapshot[i]!
-          if (e.index < 0) continue // unregistered meanwhile
+          if (e.done || e.index < 0) continue // unregistered or parked meanwhile
           const state = e.conn.unsafeState()
           if (state === "Closed") {
-            removeEntry(group, e)
-            registered--
+            finish(group, e)
             continue
           }
           if (e.since >= now) continue // registered at or after this tick's boundary: from the next tick on
           if (state === "Closing") continue // neither probe acts on a closing connection
-          // at rest since a probe that needed no kernel figures (nothing queued or unacknowledged, reader
-          // flowing, ESTABLISHED): nothing read, written or changed since, so the same holds (a reset or a FIN
-          // on a flowing socket is a read, and ends the connection)
-          const activity = e.conn.unsafeActivity()
-          if (e.restingAt === activity && e.socket?.readableFlowing === true) {
-            skippedCount++
-            continue
-          }
           if (e.sampler.unsafeCanSkip !== undefined && e.sampler.unsafeCanSkip(e.target)) {
             skippedCount++
-            e.restingAt = activity
-            settle(group, e, probeStep(e.conn, e.step, e.memory, "skipped", now), reaps)
+            const verdict = probeStep(e.conn, e.step, e.memory, "skipped", now)
+            if (verdict !== undefined) settle(group, e, verdict, reaps)
+            else if (state === "Active") park(group, e)
           } else {
-            e.restingAt = undefined
             needy.push(e)
           }
         }
       }
       // one table read serves every sample of the tick (`notBefore` = the tick)
       for (const e of needy) {
-        if (e.index < 0) continue
+        if (e.done) continue
         sampled++
         const sample = yield* e.sampler.sample(e.target, now)
-        if (e.index < 0) continue // unregistered while the table was read
+        if (e.done) continue // unregistered while the table was read
         settle(group, e, probeStep(e.conn, e.step, e.memory, sample, now), reaps)
       }
       for (const r of reaps) yield* r
@@ -632,23 +656,17 @@ export const makeDriver: Effect.Effect<DriverImpl, never, Scope.Scope> = Effect.
         since: yield* Clock.currentTimeMillis,
         memory: newMemory(conn),
         index: g.entries.length,
-        restingAt: undefined,
-        socket: conn.unsafeStats().transport.socket
+        unpark: undefined,
+        done: false
       }
       g.entries.push(e)
       registered++
-      yield* Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          if (e.index < 0) return
-          removeEntry(g, e)
-          registered--
-        })
-      )
+      yield* Effect.addFinalizer(() => Effect.sync(() => finish(g, e)))
     })
 
   return {
     register,
-    unsafeStats: () => ({ registered, ticks, sampled, skipped: skippedCount })
+    unsafeStats: () => ({ registered, parked, ticks, sampled, skipped: skippedCount })
   }
 })
 

@@ -16,7 +16,7 @@ import * as DR from "../../DisconnectReason.js"
 import { FrameError } from "../../Framing.js"
 import * as Metrics from "../../Metrics.js"
 import type { Core } from "./state.js"
-import { signalEof } from "./state.js"
+import { signalEof, touch } from "./state.js"
 
 /** How the reader asks for a close. @internal */
 export type RequestClose = (reason: DR.DisconnectReason, mode: "graceful" | "abort") => void
@@ -35,6 +35,9 @@ const wakeConsumer = <In, Out>(core: Core<In, Out>): void => {
  * @internal
  */
 export const pump = <In, Out>(core: Core<In, Out>, requestClose: RequestClose): void => {
+  // every wake-up of the reader is activity, also one it cannot act on (the consumer is behind): bytes
+  // arriving, the transport pausing or resuming its socket, an EOF, an error
+  touch(core)
   if (core.pumping || core.readerDone) return
   core.pumping = true
   try {
@@ -48,7 +51,7 @@ export const pump = <In, Out>(core: Core<In, Out>, requestClose: RequestClose): 
       core.stalled = false
       const before = core.items.length
       const r = core.framed.unsafeRead(core.items)
-      core.activity++
+      touch(core)
       if (typeof r === "number") {
         Metrics.bytesIn.unsafeUpdate(r, core.labels.tags)
         core.lastReadAt = core.clock.unsafeCurrentTimeMillis()

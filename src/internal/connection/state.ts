@@ -116,6 +116,8 @@ export interface Core<In, Out> extends CoreFields<In, Out> {
   // ---- counters ----
   /** Moves on every read, write start/end and state change (watchdog drivers skip what did not move). */
   activity: number
+  /** Called once, at the next move of `activity` (a watchdog driver's wake-up for a connection it parked). */
+  onActivity: (() => void) | undefined
   framesIn: number
   framesOut: number
   bytesOut: number
@@ -163,6 +165,7 @@ export const makeCore = <In, Out>(fields: CoreFields<In, Out>): Core<In, Out> =>
     outcome: Deferred.unsafeMake(FiberId.none),
     stateListeners: undefined,
     activity: 0,
+    onActivity: undefined,
     framesIn: 0,
     framesOut: 0,
     bytesOut: 0,
@@ -187,6 +190,16 @@ export const makeCore = <In, Out>(fields: CoreFields<In, Out>): Core<In, Out> =>
   }
 }
 
+/** Moves `activity`, and calls (once) whoever asked to hear of its next move. @internal */
+export const touch = <In, Out>(core: Core<In, Out>): void => {
+  core.activity++
+  const f = core.onActivity
+  if (f !== undefined) {
+    core.onActivity = undefined
+    f()
+  }
+}
+
 /** Moves the lifecycle to `phase`: gauge, listeners, the lazily made SubscriptionRef. @internal */
 export const enter = <In, Out>(core: Core<In, Out>, phase: Connection.State): Effect.Effect<void> =>
   Effect.suspend(() => {
@@ -195,7 +208,7 @@ export const enter = <In, Out>(core: Core<In, Out>, phase: Connection.State): Ef
     if (from !== "Closed") Metrics.connections.unsafeModify(-1, core.labels.stateTags[from])
     if (phase !== "Closed") Metrics.connections.unsafeModify(1, core.labels.stateTags[phase])
     core.phase = phase
-    core.activity++
+    touch(core)
     core.onState?.(phase)
     if (core.stateListeners !== undefined) for (const f of Array.from(core.stateListeners)) f(phase)
     return Effect.void

@@ -14,7 +14,7 @@ import * as DR from "../../DisconnectReason.js"
 import * as Metrics from "../../Metrics.js"
 import type * as Transport from "../../Transport.js"
 import type { Core, Outbound } from "./state.js"
-import { reportDepth } from "./state.js"
+import { reportDepth, touch } from "./state.js"
 
 /** Called when the writer must end the connection (I/O error, write deadline). @internal */
 export type Fail = (reason: DR.DisconnectReason) => void
@@ -46,7 +46,7 @@ const deadlineLoop = <In, Out>(core: Core<In, Out>, timeoutNanos: bigint, fail: 
 
 const beginWrite = <In, Out>(core: Core<In, Out>, fail: Fail): void => {
   core.writeStartedAt = core.clock.unsafeCurrentTimeNanos()
-  core.activity++
+  touch(core)
   const t = core.settings.writeTimeoutNanos
   if (t !== undefined && core.deadline === undefined) {
     core.deadline = core.run(deadlineLoop(core, t, fail))
@@ -56,7 +56,7 @@ const endWrite = <In, Out>(core: Core<In, Out>): bigint => {
   const now = core.clock.unsafeCurrentTimeNanos()
   core.writeStartedAt = undefined
   core.lastWriteEnd = now
-  core.activity++
+  touch(core)
   return now
 }
 
