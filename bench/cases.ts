@@ -189,9 +189,12 @@ const wsModule = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), ".."
 
 const websocket: Case = {
   id: "ws",
-  title: "WebSocket: 64-byte binary messages",
-  notes: ["Receiver: a raw `ws` server verifying every message (count, order, checksum) for both senders."],
-  units: { rate: "msg/s" },
+  title: "WebSocket: 64-byte binary messages, one sender; and a 64-byte ping-pong",
+  notes: [
+    "Receiver: a raw `ws` server verifying every message (count, order, checksum) for both WebSocket senders. `tether TCP` is tether's own TCP path with the same 60-byte payloads to the raw node:net verifier (the small-frame case's `tether send`), for the per-message cost of the WebSocket framing against tether's own.",
+    "Round trip: one 64-byte binary message outstanding; raw `ws` client against a raw `ws` echo server, tether `WebSocket.connect` client against a tether `WebSocket.serve` echo server (tether's cost at both ends, as in the TCP round trip). perMessageDeflate off everywhere. Percentiles after a warm-up."
+  ],
+  units: { rate: "msg/s", p50: "µs", p99: "µs", p999: "µs" },
   unavailable: () => {
     if (!Fs.existsSync(wsModule)) return "src/WebSocket.ts does not exist yet"
     const src = Fs.readFileSync(wsModule, "utf8")
@@ -204,10 +207,30 @@ const websocket: Case = {
     },
     {
       ...streamVariant("ws-tether", "tether WebSocket `send` per message", "ws-tether", pick(size, 1_000_000, 100_000), 60, {}, "ws-frames")
+    },
+    streamVariant("tcp-tether", "tether TCP `send` per frame (same payloads, raw verifier)", "tether-send", pick(size, 1_000_000, 100_000), 60),
+    {
+      id: "ws-rtt-raw",
+      label: "round trip, raw `ws` ↔ raw `ws` echo",
+      recv: { variant: "ws-echo" },
+      send: { variant: "ws-rtt-raw", warmup: pick(size, 5_000, 1_000), count: pick(size, 30_000, 5_000) },
+      limitMs: 60_000,
+      metrics: rttMetrics
+    },
+    {
+      id: "ws-rtt-tether",
+      label: "round trip, tether WebSocket ↔ tether WebSocket echo",
+      recv: { variant: "ws-tether-echo" },
+      send: { variant: "ws-rtt-tether", warmup: pick(size, 5_000, 1_000), count: pick(size, 30_000, 5_000) },
+      limitMs: 60_000,
+      metrics: rttMetrics
     }
   ],
   ratios: [
-    { label: "tether WebSocket ÷ raw ws", num: ["ws-tether", "rate"], den: ["ws-raw", "rate"], better: "higher", target: 2.0 }
+    { label: "tether WebSocket ÷ raw ws", num: ["ws-tether", "rate"], den: ["ws-raw", "rate"], better: "higher", target: 4.0 },
+    { label: "tether WebSocket ÷ tether TCP, per message", num: ["ws-tether", "rate"], den: ["tcp-tether", "rate"], better: "higher", target: 0.8 },
+    { label: "WebSocket RTT p50: tether ÷ raw ws", num: ["ws-rtt-tether", "p50"], den: ["ws-rtt-raw", "p50"], better: "lower", target: 1.2 },
+    { label: "WebSocket RTT p99: tether ÷ raw ws", num: ["ws-rtt-tether", "p99"], den: ["ws-rtt-raw", "p99"], better: "lower" }
   ]
 }
 

@@ -9,6 +9,8 @@
  * - `tether-echo`   tether echo server (`incoming` → `send`)
  * - `sink-many`     accepts `conns` connections, verifies `rounds` frames on each
  * - `ws-frames`     raw `ws` server, verifies binary messages
+ * - `ws-echo`       raw `ws` echo server (binary messages sent back as they come)
+ * - `ws-tether-echo` tether `WebSocket.serve` echo server (`incoming` → `send`)
  * - `closed-port`   a peer that is down: binds a port, closes it again (connects are refused), reports at once
  * - `hold-many`     raw node:net server holding `conns` idle sockets (`pauseOnData`: stops reading a socket that sends)
  * - `sessions-raw`  raw node:net server holding `conns` idle sockets, then ending them all
@@ -179,6 +181,41 @@ const wsFrames = async () => {
   emit({ ready: true, port: await listen(httpServer) })
 }
 
+const wsEcho = async () => {
+  const { WebSocketServer } = await import("ws")
+  const Http = await import("node:http")
+  const httpServer = Http.createServer()
+  const wss = new WebSocketServer({ server: httpServer, perMessageDeflate: false, maxPayload: 1024 * 1024 })
+  wss.on("connection", (ws) => {
+    let echoed = 0
+    ws.binaryType = "nodebuffer"
+    ws.on("message", (data: Buffer) => {
+      echoed++
+      ws.send(data, { binary: true })
+    })
+    ws.on("close", () => finish({ echoed }))
+    ws.on("error", (e) => fail(e))
+  })
+  emit({ ready: true, port: await listen(httpServer) })
+}
+
+const wsTetherEcho = async () => {
+  const { Effect, Stream } = await import("effect")
+  const { WebSocket } = await loadTether(params)
+  let echoed = 0
+  const program = Effect.scoped(Effect.gen(function*() {
+    const done = yield* Effect.makeLatch(false)
+    const server = yield* WebSocket.serve({ port: 0, host: "127.0.0.1", perMessageDeflate: false }, (conn) =>
+      Stream.runForEach(conn.incoming, (m) => {
+        echoed++
+        return conn.send(m)
+      }).pipe(Effect.ensuring(done.open), Effect.orDie))
+    emit({ ready: true, port: server.address.port })
+    yield* done.await
+  }))
+  Effect.runPromise(program).then(() => finish({ echoed }), fail)
+}
+
 /** A down peer: the port was just bound and closed again, so a connect to it is refused. */
 const closedPort = async () => {
   const server = Net.createServer()
@@ -339,6 +376,10 @@ const main = async () => {
       return sinkMany()
     case "hold-many":
       return holdMany()
+    case "ws-echo":
+      return wsEcho()
+    case "ws-tether-echo":
+      return wsTetherEcho()
     case "ws-frames":
       return wsFrames()
     case "sessions-raw":

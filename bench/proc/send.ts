@@ -266,6 +266,66 @@ const wsTether = async (frames: number, size: number) => {
 
 // ---- round trip ----
 
+/** WebSocket ping-pong with a raw `ws` client: one 64-byte binary message outstanding. */
+const wsRttRaw = async (warmup: number, count: number) => {
+  const { WebSocket } = await import("ws")
+  const ws = new WebSocket(`ws://${host}:${port}/`, { perMessageDeflate: false })
+  await once(ws, "open")
+  ws.binaryType = "nodebuffer"
+  const samples = new Float64Array(count)
+  let i = 0
+  let sentAt = 0
+  const ping = () => {
+    sentAt = nowNs()
+    ws.send(payload(i, 64), { binary: true })
+  }
+  await new Promise<void>((resolve, reject) => {
+    ws.once("error", reject)
+    ws.on("message", (data: Buffer) => {
+      const rtt = nowNs() - sentAt
+      if (data.readUInt32BE(0) !== i) return reject(new Error(`echo ${data.readUInt32BE(0)} for ping ${i}`))
+      if (i >= warmup) samples[i - warmup] = rtt
+      i++
+      if (i < warmup + count) ping()
+      else resolve()
+    })
+    ping()
+  })
+  const closed = once(ws, "close")
+  ws.close(1000)
+  await closed
+  finish({ ...percentiles(samples), unit: "us" })
+}
+
+/** The same with a tether `WebSocket.connect` client (`send`, then pull one message from `incoming`). */
+const wsRttTether = async (warmup: number, count: number) => {
+  const { Effect, Stream } = await import("effect")
+  const { WebSocket } = await loadTether(params)
+  const program = Effect.scoped(Effect.gen(function*() {
+    const conn = yield* WebSocket.connect(`ws://${host}:${port}/`, { ...tetherOptions })
+    const pull = yield* Stream.toPull(conn.incoming)
+    const samples = new Float64Array(count)
+    for (let i = 0; i < warmup + count; i++) {
+      const t = nowNs()
+      yield* conn.send(WebSocket.binary(payload(i, 64)))
+      let got = 0
+      while (got === 0) {
+        const chunk = yield* Effect.orDie(pull)
+        for (const m of chunk) {
+          if (m._tag !== "Binary") return yield* Effect.die(new Error(`a ${m._tag} echo for ping ${i}`))
+          const seq = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).readUInt32BE(0)
+          if (seq !== i) return yield* Effect.die(new Error(`echo ${seq} for ping ${i}`))
+          got++
+        }
+      }
+      if (i >= warmup) samples[i - warmup] = nowNs() - t
+    }
+    yield* conn.close("done")
+    return samples
+  }))
+  finish({ ...percentiles(await Effect.runPromise(program)), unit: "us" })
+}
+
 const percentiles = (samples: Float64Array) => {
   const sorted = Float64Array.from(samples).sort()
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! / 1000
@@ -899,6 +959,10 @@ const main = async () => {
       return wsRaw(frames, size)
     case "ws-tether":
       return wsTether(frames, size)
+    case "ws-rtt-raw":
+      return wsRttRaw(num(params, "warmup"), num(params, "count"))
+    case "ws-rtt-tether":
+      return wsRttTether(num(params, "warmup"), num(params, "count"))
     case "rtt-raw":
       return rttRaw(num(params, "warmup"), num(params, "count"))
     case "rtt-tether":
