@@ -1,7 +1,7 @@
 /**
  * Interop with an independent WebSocket implementation: the Python `websockets`
  * library (Debian's python3-websockets; .ci/run installs it when missing).
- * Covers text, binary, ping/pong (both directions) and close codes, with our
+ * Covers text, binary, ping/pong (both directions), close codes and permessage-deflate, with our
  * server against its client and our client against its server.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -134,6 +134,62 @@ describe.skipIf(python === undefined)("WebSocket interop (Python websockets)", (
       // the Python server saw our messages and our close code
       yield* Effect.promise(() => firstClosed).pipe(Effect.timeout("5 seconds"))
       expect(lines[0]).toMatchObject({ closed: true, code: 4002, reason: "client bye", received: ["héllo", [5, 6, 7]] })
+      stdin?.end()
+      yield* peer.await.pipe(Effect.timeout("5 seconds"))
+    }).pipe(Effect.scoped), 40_000)
+  it.live("permessage-deflate both ways: our server ↔ websockets client, our client ↔ websockets server", () =>
+    Effect.gen(function*() {
+      // our server, deflate accepted; their client offers it
+      const server = yield* WebSocket.serve({ port: 0, perMessageDeflate: true }, handler)
+      const results = new Map<string, Line>()
+      const exit = yield* runPython(["deflate-client", `ws://127.0.0.1:${server.address.port}/`], (line) => {
+        results.set(String(line.scenario), line)
+      }).pipe(Effect.timeout("30 seconds"))
+      expect(exit.stderr).toBe("")
+      expect(results.get("deflate")).toMatchObject({
+        ok: true,
+        negotiated: ["permessage-deflate"],
+        texts_ok: true,
+        blob_ok: true,
+        noise_ok: true,
+        burst_ok: true,
+        close_code: 1000
+      })
+
+      // their server, deflate accepted; our client offers it
+      const lines: Array<Line> = []
+      let resolvePort: (port: number) => void = () => {}
+      const portP = new Promise<number>((r) => (resolvePort = r))
+      let resolveClosed: () => void = () => {}
+      const firstClosed = new Promise<void>((r) => (resolveClosed = r))
+      let stdin: NodeJS.WritableStream | undefined
+      const peer = yield* Effect.fork(runPython(["deflate-server"], (line, input) => {
+        stdin = input
+        if (typeof line.port === "number") resolvePort(line.port)
+        else {
+          lines.push(line)
+          resolveClosed()
+        }
+      }))
+      const port = yield* Effect.promise(() => portP).pipe(Effect.timeout("10 seconds"))
+      const big = "compress me, ".repeat(2000)
+      const blob = new Uint8Array(16 * 1024).map((_, i) => i % 7)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const conn = yield* WebSocket.connect(`ws://127.0.0.1:${port}/`, { handshakeTimeout: "5 seconds", perMessageDeflate: true })
+        yield* conn.send(WebSocket.text(big))
+        yield* conn.send(WebSocket.binary(blob))
+        for (let i = 0; i < 200; i++) yield* conn.send(WebSocket.text(`m-${i} ${"z".repeat(i)}`))
+        const got = [...yield* WebSocket.messages(conn).pipe(Stream.take(202), Stream.runCollect, Effect.timeout("10 seconds"))]
+        expect(got[0]).toEqual(WebSocket.Message.Text({ text: big }))
+        const bin = got[1]!
+        expect(bin._tag === "Binary" ? Buffer.from(bin.data).equals(Buffer.from(blob)) : false).toBe(true)
+        expect(got.slice(2).map((m) => (m._tag === "Text" ? m.text : ""))).toEqual(
+          Array.from({ length: 200 }, (_, i) => `m-${i} ${"z".repeat(i)}`)
+        )
+        yield* WebSocket.close(conn, 1000, "done").pipe(Effect.timeout("5 seconds"))
+      }))
+      yield* Effect.promise(() => firstClosed).pipe(Effect.timeout("5 seconds"))
+      expect(lines[0]).toMatchObject({ closed: true, code: 1000, extensions: ["permessage-deflate"] })
       stdin?.end()
       yield* peer.await.pipe(Effect.timeout("5 seconds"))
     }).pipe(Effect.scoped), 40_000)

@@ -2,6 +2,8 @@
 
     ws_interop.py client <url>   runs the client scenarios against our server, prints one JSON line each
     ws_interop.py server         echo server; prints {"port": N}, then one JSON line per closed connection
+    ws_interop.py deflate-client <url>   one echo scenario with permessage-deflate offered
+    ws_interop.py deflate-server         the echo server with permessage-deflate accepted
 """
 import asyncio
 import json
@@ -94,6 +96,37 @@ async def heartbeat(ws):
     return {"reply": reply}
 
 
+async def deflate_echo(url):
+    """Compressible and incompressible messages, text and binary, with permessage-deflate negotiated."""
+    try:
+        ws = await websockets.connect(url, max_size=None, compression="deflate", close_timeout=5, ping_interval=None)
+        negotiated = [e.name for e in ws.extensions]
+        texts = ["hello", "héllo wörld ✓ " * 300, "x" * 20000]
+        blob = bytes(range(256)) * 64  # 16 KiB, compressible
+        noise = __import__("os").urandom(8192)  # incompressible
+        for t in texts:
+            await ws.send(t)
+        await ws.send(blob)
+        await ws.send(noise)
+        got = [await asyncio.wait_for(ws.recv(), 10) for _ in range(5)]
+        for i in range(300):
+            await ws.send(f"burst-{i} " + "abc" * (i % 50))
+        burst = [await asyncio.wait_for(ws.recv(), 10) for _ in range(300)]
+        await ws.close(1000, "done")
+        emit(
+            scenario="deflate",
+            ok=True,
+            negotiated=negotiated,
+            texts_ok=got[:3] == [f"echo:{t}" for t in texts],
+            blob_ok=got[3] == blob,
+            noise_ok=got[4] == noise,
+            burst_ok=burst == [f"echo:burst-{i} " + "abc" * (i % 50) for i in range(300)],
+            close_code=ws.close_code,
+        )
+    except Exception as e:  # report, never hang
+        emit(scenario="deflate", ok=False, error=repr(e))
+
+
 async def run_client(url):
     await scenario("echo", url, echo)
     await scenario("server_close", url, server_close)
@@ -103,7 +136,7 @@ async def run_client(url):
     emit(scenario="done", ok=True)
 
 
-async def run_server():
+async def run_server(compression=None):
     async def handler(ws):
         got = []
         try:
@@ -112,9 +145,11 @@ async def run_server():
                 await ws.send(m)
         except websockets.ConnectionClosed:
             pass
-        emit(closed=True, code=ws.close_code, reason=ws.close_reason, received=got)
+        emit(closed=True, code=ws.close_code, reason=ws.close_reason, received=got,
+             extensions=[e.name for e in ws.extensions])
 
-    async with websockets.serve(handler, "127.0.0.1", 0, compression=None, ping_interval=None) as server:
+    async with websockets.serve(handler, "127.0.0.1", 0, compression=compression, ping_interval=None,
+                                max_size=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         emit(port=port)
         # serve until stdin closes (the test ends)
@@ -125,5 +160,9 @@ async def run_server():
 if __name__ == "__main__":
     if sys.argv[1] == "client":
         asyncio.run(run_client(sys.argv[2]))
+    elif sys.argv[1] == "deflate-client":
+        asyncio.run(deflate_echo(sys.argv[2]))
+    elif sys.argv[1] == "deflate-server":
+        asyncio.run(run_server("deflate"))
     else:
         asyncio.run(run_server())
