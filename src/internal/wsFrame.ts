@@ -99,6 +99,38 @@ export const applyMask = (data: Uint8Array, start: number, end: number, mask: Ui
   if (i + 2 < end) data[i + 2] = data[i + 2]! ^ m2
 }
 
+/**
+ * Whether pre-encoded bytes (a `Connection.Encoded`, typically shared by a broadcast) can go on
+ * this side's wire as they are: exactly one complete data frame, unmasked (a server's frames; a
+ * client must mask every frame with a fresh key, so nothing pre-encoded fits a client), and
+ * compressed (RSV1) only where permessage-deflate was negotiated. Otherwise the message is encoded
+ * again from the payload.
+ * @internal
+ */
+export const fitsWire = (bytes: Uint8Array, isServer: boolean, deflate: boolean): boolean => {
+  if (!isServer || bytes.length < 2) return false
+  const b0 = bytes[0]!
+  const b1 = bytes[1]!
+  if ((b1 & 0x80) !== 0) return false // masked: a client's frame
+  if ((b0 & 0x30) !== 0 || ((b0 & 0x40) !== 0 && !deflate)) return false // RSV2/3, or RSV1 without deflate
+  const opcode = b0 & 0x0f
+  if ((b0 & 0x80) === 0 || (opcode !== OP_TEXT && opcode !== OP_BINARY)) return false // whole data frames only
+  const len7 = b1 & 0x7f
+  let header = 2
+  let n = len7
+  if (len7 === 126) {
+    if (bytes.length < 4) return false
+    header = 4
+    n = (bytes[2]! << 8) | bytes[3]!
+  } else if (len7 === 127) {
+    if (bytes.length < 10) return false
+    header = 10
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    n = view.getUint32(2) * 0x100000000 + view.getUint32(6)
+  }
+  return header + n === bytes.length
+}
+
 const headerLength = (payload: number, masked: boolean): number =>
   (payload < 126 ? 2 : payload < 65536 ? 4 : 10) + (masked ? 4 : 0)
 

@@ -145,10 +145,30 @@ export const make = (
         if (r === "eof") eof = true
         return r
       }
+      // pre-encoded frames go out as they are only where they fit this side's wire (Frame.fitsWire: a
+      // client masks every frame with a fresh key, a server never masks); the others are encoded again
+      // from their payload, so a broadcast's shared buffer can never put a protocol error on the wire
+      const deflating = options.deflate !== undefined
+      type Item = WS.Message | Encoded<WS.Message>
+      const fit = (o: Item): Item =>
+        o instanceof Encoded && !Frame.fitsWire(o.bytes, options.isServer, deflating) ? o.payload : o
+      const fitAll = (batch: ReadonlyArray<Item>): ReadonlyArray<Item> => {
+        for (let i = 0; i < batch.length; i++) if (fit(batch[i]!) !== batch[i]) return batch.map(fit)
+        return batch
+      }
+      let lastBatch: ReadonlyArray<Item> | undefined
+      let lastFitted: ReadonlyArray<Item> = []
       const framed: Framed.Framed<WS.Message, WS.Message> = {
         ...inner,
         kind: "websocket",
-        write: (batch) => (sent !== undefined || earlyClose !== undefined ? Effect.fail(closedError()) : inner.write(batch)),
+        weight: (o) => inner.weight(fit(o)),
+        write: (batch) => {
+          if (sent !== undefined || earlyClose !== undefined) return Effect.fail(closedError())
+          lastBatch = batch
+          lastFitted = fitAll(batch)
+          return inner.write(lastFitted)
+        },
+        unsafeSplit: (batch) => inner.unsafeSplit(batch === lastBatch ? lastFitted : fitAll(batch)),
         unsafeRead,
         control,
         unsafeEofReason: () =>
@@ -206,8 +226,18 @@ export const binaryFramed = (
     return m
   }
   type Out = Uint8Array | Encoded<Uint8Array>
-  const map = (o: Out): WS.Message | Encoded<WS.Message> =>
-    o instanceof Encoded ? (o as unknown as Encoded<WS.Message>) : messageOf(o)
+  // an Encoded of bytes carries bytes as its payload: the inner seam gets it with a Message payload, in
+  // case its bytes do not fit the wire and the message must be encoded again (one per Encoded)
+  const encodedMessages = new WeakMap<Encoded<Uint8Array>, Encoded<WS.Message>>()
+  const map = (o: Out): WS.Message | Encoded<WS.Message> => {
+    if (!(o instanceof Encoded)) return messageOf(o)
+    let e = encodedMessages.get(o)
+    if (e === undefined) {
+      e = new Encoded(o.bytes, messageOf(o.payload))
+      encodedMessages.set(o, e)
+    }
+    return e
+  }
   let lastBatch: ReadonlyArray<Out> | undefined
   let lastMapped: ReadonlyArray<WS.Message | Encoded<WS.Message>> = []
   const scratch: Array<WS.Message> = []
