@@ -399,7 +399,12 @@ export interface Connection<In = Uint8Array, Out = In> {
   readonly sendAll: (frames: Iterable<Out>) => Effect.Effect<void, ConnectionClosed | Framing.FrameError>
   /** Like `send`, but never waits: `"full"` when the queue has no free slot. */
   readonly trySend: (frame: Out) => Effect.Effect<"accepted" | "full", ConnectionClosed | Framing.FrameError>
-  /** Queues already encoded bytes (e.g. one shared broadcast buffer). */
+  /**
+   * Queues already encoded bytes (e.g. one shared broadcast buffer). On a WebSocket they go out as
+   * they are only where they fit the side's wire — a server's unmasked whole data frame, compressed
+   * only with permessage-deflate; a client masks every frame afresh — otherwise the message is
+   * encoded again from `payload`.
+   */
   readonly sendEncoded: (frame: Encoded<Out>) => Effect.Effect<void, ConnectionClosed>
   /** Non-waiting `sendEncoded`. */
   readonly trySendEncoded: (frame: Encoded<Out>) => Effect.Effect<"accepted" | "full", ConnectionClosed>
