@@ -299,7 +299,10 @@ export const connectTcp = (
 ): Effect.Effect<Connection.Connection, Transport.TransportError, Scope.Scope> =>
   Effect.flatMap(Transport.connectTcp(options), (t) => make(t, options)).pipe(
     Effect.withSpan("tether.connect", {
-      attributes: { "tether.transport": "tcp", "net.peer.name": options.host ?? "127.0.0.1", "net.peer.port": options.port }
+      attributes: { "tether.transport": "tcp", "net.peer.name": options.host ?? "127.0.0.1", "net.peer.port": options.port },
+      // the connection's fibers keep this span as their parent for the connection's life: a captured stack
+      // trace would be an Error held per connection (~1 KB of an idle connection's heap)
+      captureStackTrace: false
     })
   )
 
@@ -336,7 +339,8 @@ export const connectTls = (
   const tlsOptions = omit(options, connectionOptionKeys)
   return Effect.flatMap(Transport.connectTls(tlsOptions), (t) => make(t, options)).pipe(
     Effect.withSpan("tether.connect", {
-      attributes: { "tether.transport": "tls", "net.peer.name": options.host ?? "127.0.0.1", "net.peer.port": options.port }
+      attributes: { "tether.transport": "tls", "net.peer.name": options.host ?? "127.0.0.1", "net.peer.port": options.port },
+      captureStackTrace: false // see connectTcp
     })
   )
 }

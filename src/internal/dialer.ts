@@ -311,7 +311,8 @@ export const make = <E, R>(
           ),
           Effect.map((decision): PhaseEnd => ({ _tag: "Decided", decision })),
           Effect.withSpan("tether.session", {
-            attributes: { "tether.dialer": id, "tether.connection": conn.id, "tether.role": "client" }
+            attributes: { "tether.dialer": id, "tether.connection": conn.id, "tether.role": "client" },
+            captureStackTrace: false
           })
         )
         const closedThenGrace = conn.closed.pipe(
@@ -401,7 +402,10 @@ export const make = <E, R>(
                 })
             }),
             Scope.extend(scope),
-            Effect.withSpan("tether.connect", { attributes: { "tether.dialer": id, "tether.attempt": attempts } })
+            Effect.withSpan("tether.connect", {
+              attributes: { "tether.dialer": id, "tether.attempt": attempts },
+              captureStackTrace: false // the connection's fibers keep it as parent: no Error held per connection
+            })
           )
         ))
         if (Option.isNone(connected)) {

@@ -140,7 +140,7 @@ export const connectFramed = (
   // the handshake must stay interruptible (by its timeout) inside the acquire
   return Effect.acquireRelease(
     Effect.interruptible(bounded).pipe(
-      Effect.withSpan("tether.handshake", { attributes: { "tether.transport": "websocket" } })
+      Effect.withSpan("tether.handshake", { attributes: { "tether.transport": "websocket" }, captureStackTrace: false })
     ),
     (o) => o.transport.destroy
   ).pipe(
