@@ -297,8 +297,8 @@ export interface Handle<In = Uint8Array, Out = In> {
   /**
    * Calls `f` once, synchronously, at the next move of {@link Handle.unsafeActivity} (a read or a
    * wake-up of the reader — bytes, EOF, error —, a write's start or end, a state change), until
-   * the returned function is called. One such wake-up per connection: a second call replaces the
-   * first. The watchdog driver parks a connection at rest and forgets it until then, so an idle
+   * the returned function is called. Several may wait at once (each is called once). The watchdog
+   * driver parks a connection at rest and forgets it until then, so an idle
    * connection costs it nothing per tick. (since 0.4.0)
    */
   readonly unsafeOnActivity: (f: () => void) => () => void

@@ -132,6 +132,32 @@ describe("Watchdog.Driver: registration (TestClock)", () => {
       expect(probe.reads()).toBe(0)
     }), 60_000) // a scale test: 2 500 connections opened and 1 000 closed take ~7 s alone, more under the full suite
 
+  it.scoped("two probes of one connection (different intervals) both park, both wake on its activity, and the stall is still reaped", () =>
+    Effect.gen(function*() {
+      const driver = yield* Watchdog.makeDriver
+      const probe = nodeViewProbe()
+      const [t, peer] = yield* Transport.memoryPair({ kernelBufferBytes: 1000 })
+      const conn = yield* Connection.make(t, {
+        writeTimeout: "1 hour",
+        watchdogs: [
+          Watchdog.sendStall({ probeInterval: "1 second", stallTimeout: "3 seconds" }),
+          Watchdog.peerGone({ probeInterval: "500 millis" })
+        ]
+      }).pipe(Effect.provideService(Watchdog.Driver, driver), Effect.provideService(Watchdog.TcpProbe, probe))
+      yield* at(2000)
+      expect(driver.unsafeStats()).toMatchObject({ registered: 2, parked: 2 })
+      // the peer stops reading and the sender keeps sending: its activity wakes both probes
+      peer.setReading(false)
+      yield* Effect.fork(Effect.forever(conn.send(frame(5, 500))))
+      yield* until(() => t.stats().queuedBytes > 0)
+      expect(driver.unsafeStats().parked).toBe(0)
+      // stall first seen at the 3 s tick, reaped 3 s later (a stranded sendStall probe would never reap it)
+      yield* at(5999)
+      expect(yield* conn.state).toBe("Active")
+      yield* at(6000)
+      expect((yield* conn.closed)._tag).toBe("SendStalled")
+    }))
+
   it.scoped("probes of different intervals each tick at their own boundaries", () =>
     Effect.gen(function*() {
       const driver = yield* Watchdog.makeDriver

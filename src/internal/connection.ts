@@ -228,9 +228,15 @@ export const fromFramed = <In, Out>(
       unsafeOnState: (f) => St.onState(core, f),
       unsafeActivity: () => core.activity,
       unsafeOnActivity: (f) => {
-        core.onActivity = f
+        const fs = core.onActivity ?? (core.onActivity = [])
+        fs.push(f)
         return () => {
-          if (core.onActivity === f) core.onActivity = undefined
+          // after the wake-up (the list was taken and cleared) there is nothing to remove
+          const now = core.onActivity
+          if (now !== fs) return
+          const i = fs.indexOf(f)
+          if (i >= 0) fs.splice(i, 1)
+          if (fs.length === 0) core.onActivity = undefined
         }
       },
       get stateChanges() {

@@ -116,8 +116,8 @@ export interface Core<In, Out> extends CoreFields<In, Out> {
   // ---- counters ----
   /** Moves on every read, write start/end and state change (watchdog drivers skip what did not move). */
   activity: number
-  /** Called once, at the next move of `activity` (a watchdog driver's wake-up for a connection it parked). */
-  onActivity: (() => void) | undefined
+  /** Called once each, at the next move of `activity` (watchdog drivers' wake-ups for a connection they parked). */
+  onActivity: Array<() => void> | undefined
   framesIn: number
   framesOut: number
   bytesOut: number
@@ -193,10 +193,10 @@ export const makeCore = <In, Out>(fields: CoreFields<In, Out>): Core<In, Out> =>
 /** Moves `activity`, and calls (once) whoever asked to hear of its next move. @internal */
 export const touch = <In, Out>(core: Core<In, Out>): void => {
   core.activity++
-  const f = core.onActivity
-  if (f !== undefined) {
+  const fs = core.onActivity
+  if (fs !== undefined) {
     core.onActivity = undefined
-    f()
+    for (let i = 0; i < fs.length; i++) fs[i]!()
   }
 }
 
