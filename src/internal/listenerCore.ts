@@ -76,6 +76,13 @@ export interface Accepted<R> {
   readonly cleanup: () => void
 }
 
+/** A session in its grace: its handler is interrupted at `deadline` (Clock millis) unless done by then. */
+interface Grace {
+  readonly deadline: number
+  readonly interrupt: () => void
+  done: boolean
+}
+
 interface Entry {
   readonly id: string
   readonly remoteAddress: string | undefined
@@ -192,6 +199,45 @@ export const makeCore = <E, R, RA>(
     const sessions = yield* FiberMap.make<string>()
     const runSession = yield* FiberMap.runtime(sessions)<Exclude<R, Listener.Session> | RA>()
 
+    // The sessions' grace timer: one for the listener. A session whose connection closed while its
+    // handler runs is queued with its deadline; one fiber (only while the queue is not empty) sleeps on
+    // the Clock until the first deadline and interrupts the handlers still running then. One
+    // `sessionGrace` for all, so the deadlines come in order: a FIFO, never re-armed.
+    const clock = yield* Effect.clock
+    const graceMillis = Duration.isFinite(sessionGrace) ? Duration.toMillis(sessionGrace) : undefined
+    const graceQueue: Array<Grace> = []
+    let graceHead = 0
+    let graceRunning = false
+    const graceLoop: Effect.Effect<void> = Effect.suspend(() => {
+      const now = clock.unsafeCurrentTimeMillis()
+      while (graceHead < graceQueue.length) {
+        const g = graceQueue[graceHead]!
+        if (!g.done && g.deadline > now) {
+          if (graceHead > 1024) {
+            graceQueue.splice(0, graceHead)
+            graceHead = 0
+          }
+          return Effect.zipRight(Effect.sleep(Duration.millis(g.deadline - now)), graceLoop)
+        }
+        graceHead++
+        if (!g.done) {
+          g.done = true
+          g.interrupt()
+        }
+      }
+      graceQueue.length = 0
+      graceHead = 0
+      graceRunning = false
+      return Effect.void
+    })
+    const armGrace = (g: Grace): void => {
+      graceQueue.push(g)
+      if (!graceRunning) {
+        graceRunning = true
+        runLog(graceLoop)
+      }
+    }
+
     // the handshake watchdog: the handler must call `Listener.handshakeDone` in time
     const handshakeWatch = (handshake: Deferred.Deferred<void>): Connection.Attachment => (conn) =>
       handshakeTimeout === undefined ? Effect.void : Effect.forkScoped(
@@ -220,6 +266,9 @@ export const makeCore = <E, R, RA>(
 
     const session = (id: string, a: Accepted<RA>) =>
       Effect.scoped(Effect.gen(function*() {
+        const interruptSession = yield* Effect.withFiberRuntime<() => void>((fiber) =>
+          Effect.succeed(() => fiber.unsafeInterruptAsFork(FiberId.none))
+        )
         const transport = yield* a.open
         if (Option.isNone(transport)) {
           rejected++
@@ -234,8 +283,19 @@ export const makeCore = <E, R, RA>(
           labels: serverLabels,
           watchdogs: options.connection.watchdogs
         }
+        // the handler's grace starts at the close (or at its own start, on an already closed connection)
+        let inHandler = false
+        let grace: Grace | undefined
+        const startGrace = () => {
+          if (grace !== undefined || graceMillis === undefined) return
+          grace = { deadline: clock.unsafeCurrentTimeMillis() + graceMillis, interrupt: interruptSession, done: false }
+          armGrace(grace)
+        }
         const hooks = {
-          onState: registry.changed,
+          onState: (state: Connection.State) => {
+            registry.changed()
+            if (state === "Closed" && inHandler) startGrace()
+          },
           // the registry and the handshake timer: the connection's open hook, not watchdogs
           onOpen: (h: Connection.Handle) => Effect.zipRight(track(id, a.remoteAddress, since)(h), handshakeWatch(handshake)(h))
         }
@@ -251,11 +311,13 @@ export const makeCore = <E, R, RA>(
           }
         })
         const info: Listener.Session = { id, remoteAddress: a.remoteAddress, connection: conn, handshakeDone }
-        // The handler runs until it ends. Once the connection has closed it still gets `sessionGrace` to
-        // finish what it already read (`incoming` delivers every buffered frame, then ends); only a handler
-        // that ignores the close is interrupted, so a seat is never held for long by a dead session.
-        yield* Effect.raceFirst(
-          handler(conn).pipe(
+        // The handler runs until it ends, in this fiber. Once the connection has closed it still gets
+        // `sessionGrace` to finish what it already read (`incoming` delivers every buffered frame, then
+        // ends); only a handler that ignores the close is interrupted (by the listener's one grace timer:
+        // no fiber, timer or race per session), so a seat is never held for long by a dead session.
+        inHandler = true
+        if (conn.unsafeStats().state === "Closed") startGrace()
+        yield* handler(conn).pipe(
             Effect.provideService(Session, info),
             Effect.catchAllCause((cause) => {
               if (Cause.isInterruptedOnly(cause)) return Effect.void
@@ -270,9 +332,9 @@ export const makeCore = <E, R, RA>(
               attributes: { "tether.connection": conn.id, "tether.role": "server" },
               captureStackTrace: false
             })
-          ),
-          Effect.zipRight(conn.closed, Effect.sleep(sessionGrace))
-        )
+          )
+        inHandler = false
+        if (grace !== undefined) grace.done = true
       })).pipe(
         Effect.ensuring(Effect.suspend(() => {
           // the child scope is closed: the connection is fully shut down (socket destroyed)
