@@ -25,6 +25,7 @@ import type * as Framed from "../Framed.js"
 import { fromFramed, make as makeConnection } from "./connection.js"
 import { makeServer, Session } from "./listener.js"
 import { macrotask } from "./scheduler.js"
+import * as Timers from "./timers.js"
 
 /** @internal */
 export const defaults = {
@@ -74,13 +75,6 @@ export interface Accepted<R> {
   >
   /** Runs after the session ended (idempotent destroy of the raw socket). */
   readonly cleanup: () => void
-}
-
-/** A session in its grace: its handler is interrupted at `deadline` (Clock millis) unless done by then. */
-interface Grace {
-  readonly deadline: number
-  readonly interrupt: () => void
-  done: boolean
 }
 
 interface Entry {
@@ -199,44 +193,11 @@ export const makeCore = <E, R, RA>(
     const sessions = yield* FiberMap.make<string>()
     const runSession = yield* FiberMap.runtime(sessions)<Exclude<R, Listener.Session> | RA>()
 
-    // The sessions' grace timer: one for the listener. A session whose connection closed while its
-    // handler runs is queued with its deadline; one fiber (only while the queue is not empty) sleeps on
-    // the Clock until the first deadline and interrupts the handlers still running then. One
-    // `sessionGrace` for all, so the deadlines come in order: a FIFO, never re-armed.
-    const clock = yield* Effect.clock
+    // One set of timers for the listener: its sessions' close bounds (drain, linger) and their grace
+    // (the deadlines of one duration come in order; one fiber sleeps to the earliest, only while some
+    // are pending): no fiber, timer or interruption per session at shutdown.
+    const timers = Timers.make(yield* Effect.clock, runLog)
     const graceMillis = Duration.isFinite(sessionGrace) ? Duration.toMillis(sessionGrace) : undefined
-    const graceQueue: Array<Grace> = []
-    let graceHead = 0
-    let graceRunning = false
-    const graceLoop: Effect.Effect<void> = Effect.suspend(() => {
-      const now = clock.unsafeCurrentTimeMillis()
-      while (graceHead < graceQueue.length) {
-        const g = graceQueue[graceHead]!
-        if (!g.done && g.deadline > now) {
-          if (graceHead > 1024) {
-            graceQueue.splice(0, graceHead)
-            graceHead = 0
-          }
-          return Effect.zipRight(Effect.sleep(Duration.millis(g.deadline - now)), graceLoop)
-        }
-        graceHead++
-        if (!g.done) {
-          g.done = true
-          g.interrupt()
-        }
-      }
-      graceQueue.length = 0
-      graceHead = 0
-      graceRunning = false
-      return Effect.void
-    })
-    const armGrace = (g: Grace): void => {
-      graceQueue.push(g)
-      if (!graceRunning) {
-        graceRunning = true
-        runLog(graceLoop)
-      }
-    }
 
     // the handshake watchdog: the handler must call `Listener.handshakeDone` in time
     const handshakeWatch = (handshake: Deferred.Deferred<void>): Connection.Attachment => (conn) =>
@@ -285,13 +246,15 @@ export const makeCore = <E, R, RA>(
         }
         // the handler's grace starts at the close (or at its own start, on an already closed connection)
         let inHandler = false
-        let grace: Grace | undefined
+        let cancelGrace: (() => void) | undefined
         const startGrace = () => {
-          if (grace !== undefined || graceMillis === undefined) return
-          grace = { deadline: clock.unsafeCurrentTimeMillis() + graceMillis, interrupt: interruptSession, done: false }
-          armGrace(grace)
+          if (cancelGrace !== undefined || graceMillis === undefined) return
+          cancelGrace = timers.schedule(graceMillis, () => {
+            if (inHandler) interruptSession()
+          })
         }
         const hooks = {
+          timers,
           onState: (state: Connection.State) => {
             registry.changed()
             if (state === "Closed" && inHandler) startGrace()
@@ -313,8 +276,8 @@ export const makeCore = <E, R, RA>(
         const info: Listener.Session = { id, remoteAddress: a.remoteAddress, connection: conn, handshakeDone }
         // The handler runs until it ends, in this fiber. Once the connection has closed it still gets
         // `sessionGrace` to finish what it already read (`incoming` delivers every buffered frame, then
-        // ends); only a handler that ignores the close is interrupted (by the listener's one grace timer:
-        // no fiber, timer or race per session), so a seat is never held for long by a dead session.
+        // ends); only a handler that ignores the close is interrupted (by the listener's timers: no fiber,
+        // timer or race per session), so a seat is never held for long by a dead session.
         inHandler = true
         if (conn.unsafeStats().state === "Closed") startGrace()
         yield* handler(conn).pipe(
@@ -334,7 +297,7 @@ export const makeCore = <E, R, RA>(
             })
           )
         inHandler = false
-        if (grace !== undefined) grace.done = true
+        cancelGrace?.()
       })).pipe(
         Effect.ensuring(Effect.suspend(() => {
           // the child scope is closed: the connection is fully shut down (socket destroyed)

@@ -35,11 +35,15 @@ const noop = () => {}
 
 /**
  * Runs `fire` once `timeout` has passed on the connection's Clock, unless the returned cancel
- * runs first. One interruptible sleep in a child fiber of the close procedure (interrupted at
- * once by the cancel; the procedure's end would interrupt it anyway). An infinite bound arms nothing.
+ * runs first: an entry in the shared timers when the connection has them (a listener's sessions:
+ * no fiber per close), else one interruptible sleep in a child fiber of the close procedure
+ * (interrupted at once by the cancel; the procedure's end would interrupt it anyway). An infinite
+ * bound arms nothing.
  */
-const alarm = <In, Out>(core: Core<In, Out>, timeout: Duration.Duration, fire: () => void) => {
+const alarm = <In, Out>(core: Core<In, Out>, timeout: Duration.Duration, fire: () => void): Effect.Effect<() => void> => {
   if (!Duration.isFinite(timeout)) return Effect.succeed(noop)
+  const timers = core.timers
+  if (timers !== undefined) return Effect.sync(() => timers.schedule(Duration.toMillis(timeout), fire))
   let cancelled = false
   const ring = Effect.sync(() => {
     if (!cancelled) fire()

@@ -19,6 +19,7 @@ import type { DisconnectReason } from "../../DisconnectReason.js"
 import type * as Framed from "../../Framed.js"
 import * as Metrics from "../../Metrics.js"
 import type * as StopGate from "../../StopGate.js"
+import type { Timers } from "../timers.js"
 import type { Encoded } from "./models.js"
 
 /** @internal */
@@ -96,6 +97,8 @@ export interface CoreFields<In, Out> {
   readonly queue: StopGate.GatedQueue<Outbound<Out>, DisconnectReason>
   readonly annotate: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   readonly onState: ((state: Connection.State) => void) | undefined
+  /** Shared timers for the close's bounds (a listener's); undefined: one alarm fiber per bounded wait. */
+  readonly timers: Timers | undefined
 }
 
 /** The one record of a connection. @internal */
