@@ -64,4 +64,47 @@ describe("Listener session grace", () => {
       yield* rowsOf(0)
       expect(server.unsafeStats().active).toBe(0)
     }))
+  it.scoped("TestClock: sessions closed at different times each get their grace from their own close (one listener timer)", () =>
+    Effect.gen(function*() {
+      let finished = 0
+      // the first handler ends by itself 1 s after its close (within its grace), the others ignore the close
+      const server = yield* Listener.serve({ port: 0, sessionGrace: "5 seconds" }, (conn) =>
+        conn.id.endsWith("-1")
+          ? Effect.zipRight(conn.closed, Effect.sleep("1 second")).pipe(Effect.ensuring(Effect.sync(() => finished++)))
+          : Effect.never)
+      const closedRows = (n: number) =>
+        Stream.runHead(
+          Stream.filter(server.sessionChanges, (rows) => rows.filter((r) => r.state === "Closed").length === n)
+        ).pipe(Effect.asVoid)
+      const rowsOf = (n: number) =>
+        Stream.runHead(Stream.filter(server.sessionChanges, (rows) => rows.length === n)).pipe(Effect.asVoid)
+      // three sessions, closed at 0 s, 0 s and 2 s (virtual)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const c = yield* Connection.connectTcp({ port: server.address.port, lingerTimeout: "0 millis" })
+        yield* rowsOf(1)
+        const d = yield* Connection.connectTcp({ port: server.address.port, lingerTimeout: "0 millis" })
+        yield* rowsOf(2)
+        yield* c.abort()
+        yield* d.abort()
+      }))
+      yield* closedRows(2)
+      yield* TestClock.adjust("2 seconds")
+      expect(finished).toBe(1) // the cooperative handler ended at 1 s: its grace timer entry is dropped
+      yield* rowsOf(1)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const e = yield* Connection.connectTcp({ port: server.address.port, lingerTimeout: "0 millis" })
+        yield* rowsOf(2)
+        yield* e.abort()
+      }))
+      yield* closedRows(2)
+      yield* TestClock.adjust("2999 millis") // 4.999 s after the first closes
+      expect(server.unsafeStats().active).toBe(2)
+      yield* TestClock.adjust("1 millis") // 5 s: the second is interrupted, the third (closed at 2 s) is not
+      yield* rowsOf(1)
+      yield* TestClock.adjust("1999 millis")
+      expect(server.unsafeStats().active).toBe(1)
+      yield* TestClock.adjust("1 millis") // 7 s: the third's grace ends
+      yield* rowsOf(0)
+      expect(server.unsafeStats().active).toBe(0)
+    }))
 })

@@ -179,6 +179,27 @@ describe("Listener", () => {
       expect(yield* server.shutdown).toEqual(report)
     }))
 
+  it.scoped("shutdown: each stubborn session's linger ends exactly at lingerTimeout, all on the listener's shared timers (TestClock)", () =>
+    Effect.gen(function*() {
+      const server = yield* Listener.serve(
+        { port: 0, shutdownTimeout: "10 seconds", lingerTimeout: "3 seconds", sessionGrace: "10 seconds" },
+        (conn) => Stream.runDrain(conn.incoming)
+      )
+      for (let i = 0; i < 5; i++) yield* connect(server.address.port, { stubborn: i < 3 })
+      yield* registryUntil(server, (rows) => rows.length === 5)
+      const shutdown = yield* Effect.fork(server.shutdown)
+      // the cooperative clients answer our FIN at once; the stubborn ones linger
+      yield* registryUntil(server, (rows) => rows.length === 3 && rows.every((r) => r.state === "Closing"))
+      yield* sleeperAt(3000) // one sleeper for the three lingers
+      yield* TestClock.adjust("2999 millis")
+      expect(shutdown.unsafePoll()).toBeNull()
+      expect((yield* server.sessions).length).toBe(3)
+      yield* TestClock.adjust("1 millis")
+      const report = yield* Fiber.join(shutdown)
+      expect(report).toEqual({ sessions: 5, graceful: 5, aborted: 0, millis: 3000 })
+      expect(yield* server.sessions).toEqual([])
+    }))
+
   it.scoped("a shutdown run by an interrupted fiber (the app's scope closing on SIGINT) is still graceful, bounded and reported (TestClock)", () =>
     Effect.gen(function*() {
       const ready = yield* Deferred.make<Listener.Server>()

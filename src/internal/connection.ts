@@ -36,6 +36,7 @@ import { incoming, pump } from "./connection/reader.js"
 import * as St from "./connection/state.js"
 import { kick } from "./connection/writer.js"
 import { currentWriterScheduler } from "./scheduler.js"
+import type { Timers } from "./timers.js"
 
 /** @internal */
 export const defaults = {
@@ -84,6 +85,8 @@ export interface Hooks<In, Out> {
   readonly onState?: ((state: Connection.State) => void) | undefined
   /** Runs in the connection's scope when it opens, before the attachments. */
   readonly onOpen?: ((handle: Connection.Handle<In, Out>) => Effect.Effect<void, never, Scope.Scope>) | undefined
+  /** Shared timers for the close procedure's bounds (the listener's: no fiber per close). */
+  readonly timers?: Timers | undefined
 }
 
 const ConnectionProto = {
@@ -142,7 +145,8 @@ export const fromFramed = <In, Out>(
       gate,
       queue,
       annotate,
-      onState: hooks?.onState
+      onState: hooks?.onState,
+      timers: hooks?.timers
     })
     Metrics.connects.unsafeUpdate(1, labels.tags)
     Metrics.connections.unsafeModify(1, labels.stateTags.Active)

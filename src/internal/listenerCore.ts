@@ -25,6 +25,7 @@ import type * as Framed from "../Framed.js"
 import { fromFramed, make as makeConnection } from "./connection.js"
 import { makeServer, Session } from "./listener.js"
 import { macrotask } from "./scheduler.js"
+import * as Timers from "./timers.js"
 
 /** @internal */
 export const defaults = {
@@ -192,6 +193,12 @@ export const makeCore = <E, R, RA>(
     const sessions = yield* FiberMap.make<string>()
     const runSession = yield* FiberMap.runtime(sessions)<Exclude<R, Listener.Session> | RA>()
 
+    // One set of timers for the listener: its sessions' close bounds (drain, linger) and their grace
+    // (the deadlines of one duration come in order; one fiber sleeps to the earliest, only while some
+    // are pending): no fiber, timer or interruption per session at shutdown.
+    const timers = Timers.make(yield* Effect.clock, runLog)
+    const graceMillis = Duration.isFinite(sessionGrace) ? Duration.toMillis(sessionGrace) : undefined
+
     // the handshake watchdog: the handler must call `Listener.handshakeDone` in time
     const handshakeWatch = (handshake: Deferred.Deferred<void>): Connection.Attachment => (conn) =>
       handshakeTimeout === undefined ? Effect.void : Effect.forkScoped(
@@ -220,6 +227,9 @@ export const makeCore = <E, R, RA>(
 
     const session = (id: string, a: Accepted<RA>) =>
       Effect.scoped(Effect.gen(function*() {
+        const interruptSession = yield* Effect.withFiberRuntime<() => void>((fiber) =>
+          Effect.succeed(() => fiber.unsafeInterruptAsFork(FiberId.none))
+        )
         const transport = yield* a.open
         if (Option.isNone(transport)) {
           rejected++
@@ -234,8 +244,21 @@ export const makeCore = <E, R, RA>(
           labels: serverLabels,
           watchdogs: options.connection.watchdogs
         }
+        // the handler's grace starts at the close (or at its own start, on an already closed connection)
+        let inHandler = false
+        let cancelGrace: (() => void) | undefined
+        const startGrace = () => {
+          if (cancelGrace !== undefined || graceMillis === undefined) return
+          cancelGrace = timers.schedule(graceMillis, () => {
+            if (inHandler) interruptSession()
+          })
+        }
         const hooks = {
-          onState: registry.changed,
+          timers,
+          onState: (state: Connection.State) => {
+            registry.changed()
+            if (state === "Closed" && inHandler) startGrace()
+          },
           // the registry and the handshake timer: the connection's open hook, not watchdogs
           onOpen: (h: Connection.Handle) => Effect.zipRight(track(id, a.remoteAddress, since)(h), handshakeWatch(handshake)(h))
         }
@@ -251,11 +274,13 @@ export const makeCore = <E, R, RA>(
           }
         })
         const info: Listener.Session = { id, remoteAddress: a.remoteAddress, connection: conn, handshakeDone }
-        // The handler runs until it ends. Once the connection has closed it still gets `sessionGrace` to
-        // finish what it already read (`incoming` delivers every buffered frame, then ends); only a handler
-        // that ignores the close is interrupted, so a seat is never held for long by a dead session.
-        yield* Effect.raceFirst(
-          handler(conn).pipe(
+        // The handler runs until it ends, in this fiber. Once the connection has closed it still gets
+        // `sessionGrace` to finish what it already read (`incoming` delivers every buffered frame, then
+        // ends); only a handler that ignores the close is interrupted (by the listener's timers: no fiber,
+        // timer or race per session), so a seat is never held for long by a dead session.
+        inHandler = true
+        if (conn.unsafeStats().state === "Closed") startGrace()
+        yield* handler(conn).pipe(
             Effect.provideService(Session, info),
             Effect.catchAllCause((cause) => {
               if (Cause.isInterruptedOnly(cause)) return Effect.void
@@ -270,9 +295,9 @@ export const makeCore = <E, R, RA>(
               attributes: { "tether.connection": conn.id, "tether.role": "server" },
               captureStackTrace: false
             })
-          ),
-          Effect.zipRight(conn.closed, Effect.sleep(sessionGrace))
-        )
+          )
+        inHandler = false
+        cancelGrace?.()
       })).pipe(
         Effect.ensuring(Effect.suspend(() => {
           // the child scope is closed: the connection is fully shut down (socket destroyed)

@@ -89,6 +89,7 @@ export const memoryPair = (options?: {
     let destroyed = false
     let finRequested = false
     const destroyedDeferred = Deferred.unsafeMake<void>(FiberId.none)
+    let readClosed: TransportError | undefined
     let bytesRead = 0
 
     // the peer consumes the kernel buffer while it reads
@@ -137,8 +138,12 @@ export const memoryPair = (options?: {
       }
       if (pending.length === 0) flushed.notify()
     }
-    const failAll = (err: TransportError) => {
-      for (const w of pending.splice(0)) w.resume(Effect.fail(err))
+    // the error is made only when a write waits for it (a TransportError captures a stack trace)
+    const failAll = (err: () => TransportError) => {
+      if (pending.length > 0) {
+        const e = err()
+        for (const w of pending.splice(0)) w.resume(Effect.fail(e))
+      }
       pendingBytes = 0
       flushed.notify()
       notifyNear()
@@ -156,7 +161,7 @@ export const memoryPair = (options?: {
         peerWritable.notify()
         return out
       }
-      if (destroyed) return closedError()
+      if (destroyed) return (readClosed ??= closedError()) // one per pair: the reader may poll again
       if (nearEof) return []
       return undefined
     }
@@ -206,7 +211,7 @@ export const memoryPair = (options?: {
     const destroy = Effect.sync(() => {
       if (destroyed) return
       destroyed = true
-      failAll(closedError())
+      failAll(closedError)
       Deferred.unsafeDone(destroyedDeferred, Effect.void)
     })
 
@@ -264,7 +269,7 @@ export const memoryPair = (options?: {
       }),
       reset: Effect.sync(() => {
         isReset = true
-        failAll(resetError("Write"))
+        failAll(() => resetError("Write"))
       }),
       setReading: (r) => {
         reading = r

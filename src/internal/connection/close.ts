@@ -1,15 +1,24 @@
 /**
  * The close procedure, run once, from the first close request: gate, bounded drain, FIN,
- * bounded linger for the peer's EOF, destroy, outcome. It runs uninterruptibly; only the bounded
- * waits inside are interruptible (a race or timeout must be able to cancel its loser).
+ * bounded linger for the peer's EOF, destroy, outcome. It runs uninterruptibly.
+ *
+ * Each bounded wait is one wake-up, not a race: the events that can end it (the writer stopping,
+ * the peer's EOF, an abort request) and its deadline all call `core.closeWake`, which re-checks
+ * what the wait is for. The deadline is one interruptible `Clock.sleep` in a child fiber (so
+ * TestClock drives it), cancelled as soon as the wait ends. A close costs the procedure's fiber
+ * and one timer fiber per bounded wait: no `raceFirst` / `Effect.timeout` fiber pairs, no
+ * `inheritAll`, no interruption causes to build.
  * @internal
  */
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
-import * as Option from "effect/Option"
+import * as FiberRef from "effect/FiberRef"
+import * as LogLevel from "effect/LogLevel"
+import type * as Tracer from "effect/Tracer"
 import type * as Connection from "../../Connection.js"
 import * as DR from "../../DisconnectReason.js"
 import * as Metrics from "../../Metrics.js"
@@ -17,7 +26,53 @@ import { Encoded } from "./models.js"
 import { endInbound, pump, type RequestClose } from "./reader.js"
 import type { Core, Outbound } from "./state.js"
 import { enter } from "./state.js"
-import { awaitIdle, busy } from "./writer.js"
+import { busy } from "./writer.js"
+
+/** How a bounded wait ended. */
+type Woken = "ready" | "aborted" | "expired"
+
+const noop = () => {}
+
+/**
+ * Runs `fire` once `timeout` has passed on the connection's Clock, unless the returned cancel
+ * runs first: an entry in the shared timers when the connection has them (a listener's sessions:
+ * no fiber per close), else one interruptible sleep in a child fiber of the close procedure
+ * (interrupted at once by the cancel; the procedure's end would interrupt it anyway). An infinite
+ * bound arms nothing.
+ */
+const alarm = <In, Out>(core: Core<In, Out>, timeout: Duration.Duration, fire: () => void): Effect.Effect<() => void> => {
+  if (!Duration.isFinite(timeout)) return Effect.succeed(noop)
+  const timers = core.timers
+  if (timers !== undefined) return Effect.sync(() => timers.schedule(Duration.toMillis(timeout), fire))
+  let cancelled = false
+  const ring = Effect.sync(() => {
+    if (!cancelled) fire()
+  })
+  return Effect.map(Effect.fork(Effect.interruptible(Effect.zipRight(core.clock.sleep(timeout), ring))), (fiber) => () => {
+    if (cancelled) return
+    cancelled = true
+    fiber.unsafeInterruptAsFork(FiberId.none)
+  })
+}
+
+/**
+ * Suspends until `check` answers: it runs now and on every `core.closeWake` (abort request, EOF,
+ * writer stop, deadline). Not interruptible: every wait it is used for is bounded by an alarm.
+ */
+const wakeOn = <In, Out>(core: Core<In, Out>, check: () => Woken | undefined): Effect.Effect<Woken> =>
+  Effect.suspend(() => {
+    const now = check()
+    if (now !== undefined) return Effect.succeed(now)
+    return Effect.async<Woken>((resume) => {
+      const wake = () => {
+        const r = check()
+        if (r === undefined) return
+        core.closeWake = undefined
+        resume(Effect.succeed(r))
+      }
+      core.closeWake = wake
+    })
+  })
 
 const logAt = (severity: "debug" | "info" | "warning" | "error") =>
   severity === "debug"
@@ -27,6 +82,26 @@ const logAt = (severity: "debug" | "info" | "warning" | "error") =>
     : severity === "warning"
     ? Effect.logWarning
     : Effect.logError
+
+const levelOf = (severity: "debug" | "info" | "warning" | "error"): LogLevel.LogLevel =>
+  severity === "debug"
+    ? LogLevel.Debug
+    : severity === "info"
+    ? LogLevel.Info
+    : severity === "warning"
+    ? LogLevel.Warning
+    : LogLevel.Error
+
+/**
+ * The closing log line, annotated with the reason. Skipped (as the logger would skip it) below the
+ * minimum log level: the annotation alone costs two FiberRef updates per close.
+ */
+const logClosed = (severity: "debug" | "info" | "warning" | "error", reasonTag: string, message: () => string) =>
+  Effect.withFiberRuntime<void>((fiber) =>
+    LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), levelOf(severity))
+      ? Effect.void
+      : logAt(severity)(message()).pipe(Effect.annotateLogs("reason", reasonTag))
+  )
 
 const payloadOf = <Out>(o: Outbound<Out>): Out => (o instanceof Encoded ? (o as Encoded<Out>).payload : o as Out)
 
@@ -38,8 +113,6 @@ export const procedure = <In, Out>(core: Core<In, Out>, requestClose: RequestClo
       const settings = core.settings
       const tags = core.labels.tags
       const requestedAt = core.clock.unsafeCurrentTimeMillis()
-      core.abortSignal = Deferred.unsafeMake<void>(FiberId.none)
-      if (core.aborted) Deferred.unsafeDone(core.abortSignal, Effect.void)
       core.gate.unsafeClose(reason) // refuse new sends; waiting senders fail
       pump(core, requestClose) // a stalled reader discards from now on (the EOF wait must not block)
       yield* Effect.logDebug(`closing (${mode}): ${DR.describe(reason)}`)
@@ -47,54 +120,88 @@ export const procedure = <In, Out>(core: Core<In, Out>, requestClose: RequestClo
       let finSent = false
       let lingerExpired = false
 
-      const graceful = Effect.gen(function*() {
+      // the span is not made the parent of what runs inside (no context change per close): only the two
+      // warnings below are logged under it
+      const graceful = (span: Tracer.Span) => Effect.gen(function*() {
+        // The graceful part starts on the next turn of the scheduler, not inside the request: a caller
+        // may still act right after its synchronous request (the WebSocket heartbeat puts its Close 1011
+        // on the control lane then; the drain must see it, and the FIN must not go out first).
+        yield* Effect.yieldNow()
+        if (core.aborted) return
         yield* enter(core, "Draining")
         const drainStart = core.clock.unsafeCurrentTimeMillis()
-        // nothing to drain (no writer, nothing queued): no timeout (it would fork a fiber pair and a timer)
-        const writerDone = busy(core)
-          ? yield* awaitIdle(core).pipe(Effect.timeout(settings.drainTimeout), Effect.option)
-          : Option.some(undefined)
-        Metrics.drainDuration.unsafeUpdate((core.clock.unsafeCurrentTimeMillis() - drainStart) / 1000, tags)
-        if (Option.isNone(writerDone)) {
-          yield* Effect.logWarning(
-            `drain timeout after ${Duration.format(settings.drainTimeout)}: ${
-              core.queue.size() + (core.inFlight?.length ?? 0)
-            } frames not written`
+        // nothing to drain (no writer, nothing queued): no wait, no timer
+        if (busy(core)) {
+          let expired = false
+          const cancel = yield* alarm(core, settings.drainTimeout, () => {
+            expired = true
+            core.closeWake?.()
+          })
+          const woken = yield* wakeOn(core, () =>
+            core.aborted ? "aborted" : core.writer === undefined ? "ready" : expired ? "expired" : undefined
           )
-          return
+          cancel()
+          if (woken === "aborted") return
+          Metrics.drainDuration.unsafeUpdate((core.clock.unsafeCurrentTimeMillis() - drainStart) / 1000, tags)
+          if (woken === "expired") {
+            yield* Effect.logWarning(
+              `drain timeout after ${Duration.format(settings.drainTimeout)}: ${
+                core.queue.size() + (core.inFlight?.length ?? 0)
+              } frames not written`
+            ).pipe(Effect.withParentSpan(span))
+            return
+          }
+        } else {
+          Metrics.drainDuration.unsafeUpdate((core.clock.unsafeCurrentTimeMillis() - drainStart) / 1000, tags)
         }
         // the writer failed (write error or deadline): no point in a FIN
         if (core.aborted) return
         drained = core.queue.size() === 0 && core.inFlight === undefined
         yield* enter(core, "Closing")
-        core.peerEof = Deferred.unsafeMake<void>(FiberId.none)
-        if (core.eofSeen) Deferred.unsafeDone(core.peerEof, Effect.void)
-        const peerEof = core.peerEof
-        const fin = core.framed.shutdownWrite.pipe(
-          Effect.tap(() => {
-            finSent = true
-          }),
-          Effect.matchEffect({
-            onFailure: () => Effect.void, // socket already gone: nothing to wait for
-            onSuccess: () => Deferred.await(peerEof)
-          })
+        // the linger: our FIN, then the peer's EOF, both within lingerTimeout
+        let ended = undefined as "aborted" | "expired" | undefined
+        const cancel = yield* alarm(core, settings.lingerTimeout, () => {
+          if (ended === undefined) ended = "expired"
+          core.closeWake?.()
+        })
+        // The FIN is the transport's own effect (it may wait for its write side to flush): an abort or
+        // the deadline during it interrupts this fiber's FIN (only there is it interruptible; the rest of
+        // the procedure is not, so it still destroys and reports).
+        const interruptFin = yield* Effect.withFiberRuntime<() => void>((fiber) =>
+          Effect.succeed(() => fiber.unsafeInterruptAsFork(FiberId.none))
         )
-        const lingered = yield* Effect.timeout(fin, settings.lingerTimeout).pipe(Effect.option)
-        if (Option.isNone(lingered)) {
+        core.closeWake = () => {
+          if (core.aborted && ended === undefined) ended = "aborted"
+          if (ended === undefined) return
+          core.closeWake = undefined
+          interruptFin()
+        }
+        const fin = yield* Effect.exit(restore(core.framed.shutdownWrite))
+        if (core.closeWake !== undefined) core.closeWake = undefined
+        let woken: Woken
+        if (Exit.isSuccess(fin)) {
+          finSent = true
+          woken = yield* wakeOn(core, () =>
+            core.aborted ? "aborted" : core.eofSeen ? "ready" : ended === "expired" ? "expired" : undefined
+          )
+        } else {
+          // interrupted (abort, deadline), or the socket is already gone: nothing to wait for
+          woken = ended ?? "ready"
+        }
+        cancel()
+        if (woken === "expired") {
           lingerExpired = true
           yield* Effect.logWarning(
             `linger expired after ${Duration.format(settings.lingerTimeout)}: peer never sent EOF`
-          )
+          ).pipe(Effect.withParentSpan(span))
         }
       })
       if (mode === "graceful" && !core.aborted) {
-        yield* restore(Effect.raceFirst(graceful, Deferred.await(core.abortSignal))).pipe(
-          // no stack trace: capturing one costs a `new Error()` per close, paid by every session at shutdown
-          Effect.withSpan("tether.close.graceful", {
-            attributes: { "tether.connection": core.id },
-            captureStackTrace: false
-          })
-        )
+        // no stack trace: capturing one costs a `new Error()` per close, paid by every session at shutdown
+        yield* Effect.useSpan("tether.close.graceful", {
+          attributes: { "tether.connection": core.id },
+          captureStackTrace: false
+        }, graceful)
       }
       // destroy: nothing below can block
       core.writerStopped = true
@@ -141,11 +248,10 @@ export const procedure = <In, Out>(core: Core<In, Out>, requestClose: RequestClo
       core.reportedDepth = 0
       Metrics.disconnects.unsafeUpdate(1, core.labels.reasonTags(reason._tag))
       Metrics.closeDuration.unsafeUpdate(outcome.closeMillis / 1000, tags)
-      yield* logAt(DR.severity(reason))(
+      yield* logClosed(DR.severity(reason), reason._tag, () =>
         `closed: ${DR.describe(reason)}; ${core.framesOut} frames delivered, ${undelivered.length} undelivered${
           truncated === undefined ? "" : ", 1 truncated"
-        }`
-      ).pipe(Effect.annotateLogs("reason", reason._tag))
+        }`)
       yield* Deferred.succeed(core.outcome, outcome)
     })
   )

@@ -19,6 +19,7 @@ import type { DisconnectReason } from "../../DisconnectReason.js"
 import type * as Framed from "../../Framed.js"
 import * as Metrics from "../../Metrics.js"
 import type * as StopGate from "../../StopGate.js"
+import type { Timers } from "../timers.js"
 import type { Encoded } from "./models.js"
 
 /** @internal */
@@ -96,6 +97,8 @@ export interface CoreFields<In, Out> {
   readonly queue: StopGate.GatedQueue<Outbound<Out>, DisconnectReason>
   readonly annotate: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   readonly onState: ((state: Connection.State) => void) | undefined
+  /** Shared timers for the close's bounds (a listener's); undefined: one alarm fiber per bounded wait. */
+  readonly timers: Timers | undefined
 }
 
 /** The one record of a connection. @internal */
@@ -105,11 +108,13 @@ export interface Core<In, Out> extends CoreFields<In, Out> {
   closeRequest: { readonly reason: DisconnectReason; readonly mode: "graceful" | "abort" } | undefined
   /** Set by an abort request (or a writer failure): the graceful part is cut short. */
   aborted: boolean
-  /** Completed on an abort request while the close procedure runs (created with the procedure). */
-  abortSignal: Deferred.Deferred<void> | undefined
   eofSeen: boolean
-  /** Completed at the peer's EOF (created by the close procedure's linger). */
-  peerEof: Deferred.Deferred<void> | undefined
+  /**
+   * The close procedure's one wake-up while it waits (drain, FIN, linger): called on every event
+   * that can end its wait (an abort request, the peer's EOF, the writer stopping, its deadline);
+   * it re-checks what it waits for. Undefined when nothing waits.
+   */
+  closeWake: (() => void) | undefined
   readonly outcome: Deferred.Deferred<Connection.CloseOutcome<Out>>
   stateListeners: Set<(state: Connection.State) => void> | undefined
 
@@ -137,8 +142,6 @@ export interface Core<In, Out> extends CoreFields<In, Out> {
   /** Clock nanos when the writer last finished a write. */
   lastWriteEnd: bigint
   deadline: Fiber.RuntimeFiber<void> | undefined
-  /** Completed when the writer stops with nothing queued (awaited by the drain). */
-  idle: Deferred.Deferred<void> | undefined
   controlPending: boolean
 
   // ---- reader (driven by the transport's callbacks) ----
@@ -159,9 +162,8 @@ export const makeCore = <In, Out>(fields: CoreFields<In, Out>): Core<In, Out> =>
     phase: "Active",
     closeRequest: undefined,
     aborted: false,
-    abortSignal: undefined,
     eofSeen: false,
-    peerEof: undefined,
+    closeWake: undefined,
     outcome: Deferred.unsafeMake(FiberId.none),
     stateListeners: undefined,
     activity: 0,
@@ -179,7 +181,6 @@ export const makeCore = <In, Out>(fields: CoreFields<In, Out>): Core<In, Out> =>
     writeStartedAt: undefined,
     lastWriteEnd: fields.clock.unsafeCurrentTimeNanos(),
     deadline: undefined,
-    idle: undefined,
     controlPending: false,
     items: [],
     consumer: undefined,
@@ -262,14 +263,14 @@ export const requestClose = <In, Out>(
   }
   if (mode === "abort" && !core.aborted) {
     core.aborted = true
-    if (core.abortSignal !== undefined) Deferred.unsafeDone(core.abortSignal, Effect.void)
+    core.closeWake?.()
   }
 }
 
 /** Marks the peer's EOF. @internal */
 export const signalEof = <In, Out>(core: Core<In, Out>): void => {
   core.eofSeen = true
-  if (core.peerEof !== undefined) Deferred.unsafeDone(core.peerEof, Effect.void)
+  core.closeWake?.()
 }
 
 /** Moves the send-queue gauge to the queue's depth (by deltas). @internal */

@@ -6,10 +6,8 @@
  * lives while writes happen and ends after a quiet `writeTimeout`.
  * @internal
  */
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as FiberId from "effect/FiberId"
 import * as DR from "../../DisconnectReason.js"
 import * as Metrics from "../../Metrics.js"
 import type * as Transport from "../../Transport.js"
@@ -92,13 +90,10 @@ const writeControl = <In, Out>(
       })
     }), { discard: true })
 
-/** The writer stopped (nothing queued, or failed): clear it and release a waiting drain. */
+/** The writer stopped (nothing queued, or failed): clear it and wake a waiting drain. */
 const stop = <In, Out>(core: Core<In, Out>): void => {
   core.writer = undefined
-  if (core.idle !== undefined) {
-    Deferred.unsafeDone(core.idle, Effect.void)
-    core.idle = undefined
-  }
+  core.closeWake?.()
 }
 
 const loop = <In, Out>(core: Core<In, Out>, fail: Fail): Effect.Effect<void, Transport.TransportError> =>
@@ -141,14 +136,6 @@ export const kick = <In, Out>(core: Core<In, Out>, fail: Fail): void => {
   )
   core.writer = core.run(Effect.withScheduler(run, core.settings.scheduler))
 }
-
-/** Completes when the writer has nothing left to do (or has failed). @internal */
-export const awaitIdle = <In, Out>(core: Core<In, Out>): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    if (core.writer === undefined) return Effect.void
-    const idle = core.idle ?? (core.idle = Deferred.unsafeMake<void>(FiberId.none))
-    return Deferred.await(idle)
-  })
 
 /** Whether the writer may still do something (running or about to be started). @internal */
 export const busy = <In, Out>(core: Core<In, Out>): boolean =>
