@@ -211,6 +211,11 @@ export interface Entry {
 export interface Consumer {
   /** The first sequence not yet acknowledged when the consumer was opened. */
   readonly start: number
+  /**
+   * The node that consumed this log before, when the engine knows it (a lease that expired may have forgotten
+   * its holder; the log's previous consumer has not).
+   */
+  readonly previous?: Option.Option<string> | undefined
   /** Up to `max` entries after the last one fetched, waiting up to `waitMillis` for the first. */
   readonly fetch: (max: number, waitMillis: number) => Effect.Effect<ReadonlyArray<Entry>, EngineError>
   /** Acknowledges every entry up to `seq` (cumulative). */

@@ -658,8 +658,9 @@ export const make = (
         const h: Holder = { key, lease, validUntil: now + ttl, fenced: false, finish: Effect.void, dialer, scope }
         held.set(key, h)
         yield* updateHeld()
-        if (Option.isSome(lease.previous) && lease.previous.value !== node) yield* Metric.increment(moves)
-        yield* emitFleet(FleetEvent.Moved({ key, from: lease.previous, to: node, revision: lease.revision }))
+        const from = Option.orElse(lease.previous, () => consumer.right.previous ?? Option.none())
+        if (Option.isSome(from) && from.value !== node) yield* Metric.increment(moves)
+        yield* emitFleet(FleetEvent.Moved({ key, from, to: node, revision: lease.revision }))
         yield* feed(h, kind, consumer.right).pipe(Effect.forkIn(scope))
       })
 

@@ -25,6 +25,7 @@ import { Kvm } from "@nats-io/kv"
 import type { KV } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
 import type { NatsConnection } from "@nats-io/transport-node"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
@@ -47,6 +48,17 @@ export const defaults = {
 /** A key as a subject token and stream-name suffix: `k<key>` when it is plain, else `x<hex of UTF-8>`. @internal */
 export const token = (key: string): string =>
   /^[A-Za-z0-9_-]+$/.test(key) ? `k${key}` : `x${Buffer.from(key, "utf8").toString("hex")}`
+
+/** The inverse of {@link token}. @internal */
+export const untoken = (t: string): string =>
+  t.startsWith("x") ? Buffer.from(t.slice(1), "hex").toString("utf8") : t.slice(1)
+
+/** A holder's consumer is named after its lease revision and its node, so the next holder knows whom it follows. */
+const consumerName = (revision: number, node: string) => `holder-${revision}-${token(node)}`
+const consumerNode = (name: string): Option.Option<string> => {
+  const m = /^holder-(\d+)-([kx][A-Za-z0-9_-]*)$/.exec(name)
+  return m === null ? Option.none() : Option.some(untoken(m[2]!))
+}
 
 const streamOf = (key: string) => `TETHER_OUT_${token(key)}`
 const subjectOf = (key: string) => `tether.out.${token(key)}`
@@ -113,7 +125,43 @@ export const make = (
     const leasesKv: KV = yield* bucket("tether_leases", { ttl })
     const inboundKv: KV = yield* bucket("tether_inbound", {})
 
-    const attempt = <A>(what: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: unavailable(what) })
+    // the link to the server: while it is down every operation fails `Unavailable` at once (the client would
+    // otherwise hold each request until its timeout and then drop it), and one in flight when it drops fails then
+    let link = { up: true, lost: yield* Deferred.make<void>() }
+    // (a plain loop over the iterator: Stream.fromAsyncIterable's release awaits `return()`, which the client
+    // only settles once the connection is closed, after this scope's finalizers)
+    const statuses = nc.status()[Symbol.asyncIterator]()
+    yield* Effect.promise(() => statuses.next()).pipe(
+      Effect.flatMap((r) => r.done === true ? Effect.fail("closed" as const) : Effect.succeed(r.value)),
+      Effect.flatMap((s) =>
+        Effect.suspend(() => {
+          if (s.type === "disconnect" && link.up) {
+            const was = link
+            link = { up: false, lost: was.lost }
+            return Deferred.succeed(was.lost, undefined)
+          }
+          if (s.type === "reconnect" && !link.up) {
+            return Effect.map(Deferred.make<void>(), (lost) => void (link = { up: true, lost }))
+          }
+          return Effect.void
+        })
+      ),
+      Effect.forever,
+      Effect.ignore,
+      Effect.forkScoped
+    )
+    const down = (what: string) =>
+      new EngineError({ reason: "Unavailable", detail: `${what}: not connected to the NATS server` })
+    /** A promise-returning operation, failing fast while (or as soon as) the link is down. */
+    const linked = <A, E>(what: string, op: Effect.Effect<A, E>): Effect.Effect<A, E | EngineError> =>
+      Effect.suspend(() => {
+        const l = link
+        if (!l.up) return Effect.fail(down(what))
+        // (the signal is interruptible: the loser of a race is interrupted, even inside an acquire)
+        return Effect.raceFirst(op, Effect.interruptible(Effect.zipRight(Deferred.await(l.lost), Effect.fail(down(what)))))
+      })
+    const attempt = <A>(what: string, f: () => Promise<A>) =>
+      linked(what, Effect.tryPromise({ try: f, catch: unavailable(what) }))
 
     const declare = (record: Engine.PeerRecord, bounds: Engine.Bounds): Effect.Effect<void, EngineError | PeerExists> =>
       Effect.gen(function*() {
@@ -184,37 +232,52 @@ export const make = (
         (e) => (e !== null && e.operation === "PUT" ? Option.some(readRecord(e.value)) : Option.none())
       )
 
+    // "no responders" to a publish: either the peer's stream is gone, or JetStream is not serving (yet)
+    const noLog = (key: string, m: string, cause: unknown) =>
+      Effect.flatMap(
+        Effect.either(attempt("stream info", () => jsm.streams.info(streamOf(key)))),
+        (info): Effect.Effect<never, EngineError> =>
+          Effect.fail(
+            info._tag === "Left" && isNotFound(info.left.cause)
+              ? new EngineError({ reason: "Protocol", detail: `no log for ${key}: ${m}`, cause })
+              : new EngineError({ reason: "Unavailable", detail: `publish to ${key}: ${m}`, cause })
+          )
+      )
     const append = (key: string, id: string, frame: Uint8Array) =>
-      Effect.tryPromise({
+      linked("publish", Effect.tryPromise({
         try: () => js.publish(subjectOf(key), frame, { msgID: id, timeout: opTimeout }),
-        catch: (e): EngineError | "maxMessages" | "maxBytes" => {
+        catch: (e): EngineError | "maxMessages" | "maxBytes" | { readonly noLog: string; readonly cause: unknown } => {
           const m = describe(e)
           if (/maximum messages/i.test(m)) return "maxMessages"
           if (/maximum bytes/i.test(m)) return "maxBytes"
-          if (/no responders|stream not found/i.test(m)) {
-            return new EngineError({ reason: "Protocol", detail: `no log for ${key}: ${m}`, cause: e })
-          }
-          return unavailable("publish")(e)
+          if (/no responders|stream not found/i.test(m)) return { noLog: m, cause: e }
+          // anything else is worth a retry (with the same id, so never stored twice): JetStream restarting,
+          // a lost ack, a timeout
+          return new EngineError({ reason: "Unavailable", detail: `publish: ${m}`, cause: e })
         }
-      }).pipe(
+      })).pipe(
         Effect.map((ack): Engine.AppendResult =>
           ack.duplicate ? { _tag: "Duplicate", seq: ack.seq } : { _tag: "Appended", seq: ack.seq }
         ),
         Effect.catchAll((e) =>
-          typeof e === "string" ? Effect.succeed<Engine.AppendResult>({ _tag: "Full", reason: e }) : Effect.fail(e)
+          typeof e === "string"
+            ? Effect.succeed<Engine.AppendResult>({ _tag: "Full", reason: e })
+            : "noLog" in e
+            ? noLog(key, e.noLog, e.cause)
+            : Effect.fail(e)
         )
       )
 
     const consume = (key: string, lease: Engine.Lease) =>
       Effect.gen(function*() {
         const stream = streamOf(key)
-        const name = `holder-${lease.revision}`
+        const name = consumerName(lease.revision, node)
         const list = yield* attempt("consumers", async () => {
-          const out: Array<{ name: string; ackFloor: number; delivered: number }> = []
+          const out: Array<{ name: string; ackFloor: number; delivered: number; created: string }> = []
           for await (const c of jsm.consumers.list(stream)) {
             // a consumer created at a start sequence reports ack floor 0 until its first ack
             const floor = Math.max(c.ack_floor.stream_seq, (c.config.opt_start_seq ?? 1) - 1)
-            out.push({ name: c.name, ackFloor: floor, delivered: c.delivered.stream_seq })
+            out.push({ name: c.name, ackFloor: floor, delivered: c.delivered.stream_seq, created: c.created })
           }
           return out
         })
@@ -223,6 +286,12 @@ export const make = (
         const ackFloor = Math.max(0, ...list.map((c) => c.ackFloor))
         const delivered = Math.max(0, ...list.map((c) => c.delivered))
         const start = ackFloor + 1
+        // the holder before this one: the node of the newest consumer (the lease KV forgets an expired holder)
+        const revisionOf = (n: string) => Number(/^holder-(\d+)-/.exec(n)?.[1] ?? 0)
+        const newest = list.slice().sort((a, b) =>
+          revisionOf(b.name) - revisionOf(a.name) || (a.created < b.created ? 1 : a.created > b.created ? -1 : 0)
+        )[0]
+        const previous = newest === undefined ? Option.none<string>() : consumerNode(newest.name)
         const from = Math.max(start, info.state.first_seq)
         yield* attempt("consumer add", () =>
           jsm.consumers.add(stream, {
@@ -302,7 +371,7 @@ export const make = (
             // the stream keeps exactly the un-acked frames: what its bounds count
             yield* attempt("purge", () => jsm.streams.purge(stream, { seq: seq + 1 }))
           })
-        return { start, fetch, ack } satisfies Engine.Consumer
+        return { start, previous, fetch, ack } satisfies Engine.Consumer
       })
 
     const acquire = (name: string, _ttlMillis: number) =>
@@ -352,7 +421,7 @@ export const make = (
     })
 
     const request = (to: string, message: Uint8Array, timeoutMillis: number) =>
-      Effect.tryPromise({
+      linked("request", Effect.tryPromise({
         try: () => nc.request(`tether.node.${token(to)}`, message, { timeout: timeoutMillis }),
         catch: (e): NoResponder | EngineError => {
           const m = describe(e) + " " + describe((e as { cause?: unknown }).cause)
@@ -360,7 +429,7 @@ export const make = (
           if (/timeout/i.test(m)) return new NoResponder({ node: to, reason: "Timeout" })
           return unavailable("request")(e)
         }
-      }).pipe(Effect.map((m) => m.data))
+      })).pipe(Effect.map((m) => m.data))
 
     const serve = (handler: (message: Uint8Array) => Effect.Effect<Uint8Array>) =>
       Effect.gen(function*() {
