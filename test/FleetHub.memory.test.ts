@@ -186,6 +186,27 @@ describe("FleetHub (MemoryEngine, TestClock)", () => {
       expect(yield* cluster.engine("a").nodes).toEqual(["a"])
     }))
 
+  it.scoped("a node cut off from the engine past its lease TTL: its inbound keys are removed as ghosts, and registered again when it is back", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const a = yield* node(cluster, "a", { kinds: [], leaseTtl: "3 seconds" })
+      const b = yield* node(cluster, "b", { kinds: [], leaseTtl: "3 seconds" })
+      const [near, far] = yield* Transport.memoryPair()
+      yield* b.fleet.addInbound("client-1", yield* Connection.make(near))
+      // b cannot reach the engine (its socket stays up): its lease lapses, and a finds no live node for the key
+      cluster.crash("b")
+      yield* advance(3500)
+      expect(yield* Effect.flip(a.fleet.send("client-1", utf8("lost"))).pipe(Effect.map((e) => e._tag))).toBe("UnknownPeer")
+      expect(Option.isNone(yield* cluster.engine("a").locate("client-1"))).toBe(true)
+      // b is back: it takes a new lease and registers what it still holds
+      cluster.revive("b")
+      yield* advance(1500)
+      expect(yield* cluster.engine("a").locate("client-1")).toEqual(Option.some("b"))
+      yield* a.fleet.send("client-1", utf8("again"))
+      yield* settle
+      expect(Testing.receivedFrames(far)).toEqual(["again"])
+    }))
+
   it.scoped("broadcast reaches every outbound peer and every peer on every node", () =>
     Effect.gen(function*() {
       const cluster = MemoryEngine.makeCluster()

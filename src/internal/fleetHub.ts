@@ -378,14 +378,9 @@ export const make = (
         if (err) return yield* Effect.fail(err)
         const accepted: Array<string> = []
         const failed: Array<{ readonly key: string; readonly error: Hub.SendError }> = []
-        const records = yield* engine.peers.pipe(
-          Effect.tap((rs) =>
-            Effect.sync(() => {
-              for (const r of rs) directory.set(r.key, r)
-            })
-          ),
-          Effect.orElseSucceed(() => Array.from(directory.values()))
-        )
+        // the directory and the live nodes as of the last tick (listing them per broadcast costs a round trip per
+        // peer and node): a peer or node that appeared elsewhere within one tick is not reached, as if it came after
+        const records = Array.from(directory.values())
         yield* Effect.forEach(records, (rec) =>
           Effect.match(sendOutbound(rec, frame), {
             onFailure: (error) => void failed.push({ key: rec.key, error }),
@@ -394,9 +389,7 @@ export const make = (
         const mine = yield* local.broadcast(frame)
         accepted.push(...mine.accepted)
         failed.push(...mine.failed)
-        const others = (yield* Effect.orElseSucceed(engine.nodes, () => [] as ReadonlyArray<string>)).filter((n) =>
-          n !== node
-        )
+        const others = liveNodes.filter((n) => n !== node)
         const message = enc({ op: "broadcast", frame: b64(frame) } satisfies Request)
         yield* Effect.forEach(others, (to) =>
           engine.request(to, message, requestTimeout).pipe(
@@ -671,6 +664,8 @@ export const make = (
       return x >>> 0
     }
     const probed = new Set<string>()
+    /** The nodes whose lease was alive at the last tick (broadcast asks each for its inbound peers). */
+    let liveNodes: ReadonlyArray<string> = []
     // renewals run on their own, so a slow directory scan cannot make a held lease lapse
     const renewTick = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
@@ -679,7 +674,13 @@ export const make = (
         if (Option.isSome(mine.right)) myLease = mine.right.value
         else {
           const again = yield* Effect.either(engine.acquire(nodeLease(node), ttl))
-          if (again._tag === "Right" && Option.isSome(again.right)) myLease = again.right.value
+          if (again._tag === "Right" && Option.isSome(again.right)) {
+            myLease = again.right.value
+            // while this node's lease had lapsed its registry entries were fair game (removed as ghosts): the
+            // peers it still holds register again
+            const mine = yield* local.keys
+            yield* Effect.forEach(mine, (k) => quiet(engine.register(k), "register"), { discard: true })
+          }
         }
       }
       yield* Effect.forEach(Array.from(held.values()), (h) =>
@@ -705,8 +706,10 @@ export const make = (
       for (const r of records.right) directory.set(r.key, r)
       for (const k of Array.from(directory.keys())) if (!keys.has(k)) directory.delete(k)
       for (const h of Array.from(held.values())) if (!keys.has(h.key)) yield* dropHolder(h, "removed", false)
+      const nodesNow = yield* Effect.either(engine.nodes)
+      if (nodesNow._tag === "Right") liveNodes = nodesNow.right
       if (options.hold === false) return
-      const live = yield* Effect.orElseSucceed(engine.nodes, () => [node])
+      const live = nodesNow._tag === "Right" ? nodesNow.right : [node]
       const target = Math.ceil(records.right.length / Math.max(1, live.length))
       const order = records.right.slice().sort((a, b) => hashOf(node + a.key) - hashOf(node + b.key))
       for (const rec of order) {

@@ -9,7 +9,10 @@
  *   previous consumer's ack floor and delivered sequence, creates its own consumer from the ack floor and
  *   flags what the previous one had delivered (`redelivered`), then deletes the old consumer.
  * - KV `tether_peers` (the directory), `tether_leases` (bucket TTL = the lease TTL; create / CAS update),
- *   `tether_inbound` (key → node, honoured only while `node.<id>` is in `tether_leases`).
+ *   `tether_inbound` (key → node, honoured only while `node.<id>` is in `tether_leases`), `tether_acks` (per peer,
+ *   the last sequence acknowledged as written and the last handed to a holder, each recorded before it takes
+ *   effect: the server persists a consumer's ack floor and delivered sequence lazily, and a kill -9 of it can roll
+ *   them back, which would turn written frames into unflagged duplicates or into a false gap).
  * - Node requests on `tether.node.<id>`.
  * @internal
  */
@@ -52,6 +55,16 @@ export const token = (key: string): string =>
 /** The inverse of {@link token}. @internal */
 export const untoken = (t: string): string =>
   t.startsWith("x") ? Buffer.from(t.slice(1), "hex").toString("utf8") : t.slice(1)
+
+/** A peer's marks in `tether_acks`: the last sequence acked as written (`a`), the last handed to a holder (`d`). */
+const readMarks = (s: string): { a: number; d: number } => {
+  try {
+    const v = JSON.parse(s) as { a?: unknown; d?: unknown }
+    return { a: Number(v.a) || 0, d: Number(v.d) || 0 }
+  } catch {
+    return { a: 0, d: 0 }
+  }
+}
 
 /** A holder's consumer is named after its lease revision and its node, so the next holder knows whom it follows. */
 const consumerName = (revision: number, node: string) => `holder-${revision}-${token(node)}`
@@ -124,6 +137,10 @@ export const make = (
     const peersKv: KV = yield* bucket("tether_peers", {})
     const leasesKv: KV = yield* bucket("tether_leases", { ttl })
     const inboundKv: KV = yield* bucket("tether_inbound", {})
+    // per peer, the last sequence its holder acknowledged as written, recorded before the consumer ack: a
+    // consumer's ack floor is persisted lazily by the server, and a kill -9 of it can roll the floor back behind
+    // the purge (which would look like entries the engine dropped)
+    const acksKv: KV = yield* bucket("tether_acks", {})
 
     // the link to the server: while it is down every operation fails `Unavailable` at once (the client would
     // otherwise hold each request until its timeout and then drop it), and one in flight when it drops fails then
@@ -169,6 +186,7 @@ export const make = (
         if (existing !== null && existing.operation === "PUT") {
           return yield* Effect.fail(new PeerExists({ key: record.key }))
         }
+        yield* attempt("ack floor reset", () => acksKv.purge(token(record.key))).pipe(Effect.ignore)
         yield* attempt("stream add", () =>
           jsm.streams.add({
             name: streamOf(record.key),
@@ -207,6 +225,7 @@ export const make = (
           yield* attempt("stream delete", () => jsm.streams.delete(name)).pipe(Effect.ignore)
         }
         yield* attempt("peer delete", () => peersKv.delete(token(key)))
+        yield* attempt("ack floor delete", () => acksKv.purge(token(key))).pipe(Effect.ignore)
         return frames
       })
 
@@ -282,9 +301,13 @@ export const make = (
           return out
         })
         const info = yield* attempt("stream info", () => jsm.streams.info(stream))
+        const recorded = yield* attempt("ack floor", () => acksKv.get(token(key)))
+        const rec = recorded !== null && recorded.operation === "PUT" ? readMarks(recorded.string()) : { a: 0, d: 0 }
         // acks purge: the stream's first sequence is the ack floor + 1 unless the engine dropped the head
-        const ackFloor = Math.max(0, ...list.map((c) => c.ackFloor))
-        const delivered = Math.max(0, ...list.map((c) => c.delivered))
+        const ackFloor = Math.max(0, rec.a, ...list.map((c) => c.ackFloor))
+        const delivered = Math.max(0, rec.d, ...list.map((c) => c.delivered))
+        const marks = { a: ackFloor, d: delivered }
+        const record = attempt("marks", () => acksKv.put(token(key), JSON.stringify(marks)))
         const start = ackFloor + 1
         // the holder before this one: the node of the newest consumer (the lease KV forgets an expired holder)
         const revisionOf = (n: string) => Number(/^holder-(\d+)-/.exec(n)?.[1] ?? 0)
@@ -334,7 +357,33 @@ export const make = (
           Effect.either(attempt("consumer info", () => jsm.consumers.info(stream, name))),
           (info) => (info._tag === "Left" && isNotFound(info.left.cause) ? Effect.fail(gone) : Effect.void)
         )
+        // entries taken from the client whose delivery could not be recorded yet: handed out by the next fetch
+        let carry: Array<Engine.Entry> = []
+        /** Records how far this holder is about to deliver before it hands the entries out. */
+        const deliver = (out: Array<Engine.Entry>) =>
+          Effect.suspend(() => {
+            const last = out[out.length - 1]!.seq
+            if (last <= marks.d) return Effect.succeed<ReadonlyArray<Engine.Entry>>(out)
+            const before = marks.d
+            marks.d = last
+            return record.pipe(
+              Effect.as<ReadonlyArray<Engine.Entry>>(out),
+              Effect.tapError(() =>
+                Effect.sync(() => {
+                  marks.d = before
+                  carry = out
+                })
+              )
+            )
+          })
         const fetch = (max: number, waitMillis: number): Effect.Effect<ReadonlyArray<Engine.Entry>, EngineError> =>
+          Effect.suspend(() => {
+            if (carry.length === 0) return take(max, waitMillis)
+            const out = carry
+            carry = []
+            return deliver(out)
+          })
+        const take = (max: number, waitMillis: number): Effect.Effect<ReadonlyArray<Engine.Entry>, EngineError> =>
           Effect.gen(function*() {
             const first = yield* Effect.raceFirst(
               Effect.map(attempt("fetch", next), Option.some),
@@ -359,12 +408,17 @@ export const make = (
               waiting = undefined
               out.push(toEntry(r.value.value))
             }
-            return out
+            return yield* deliver(out)
           })
         const ack = (seq: number) =>
           Effect.gen(function*() {
             const m = unacked.get(seq)
             if (m === undefined) return
+            if (seq > marks.a) {
+              const before = marks.a
+              marks.a = seq
+              yield* Effect.tapError(record, () => Effect.sync(() => void (marks.a = before)))
+            }
             const ok = yield* attempt("ack", () => m.ackAck())
             if (!ok) return yield* Effect.fail(new EngineError({ reason: "Unavailable", detail: "ack not confirmed" }))
             for (const s of Array.from(unacked.keys())) if (s <= seq) unacked.delete(s)
