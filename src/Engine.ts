@@ -282,6 +282,8 @@ export interface Engine {
   readonly locate: (key: string) => Effect.Effect<Option.Option<string>, EngineError>
   /** The nodes whose lease is alive. */
   readonly nodes: Effect.Effect<ReadonlyArray<string>, EngineError>
+  /** The nodes that take outbound peers: those whose `hold.<id>` lease is alive (a client-only node has none). */
+  readonly holders: Effect.Effect<ReadonlyArray<string>, EngineError>
   /** A request to another node's handler. */
   readonly request: (
     node: string,

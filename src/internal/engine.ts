@@ -43,3 +43,5 @@ export class EngineTag extends Context.Tag("tether/Engine")<EngineTag, Engine.En
 export const outLease = (key: string) => `out.${key}`
 /** @internal */
 export const nodeLease = (node: string) => `node.${node}`
+/** The lease a node that takes outbound peers holds besides its node lease. @internal */
+export const holdLease = (node: string) => `hold.${node}`

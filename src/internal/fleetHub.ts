@@ -32,7 +32,7 @@ import type * as Hub from "../Hub.js"
 import type * as PeerKind from "../PeerKind.js"
 import { BacklogFull } from "./backlog.js"
 import { DialerStopped } from "./dialer.js"
-import { EngineError, EngineTag, nodeLease, outLease } from "./engine.js"
+import { EngineError, EngineTag, holdLease, nodeLease, outLease } from "./engine.js"
 import * as hub from "./hub.js"
 import { bounds as kindBounds } from "./peerKind.js"
 
@@ -239,6 +239,12 @@ export const make = (
     }
     let myLease = acquired.value
     yield* Effect.addFinalizer(() => quiet(engine.release(myLease), "release node lease"))
+    // a node that takes outbound peers says so (the fair share counts these nodes only)
+    let myHold: Engine.Lease | undefined = undefined
+    if (options.hold !== false) {
+      myHold = Option.getOrUndefined(yield* engine.acquire(holdLease(node), ttl))
+      yield* Effect.addFinalizer(() => myHold === undefined ? Effect.void : quiet(engine.release(myHold), "release hold lease"))
+    }
 
     // ---- the peer directory, cached between ticks ----
     const directory = new Map<string, Engine.PeerRecord>()
@@ -664,6 +670,10 @@ export const make = (
       return x >>> 0
     }
     const probed = new Set<string>()
+    /** Peers this node handed over (rebalancing), by ticks since; ever handed over; taken back, so kept. */
+    const shed = new Map<string, number>()
+    const handedOver = new Set<string>()
+    const kept = new Set<string>()
     /** The nodes whose lease was alive at the last tick (broadcast asks each for its inbound peers). */
     let liveNodes: ReadonlyArray<string> = []
     // renewals run on their own, so a slow directory scan cannot make a held lease lapse
@@ -680,6 +690,19 @@ export const make = (
             // peers it still holds register again
             const mine = yield* local.keys
             yield* Effect.forEach(mine, (k) => quiet(engine.register(k), "register"), { discard: true })
+          }
+        }
+      }
+      if (options.hold !== false) {
+        const r = myHold === undefined
+          ? Effect.succeed(Option.none<Engine.Lease>())
+          : engine.refresh(myHold, ttl)
+        const hold = yield* Effect.either(r)
+        if (hold._tag === "Right") {
+          if (Option.isSome(hold.right)) myHold = hold.right.value
+          else {
+            const again = yield* Effect.either(engine.acquire(holdLease(node), ttl))
+            if (again._tag === "Right" && Option.isSome(again.right)) myHold = again.right.value
           }
         }
       }
@@ -709,11 +732,28 @@ export const make = (
       const nodesNow = yield* Effect.either(engine.nodes)
       if (nodesNow._tag === "Right") liveNodes = nodesNow.right
       if (options.hold === false) return
-      const live = nodesNow._tag === "Right" ? nodesNow.right : [node]
-      const target = Math.ceil(records.right.length / Math.max(1, live.length))
+      // the fair share: the peers over the nodes that take peers (client-only nodes do not count)
+      const holders = yield* Effect.orElseSucceed(engine.holders, () => [node])
+      const target = Math.ceil(records.right.length / Math.max(1, holders.includes(node) ? holders.length : holders.length + 1))
       const order = records.right.slice().sort((a, b) => hashOf(node + a.key) - hashOf(node + b.key))
+      // rebalance: above the fair share (a node joined), hand over one peer per tick, gracefully (what was
+      // written is acked, the lease released at once), the one this node ranks last; a peer handed over that
+      // nobody else took and this node took back is kept (no node with room can run it)
+      if (held.size > target) {
+        const victim = order.slice().reverse().find((r) => held.has(r.key) && !kept.has(r.key))
+        if (victim !== undefined) {
+          shed.set(victim.key, 0)
+          handedOver.add(victim.key)
+          yield* dropHolder(held.get(victim.key)!, "rebalanced: handed to a node below its fair share", false)
+        }
+      }
+      for (const [k, n] of shed) {
+        // leave a handed-over peer to the others for two ticks
+        if (n >= 2) shed.delete(k)
+        else shed.set(k, n + 1)
+      }
       for (const rec of order) {
-        if (held.has(rec.key) || !kinds.has(rec.kind)) continue
+        if (held.has(rec.key) || !kinds.has(rec.kind) || shed.has(rec.key)) continue
         const got = yield* Effect.either(engine.acquire(outLease(rec.key), ttl))
         if (got._tag === "Left" || Option.isNone(got.right)) {
           probed.delete(rec.key)
@@ -721,6 +761,7 @@ export const make = (
         }
         if (held.size < target || probed.has(rec.key)) {
           probed.delete(rec.key)
+          if (handedOver.has(rec.key)) kept.add(rec.key)
           yield* startHolder(rec, got.right.value, now)
         } else {
           // beyond our fair share (some live nodes may not hold peers): take it if it is still free next tick

@@ -236,6 +236,11 @@ export const makeCluster = (): MemoryEngine.Cluster => {
         for (const [name, l] of leases) if (name.startsWith("node.") && l.expiresAt > now) out.push(l.holder)
         return out.sort()
       }),
+      holders: sync((now) => {
+        const out: Array<string> = []
+        for (const [name, l] of leases) if (name.startsWith("hold.") && l.expiresAt > now) out.push(l.holder)
+        return out.sort()
+      }),
       request: (to, message) =>
         Effect.zipRight(
           gate(node),

@@ -460,11 +460,11 @@ export const make = (
         return Option.none<string>()
       })
 
-    const nodes = Effect.gen(function*() {
+    const live = (prefix: "node" | "hold") => Effect.gen(function*() {
       const out: Array<string> = []
       const keys = yield* attempt("nodes", async () => {
         const ks: Array<string> = []
-        for await (const k of await leasesKv.keys("node.>")) ks.push(k)
+        for await (const k of await leasesKv.keys(`${prefix}.>`)) ks.push(k)
         return ks
       })
       for (const k of keys) {
@@ -473,6 +473,8 @@ export const make = (
       }
       return out.sort()
     })
+    const nodes = live("node")
+    const holders = live("hold")
 
     const request = (to: string, message: Uint8Array, timeoutMillis: number) =>
       linked("request", Effect.tryPromise({
@@ -525,6 +527,7 @@ export const make = (
         }),
       locate,
       nodes,
+      holders,
       request,
       serve
     } satisfies Engine.Engine

@@ -251,7 +251,9 @@ describe.skipIf(skipWithoutNats("Fleet proof"))("Fleet proof (processes, nats-se
       yield* until("every peer held", () => nodes.reduce((n, p) => n + p.held.length, 0) === PEERS, 20_000).pipe(
         Effect.tapError(() => Effect.sync(() => step(JSON.stringify(nodes.map((n) => [n.id, n.held, n.lines.slice(-5)])))))
       )
-      expect(nodes.every((n) => n.held.length > 0)).toBe(true)
+      // a fair share each (client-only nodes do not count): 3/3/2; peers handed over while nodes joined have settled
+      yield* until("a fair share on each node", () => nodes.every((n) => n.held.length >= 2 && n.held.length <= 3) &&
+        nodes.reduce((n, p) => n + p.held.length, 0) === PEERS, 10_000)
       const victim = nodes.slice().sort((a, b) => b.held.length - a.held.length)[0]!
       const other = nodes.find((n) => n !== victim)!
       const moved = victim.held
