@@ -722,7 +722,6 @@ export const make = (
         }), { concurrency: "unbounded", discard: true })
     })
     const runTick = Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
       const records = yield* Effect.either(engine.peers)
       if (records._tag === "Left") return
       const keys = new Set(records.right.map((r) => r.key))
@@ -754,6 +753,8 @@ export const make = (
       }
       for (const rec of order) {
         if (held.has(rec.key) || !kinds.has(rec.kind) || shed.has(rec.key)) continue
+        // the lease runs from the request (a slow tick must not start a holder on a lease already half gone)
+        const asked = yield* Clock.currentTimeMillis
         const got = yield* Effect.either(engine.acquire(outLease(rec.key), ttl))
         if (got._tag === "Left" || Option.isNone(got.right)) {
           probed.delete(rec.key)
@@ -762,7 +763,7 @@ export const make = (
         if (held.size < target || probed.has(rec.key)) {
           probed.delete(rec.key)
           if (handedOver.has(rec.key)) kept.add(rec.key)
-          yield* startHolder(rec, got.right.value, now)
+          yield* startHolder(rec, got.right.value, asked)
         } else {
           // beyond our fair share (some live nodes may not hold peers): take it if it is still free next tick
           probed.add(rec.key)

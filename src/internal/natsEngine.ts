@@ -235,7 +235,7 @@ export const make = (
       const keys = yield* attempt("peers", async () => {
         const out: Array<string> = []
         for await (const k of await peersKv.keys()) out.push(k)
-        return out
+        return Array.from(new Set(out))
       })
       const out: Array<Engine.PeerRecord> = []
       for (const k of keys) {
@@ -465,7 +465,8 @@ export const make = (
       const keys = yield* attempt("nodes", async () => {
         const ks: Array<string> = []
         for await (const k of await leasesKv.keys(`${prefix}.>`)) ks.push(k)
-        return ks
+        // a key updated while it is listed comes twice
+        return Array.from(new Set(ks))
       })
       for (const k of keys) {
         const e = yield* attempt("lease", () => leasesKv.get(k))

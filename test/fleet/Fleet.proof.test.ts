@@ -229,7 +229,6 @@ describe.skipIf(skipWithoutNats("Fleet proof"))("Fleet proof (processes, nats-se
             kinds,
             leaseTtl: TTL,
             hold: false,
-            requestTimeout: "1 second",
             onFleetEvent: (e) =>
               Effect.sync(() => {
                 driverEvents.push(e)
@@ -331,6 +330,9 @@ describe.skipIf(skipWithoutNats("Fleet proof"))("Fleet proof (processes, nats-se
       small.down()
       const smallDownAt = Date.now()
       yield* until("20% sent", () => minProgress() >= FRAMES * 0.2, 30_000)
+      if (victim.held.length !== Math.max(...nodes.map((n) => n.held.length))) {
+        step(JSON.stringify(nodes.map((n) => [n.id, n.held, n.lines.filter((l) => l["event"] === "Moved" || l["event"] === "LeaseLost")])))
+      }
       expect(victim.held.length).toBe(Math.max(...nodes.map((n) => n.held.length)))
       const connsBeforeKill = new Map(venues.map((v, i) => [keys[i]!, v.arrivals.reduce((c, a) => Math.max(c, a.conn), -1)]))
       const killedAt = Date.now()
@@ -516,7 +518,8 @@ describe.skipIf(skipWithoutNats("Fleet proof"))("Fleet proof (processes, nats-se
           const dead = victimClients.includes(c.key)
           if (dead && b.start > killedAt + TTL) expect({ m: b.m, ghost: c.key, accepted: b.accepted.has(c.key) }).toEqual({ m: b.m, ghost: c.key, accepted: false })
           if (!inOutage(b) && (!dead || b.end < killedAt)) {
-            expect({ m: b.m, c: c.key, accepted: b.accepted.has(c.key) }).toEqual({ m: b.m, c: c.key, accepted: true })
+            expect({ m: b.m, c: c.key, accepted: b.accepted.has(c.key), took: b.end - b.start, since: b.start - killedAt })
+              .toEqual({ m: b.m, c: c.key, accepted: true, took: b.end - b.start, since: b.start - killedAt })
           }
           // and what was accepted arrived (a dead node may have taken it just before it died)
           if (b.accepted.has(c.key) && (!dead || b.end < killedAt - 500)) {
