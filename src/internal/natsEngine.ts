@@ -169,16 +169,21 @@ export const make = (
     )
     const down = (what: string) =>
       new EngineError({ reason: "Unavailable", detail: `${what}: not connected to the NATS server` })
-    /** A promise-returning operation, failing fast while (or as soon as) the link is down. */
-    const linked = <A, E>(what: string, op: Effect.Effect<A, E>): Effect.Effect<A, E | EngineError> =>
+    /**
+     * A promise-returning operation, failing fast while the link is down. Only `waitForLink` operations (a
+     * consumer waiting for entries) are also cut short when it drops: racing every publish against the signal
+     * costs two fibers per operation, and one in flight at the drop is bounded by its own timeout.
+     */
+    const linked = <A, E>(what: string, op: Effect.Effect<A, E>, waitForLink = false): Effect.Effect<A, E | EngineError> =>
       Effect.suspend(() => {
         const l = link
         if (!l.up) return Effect.fail(down(what))
+        if (!waitForLink) return op
         // (the signal is interruptible: the loser of a race is interrupted, even inside an acquire)
         return Effect.raceFirst(op, Effect.interruptible(Effect.zipRight(Deferred.await(l.lost), Effect.fail(down(what)))))
       })
-    const attempt = <A>(what: string, f: () => Promise<A>) =>
-      linked(what, Effect.tryPromise({ try: f, catch: unavailable(what) }))
+    const attempt = <A>(what: string, f: () => Promise<A>, waitForLink = false) =>
+      linked(what, Effect.tryPromise({ try: f, catch: unavailable(what) }), waitForLink)
 
     const declare = (record: Engine.PeerRecord, bounds: Engine.Bounds): Effect.Effect<void, EngineError | PeerExists> =>
       Effect.gen(function*() {
@@ -386,7 +391,7 @@ export const make = (
         const take = (max: number, waitMillis: number): Effect.Effect<ReadonlyArray<Engine.Entry>, EngineError> =>
           Effect.gen(function*() {
             const first = yield* Effect.raceFirst(
-              Effect.map(attempt("fetch", next), Option.some),
+              Effect.map(attempt("fetch", next, true), Option.some),
               Effect.as(Effect.sleep(Duration.millis(waitMillis)), Option.none<IteratorResult<JsMsg>>())
             )
             if (Option.isNone(first)) {
@@ -401,7 +406,7 @@ export const make = (
             // stays in `waiting` for the next fetch; the iterator's pending count runs one ahead, so it cannot say)
             while (out.length < max) {
               const r = yield* Effect.raceFirst(
-                Effect.map(attempt("fetch", next), Option.some),
+                Effect.map(attempt("fetch", next, true), Option.some),
                 Effect.as(Effect.sleep(Duration.millis(1)), Option.none<IteratorResult<JsMsg>>())
               )
               if (Option.isNone(r) || r.value.done === true) break
