@@ -670,7 +670,7 @@ export const make = (
       return x >>> 0
     }
     const probed = new Set<string>()
-    /** Peers this node handed over (rebalancing), by ticks since; ever handed over; taken back, so kept. */
+    /** Peers this node handed over (rebalancing), with when; ever handed over; taken back, so kept. */
     const shed = new Map<string, number>()
     const handedOver = new Set<string>()
     const kept = new Set<string>()
@@ -722,6 +722,7 @@ export const make = (
         }), { concurrency: "unbounded", discard: true })
     })
     const runTick = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
       const records = yield* Effect.either(engine.peers)
       if (records._tag === "Left") return
       const keys = new Set(records.right.map((r) => r.key))
@@ -741,15 +742,14 @@ export const make = (
       if (held.size > target) {
         const victim = order.slice().reverse().find((r) => held.has(r.key) && !kept.has(r.key))
         if (victim !== undefined) {
-          shed.set(victim.key, 0)
+          shed.set(victim.key, now)
           handedOver.add(victim.key)
           yield* dropHolder(held.get(victim.key)!, "rebalanced: handed to a node below its fair share", false)
         }
       }
-      for (const [k, n] of shed) {
-        // leave a handed-over peer to the others for two ticks
-        if (n >= 2) shed.delete(k)
-        else shed.set(k, n + 1)
+      for (const [k, at] of shed) {
+        // leave a handed-over peer to the others for two lease TTLs (their ticks may be slow)
+        if (now - at >= 2 * ttl) shed.delete(k)
       }
       for (const rec of order) {
         if (held.has(rec.key) || !kinds.has(rec.kind) || shed.has(rec.key)) continue
