@@ -193,6 +193,8 @@ export interface Entry {
   readonly storedAt: number
   /** Delivered to a consumer of this log before (possibly written by a previous holder). */
   readonly redelivered: boolean
+  /** Appended by a retry (see `append`): the same `id` may have been stored, and delivered, before. */
+  readonly retried?: boolean | undefined
 }
 
 /**
@@ -266,8 +268,12 @@ export interface Engine {
   readonly undeclare: (key: string) => Effect.Effect<ReadonlyArray<Uint8Array>, EngineError>
   readonly peers: Effect.Effect<ReadonlyArray<PeerRecord>, EngineError>
   readonly peer: (key: string) => Effect.Effect<Option.Option<PeerRecord>, EngineError>
-  /** Appends one frame to a peer's log; `id` makes a retry idempotent. */
-  readonly append: (key: string, id: string, frame: Uint8Array) => Effect.Effect<AppendResult, EngineError>
+  /**
+   * Appends one frame to a peer's log; `id` makes a retry idempotent. `retry`: a retry of an append whose outcome
+   * was not known (the engine's own dedup may have forgotten the first one, e.g. across a restart of its server,
+   * so the entry is marked `retried` and its holder drops or flags it).
+   */
+  readonly append: (key: string, id: string, frame: Uint8Array, retry?: boolean) => Effect.Effect<AppendResult, EngineError>
   /** Opens the peer's consumer under `lease` (a previous consumer of the log is superseded). */
   readonly consume: (key: string, lease: Lease) => Effect.Effect<Consumer, EngineError, Scope.Scope>
   /** Takes a free (or expired) lease for `ttlMillis`; `None` when someone else holds it. */

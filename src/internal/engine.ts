@@ -13,6 +13,8 @@ export class EngineError extends Data.TaggedError("EngineError")<{
   readonly reason: "Unavailable" | "Fenced" | "Protocol"
   readonly detail: string
   readonly cause?: unknown
+  /** The operation certainly did not reach the engine (it was refused before it was sent). */
+  readonly unsent?: boolean | undefined
 }> {
   override get message() {
     return `engine ${this.reason}: ${this.detail}`

@@ -261,6 +261,8 @@ export const make = (
     const lanes = new Map<string, Lane>()
     const flushers = yield* FiberMap.make<string>()
     const ids = new WeakMap<Connection.Encoded, string>()
+    /** Buffered frames an attempt may have stored already (a timeout, a lost reply): retried as such. */
+    const uncertain = new WeakSet<Connection.Encoded>()
     const laneOf = (key: string): Lane => {
       let l = lanes.get(key)
       if (l === undefined) {
@@ -284,10 +286,10 @@ export const make = (
     const full = (b: Engine.Bounds, reason: "maxMessages" | "maxBytes") =>
       new BacklogFull({ reason, messages: b.maxMessages, bytes: b.maxBytes })
 
-    const timedAppend = (key: string, id: string, frame: Uint8Array) =>
+    const timedAppend = (key: string, id: string, frame: Uint8Array, retry = false) =>
       Effect.gen(function*() {
         const t0 = yield* Clock.currentTimeNanos
-        const r = yield* engine.append(key, id, frame)
+        const r = yield* engine.append(key, id, frame, retry)
         const t1 = yield* Clock.currentTimeNanos
         yield* Metric.update(publishLatency, Duration.nanos(t1 - t0))
         return r
@@ -304,9 +306,13 @@ export const make = (
               const item = items[i]!
               const frame = Backlog.payload(item)
               const id = item instanceof Connection.Encoded ? ids.get(item) ?? `${incarnation}/${key}/x${i}` : ""
-              const r = yield* Effect.either(timedAppend(key, id, frame))
+              // a retry of an attempt whose outcome is unknown: it may have been stored (and its dedup forgotten
+              // by a restarted engine)
+              const retry = item instanceof Connection.Encoded && uncertain.has(item)
+              const r = yield* Effect.either(timedAppend(key, id, frame, retry))
               if (r._tag === "Left") {
                 if (r.left.reason === "Unavailable") {
+                  if (r.left.unsent !== true && item instanceof Connection.Encoded) uncertain.add(item)
                   yield* backlog.prepend(items.slice(i))
                   return false
                 }
@@ -328,7 +334,7 @@ export const make = (
       const kind = kinds.get(rec.kind)
       const b = kind === undefined ? kindBounds({ backlog: {} } as PeerKind.PeerKind<any, any>) : kindBounds(kind)
       const lane = laneOf(rec.key)
-      const buffer = (id: string): Effect.Effect<void, Hub.SendError> =>
+      const buffer = (id: string, unknown: boolean): Effect.Effect<void, Hub.SendError> =>
         Effect.gen(function*() {
           if (lane.backlog === undefined) {
             lane.backlog = yield* Backlog.make({
@@ -338,16 +344,17 @@ export const make = (
           }
           const item = new Connection.Encoded(frame, frame)
           ids.set(item, id)
+          if (unknown) uncertain.add(item)
           yield* lane.backlog.offer(item)
           yield* FiberMap.run(flushers, rec.key, flush(rec.key, lane, b), { onlyIfMissing: true })
         })
       return lane.permit.withPermits(1)(Effect.suspend(() => {
         const id = `${incarnation}/${rec.key}/${++lane.n}`
-        if (lane.backlog !== undefined && lane.backlog.size() > 0) return buffer(id)
+        if (lane.backlog !== undefined && lane.backlog.size() > 0) return buffer(id, false)
         return timedAppend(rec.key, id, frame).pipe(
           Effect.matchEffect({
             onFailure: (e): Effect.Effect<void, Hub.SendError> => {
-              if (e.reason === "Unavailable") return buffer(id)
+              if (e.reason === "Unavailable") return buffer(id, e.unsent !== true)
               directory.delete(rec.key)
               return Effect.fail(new hub.UnknownPeer({ key: rec.key, reason: "NotRegistered" }))
             },
@@ -474,6 +481,9 @@ export const make = (
         const pending: Array<Pending> = []
         const byFrame = new Map<Uint8Array, Pending>()
         let expected = consumer.start
+        /** Ids this holder handed to its dialer lately (a retried append seen again is not written twice). */
+        const recent = new Set<string>()
+        const recentOrder: Array<string> = []
         let lastConn: Connection.Connection | undefined
         const fenced = Effect.map(Clock.currentTimeMillis, (now) => h.fenced || now >= h.validUntil)
         // frames the dialer's own backlog gave up on (reported as Hub events) are done with
@@ -580,8 +590,18 @@ export const make = (
               pending.push(p)
               continue
             }
+            if (e.retried === true && recent.has(e.id)) {
+              // the same append stored twice (a retry the engine could not dedup): written already, skip it
+              pending.push({ seq: e.seq, frame: e.frame, conn: undefined, pos: 0, done: true })
+              continue
+            }
+            if (e.id !== "") {
+              recent.add(e.id)
+              recentOrder.push(e.id)
+              if (recentOrder.length > 8192) recent.delete(recentOrder.shift()!)
+            }
             let frame = e.frame
-            if (e.redelivered) {
+            if (e.redelivered || e.retried === true) {
               dups.push(e.frame)
               if (kind.markDuplicate !== undefined) frame = kind.markDuplicate(frame)
               possibleDuplicates.add(frame)

@@ -26,7 +26,7 @@ import {
 import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import type { KV } from "@nats-io/kv"
-import { connect } from "@nats-io/transport-node"
+import { connect, headers } from "@nats-io/transport-node"
 import type { NatsConnection } from "@nats-io/transport-node"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -51,6 +51,9 @@ export const defaults = {
 /** A key as a subject token and stream-name suffix: `k<key>` when it is plain, else `x<hex of UTF-8>`. @internal */
 export const token = (key: string): string =>
   /^[A-Za-z0-9_-]+$/.test(key) ? `k${key}` : `x${Buffer.from(key, "utf8").toString("hex")}`
+
+/** Marks an append that retries one whose outcome was unknown (the server's dedup forgets across a restart). */
+const retryHeader = "Tether-Retry"
 
 /** The inverse of {@link token}. @internal */
 export const untoken = (t: string): string =>
@@ -168,7 +171,7 @@ export const make = (
       Effect.forkScoped
     )
     const down = (what: string) =>
-      new EngineError({ reason: "Unavailable", detail: `${what}: not connected to the NATS server` })
+      new EngineError({ reason: "Unavailable", detail: `${what}: not connected to the NATS server`, unsent: true })
     /**
      * A promise-returning operation, failing fast while the link is down. Only `waitForLink` operations (a
      * consumer waiting for entries) are also cut short when it drops: racing every publish against the signal
@@ -267,9 +270,13 @@ export const make = (
               : new EngineError({ reason: "Unavailable", detail: `publish to ${key}: ${m}`, cause })
           )
       )
-    const append = (key: string, id: string, frame: Uint8Array) =>
+    const append = (key: string, id: string, frame: Uint8Array, retry?: boolean) =>
       linked("publish", Effect.tryPromise({
-        try: () => js.publish(subjectOf(key), frame, { msgID: id, timeout: opTimeout }),
+        try: () => {
+          const h = retry === true ? headers() : undefined
+          h?.set(retryHeader, "1")
+          return js.publish(subjectOf(key), frame, { msgID: id, timeout: opTimeout, ...(h === undefined ? {} : { headers: h }) })
+        },
         catch: (e): EngineError | "maxMessages" | "maxBytes" | { readonly noLog: string; readonly cause: unknown } => {
           const m = describe(e)
           if (/maximum messages/i.test(m)) return "maxMessages"
@@ -354,7 +361,8 @@ export const make = (
             // a copy: the client may reuse the buffer it read the message into
             frame: m.data.slice(),
             storedAt: Number(BigInt(m.info.timestampNanos) / 1_000_000n),
-            redelivered: m.redelivered || m.seq <= delivered
+            redelivered: m.redelivered || m.seq <= delivered,
+            retried: m.headers?.get(retryHeader) === "1"
           }
         }
         const gone = new EngineError({ reason: "Fenced", detail: `consumer ${name} of ${key} is gone` })
