@@ -590,8 +590,10 @@ export const make = (
               pending.push(p)
               continue
             }
-            if (e.retried === true && recent.has(e.id)) {
-              // the same append stored twice (a retry the engine could not dedup): written already, skip it
+            if (e.id !== "" && recent.has(e.id)) {
+              // handed to this holder's dialer already (which keeps what it could not write): the same append
+              // stored twice (a retry the engine could not dedup), or delivered again by a consumer whose state a
+              // restarted engine rolled back; skip it
               pending.push({ seq: e.seq, frame: e.frame, conn: undefined, pos: 0, done: true })
               continue
             }
