@@ -193,6 +193,8 @@ export interface Entry {
   readonly storedAt: number
   /** Delivered to a consumer of this log before (possibly written by a previous holder). */
   readonly redelivered: boolean
+  /** Appended by a retry (see `append`): the same `id` may have been stored, and delivered, before. */
+  readonly retried?: boolean | undefined
 }
 
 /**
@@ -211,6 +213,11 @@ export interface Entry {
 export interface Consumer {
   /** The first sequence not yet acknowledged when the consumer was opened. */
   readonly start: number
+  /**
+   * The node that consumed this log before, when the engine knows it (a lease that expired may have forgotten
+   * its holder; the log's previous consumer has not).
+   */
+  readonly previous?: Option.Option<string> | undefined
   /** Up to `max` entries after the last one fetched, waiting up to `waitMillis` for the first. */
   readonly fetch: (max: number, waitMillis: number) => Effect.Effect<ReadonlyArray<Entry>, EngineError>
   /** Acknowledges every entry up to `seq` (cumulative). */
@@ -261,8 +268,12 @@ export interface Engine {
   readonly undeclare: (key: string) => Effect.Effect<ReadonlyArray<Uint8Array>, EngineError>
   readonly peers: Effect.Effect<ReadonlyArray<PeerRecord>, EngineError>
   readonly peer: (key: string) => Effect.Effect<Option.Option<PeerRecord>, EngineError>
-  /** Appends one frame to a peer's log; `id` makes a retry idempotent. */
-  readonly append: (key: string, id: string, frame: Uint8Array) => Effect.Effect<AppendResult, EngineError>
+  /**
+   * Appends one frame to a peer's log; `id` makes a retry idempotent. `retry`: a retry of an append whose outcome
+   * was not known (the engine's own dedup may have forgotten the first one, e.g. across a restart of its server,
+   * so the entry is marked `retried` and its holder drops or flags it).
+   */
+  readonly append: (key: string, id: string, frame: Uint8Array, retry?: boolean) => Effect.Effect<AppendResult, EngineError>
   /** Opens the peer's consumer under `lease` (a previous consumer of the log is superseded). */
   readonly consume: (key: string, lease: Lease) => Effect.Effect<Consumer, EngineError, Scope.Scope>
   /** Takes a free (or expired) lease for `ttlMillis`; `None` when someone else holds it. */
@@ -277,6 +288,8 @@ export interface Engine {
   readonly locate: (key: string) => Effect.Effect<Option.Option<string>, EngineError>
   /** The nodes whose lease is alive. */
   readonly nodes: Effect.Effect<ReadonlyArray<string>, EngineError>
+  /** The nodes that take outbound peers: those whose `hold.<id>` lease is alive (a client-only node has none). */
+  readonly holders: Effect.Effect<ReadonlyArray<string>, EngineError>
   /** A request to another node's handler. */
   readonly request: (
     node: string,

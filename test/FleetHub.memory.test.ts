@@ -114,6 +114,47 @@ describe("FleetHub (MemoryEngine, TestClock)", () => {
       expect(Hub.isHub(a.fleet)).toBe(true)
     }))
 
+  it.scoped("rebalance: a node joining takes its fair share, handed over gracefully (nothing lost, no duplicate); client-only nodes do not count", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      const names = ["v1", "v2", "v3", "v4", "v5", "v6"]
+      for (const n of names) yield* v.add(n)
+      const kind = kindFor(v)
+      const a = yield* node(cluster, "a", { kinds: [kind], leaseTtl: "3 seconds" })
+      // two client-only nodes: without them counted, a's fair share stays all six
+      const c1 = yield* node(cluster, "c1", { kinds: [kind], leaseTtl: "3 seconds", hold: false })
+      yield* node(cluster, "c2", { kinds: [kind], leaseTtl: "3 seconds", hold: false })
+      for (const n of names) yield* c1.fleet.addPeer(n, kind, { venue: n })
+      yield* advance(2000)
+      expect((yield* a.fleet.held).length).toBe(6)
+      let i = 0
+      const sendAll = Effect.gen(function*() {
+        for (const n of names) yield* c1.fleet.send(n, utf8(`${n}-${i}`))
+        i++
+      })
+      for (let k = 0; k < 10; k++) yield* sendAll
+      yield* advance(500)
+      const b = yield* node(cluster, "b", { kinds: [kind], leaseTtl: "3 seconds" })
+      // sends go on while peers move, one per tick
+      for (let t = 0; t < 30; t++) {
+        yield* sendAll
+        yield* advance(100)
+      }
+      yield* advance(2000)
+      const heldA = yield* a.fleet.held
+      const heldB = yield* b.fleet.held
+      expect([heldA.length, heldB.length]).toEqual([3, 3])
+      expect([...heldA, ...heldB].sort()).toEqual(names)
+      for (const n of names) expect(yield* v.received(n)).toEqual(Array.from({ length: i }, (_, k) => `${n}-${k}`))
+      const moved = (yield* b.drain).filter(FleetHub.FleetEvent.$is("Moved"))
+      expect(moved.map((m) => [m.key, Option.getOrNull(m.from)]).sort()).toEqual(heldB.map((k) => [k, "a"]))
+      // and it stays so
+      yield* advance(3000)
+      expect([(yield* a.fleet.held).length, (yield* b.fleet.held).length]).toEqual([3, 3])
+      expect((yield* b.drain).filter(FleetHub.FleetEvent.$is("Moved")).length).toBe(3)
+    }))
+
   it.scoped("a node cut off from the engine stops writing before its lease expires; the next holder replays the un-acked window in order, every replayed frame flagged", () =>
     Effect.gen(function*() {
       const cluster = MemoryEngine.makeCluster()
@@ -184,6 +225,27 @@ describe("FleetHub (MemoryEngine, TestClock)", () => {
       expect(yield* Effect.flip(a.fleet.send("client-1", utf8("x")))).toMatchObject({ _tag: "UnknownPeer" })
       expect(Option.isNone(yield* cluster.engine("a").locate("client-1"))).toBe(true)
       expect(yield* cluster.engine("a").nodes).toEqual(["a"])
+    }))
+
+  it.scoped("a node cut off from the engine past its lease TTL: its inbound keys are removed as ghosts, and registered again when it is back", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const a = yield* node(cluster, "a", { kinds: [], leaseTtl: "3 seconds" })
+      const b = yield* node(cluster, "b", { kinds: [], leaseTtl: "3 seconds" })
+      const [near, far] = yield* Transport.memoryPair()
+      yield* b.fleet.addInbound("client-1", yield* Connection.make(near))
+      // b cannot reach the engine (its socket stays up): its lease lapses, and a finds no live node for the key
+      cluster.crash("b")
+      yield* advance(3500)
+      expect(yield* Effect.flip(a.fleet.send("client-1", utf8("lost"))).pipe(Effect.map((e) => e._tag))).toBe("UnknownPeer")
+      expect(Option.isNone(yield* cluster.engine("a").locate("client-1"))).toBe(true)
+      // b is back: it takes a new lease and registers what it still holds
+      cluster.revive("b")
+      yield* advance(1500)
+      expect(yield* cluster.engine("a").locate("client-1")).toEqual(Option.some("b"))
+      yield* a.fleet.send("client-1", utf8("again"))
+      yield* settle
+      expect(Testing.receivedFrames(far)).toEqual(["again"])
     }))
 
   it.scoped("broadcast reaches every outbound peer and every peer on every node", () =>

@@ -11,8 +11,8 @@
  * Needs `nats-server` on the PATH (Debian: apt-get install nats-server).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Console, Effect, Schedule, Schema } from "effect"
-import { Engine, FleetHub, Framing, PeerKind } from "effect-tether"
+import { Console, Effect, Schedule } from "effect"
+import { Engine, FleetHub, Framing } from "effect-tether"
 import * as NatsEngine from "effect-tether/NatsEngine"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
@@ -20,6 +20,7 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { parseArgs } from "node:util"
+import { kinds, Venue } from "./kinds.js"
 
 const { values } = parseArgs({ options: { frames: { type: "string" }, ttl: { type: "string" }, venues: { type: "string" } } })
 const FRAMES = Number(values.frames ?? 1000)
@@ -65,10 +66,6 @@ const venue = Effect.acquireRelease(
   (v) => Effect.sync(() => v.server.close())
 )
 
-const Venue = PeerKind.make("venue", {
-  spec: Schema.Struct({ port: Schema.Number }),
-  dialer: (_key, spec) => ({ host: "127.0.0.1", port: spec.port })
-})
 
 const fleetNode = (url: string, id: string) =>
   Effect.gen(function*() {
@@ -112,7 +109,7 @@ const program = Effect.gen(function*() {
   const nodes = yield* Effect.all([fleetNode(url, "n1"), fleetNode(url, "n2")])
   yield* until(() => nodes.every((n) => n.ready))
   const engine = yield* NatsEngine.make({ servers: [url], node: "driver", leaseTtl: TTL })
-  const driver = yield* FleetHub.make({ kinds: [Venue], leaseTtl: TTL, hold: false }).pipe(
+  const driver = yield* FleetHub.make({ kinds, leaseTtl: TTL, hold: false }).pipe(
     Effect.provideService(Engine.Engine, engine)
   )
   for (const [i, v] of venues.entries()) yield* driver.addPeer(`v${i}`, Venue, { port: v.port })

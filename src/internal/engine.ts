@@ -13,6 +13,8 @@ export class EngineError extends Data.TaggedError("EngineError")<{
   readonly reason: "Unavailable" | "Fenced" | "Protocol"
   readonly detail: string
   readonly cause?: unknown
+  /** The operation certainly did not reach the engine (it was refused before it was sent). */
+  readonly unsent?: boolean | undefined
 }> {
   override get message() {
     return `engine ${this.reason}: ${this.detail}`
@@ -43,3 +45,5 @@ export class EngineTag extends Context.Tag("tether/Engine")<EngineTag, Engine.En
 export const outLease = (key: string) => `out.${key}`
 /** @internal */
 export const nodeLease = (node: string) => `node.${node}`
+/** The lease a node that takes outbound peers holds besides its node lease. @internal */
+export const holdLease = (node: string) => `hold.${node}`

@@ -32,7 +32,7 @@ import type * as Hub from "../Hub.js"
 import type * as PeerKind from "../PeerKind.js"
 import { BacklogFull } from "./backlog.js"
 import { DialerStopped } from "./dialer.js"
-import { EngineError, EngineTag, nodeLease, outLease } from "./engine.js"
+import { EngineError, EngineTag, holdLease, nodeLease, outLease } from "./engine.js"
 import * as hub from "./hub.js"
 import { bounds as kindBounds } from "./peerKind.js"
 
@@ -239,6 +239,12 @@ export const make = (
     }
     let myLease = acquired.value
     yield* Effect.addFinalizer(() => quiet(engine.release(myLease), "release node lease"))
+    // a node that takes outbound peers says so (the fair share counts these nodes only)
+    let myHold: Engine.Lease | undefined = undefined
+    if (options.hold !== false) {
+      myHold = Option.getOrUndefined(yield* engine.acquire(holdLease(node), ttl))
+      yield* Effect.addFinalizer(() => myHold === undefined ? Effect.void : quiet(engine.release(myHold), "release hold lease"))
+    }
 
     // ---- the peer directory, cached between ticks ----
     const directory = new Map<string, Engine.PeerRecord>()
@@ -255,6 +261,8 @@ export const make = (
     const lanes = new Map<string, Lane>()
     const flushers = yield* FiberMap.make<string>()
     const ids = new WeakMap<Connection.Encoded, string>()
+    /** Buffered frames an attempt may have stored already (a timeout, a lost reply): retried as such. */
+    const uncertain = new WeakSet<Connection.Encoded>()
     const laneOf = (key: string): Lane => {
       let l = lanes.get(key)
       if (l === undefined) {
@@ -278,10 +286,10 @@ export const make = (
     const full = (b: Engine.Bounds, reason: "maxMessages" | "maxBytes") =>
       new BacklogFull({ reason, messages: b.maxMessages, bytes: b.maxBytes })
 
-    const timedAppend = (key: string, id: string, frame: Uint8Array) =>
+    const timedAppend = (key: string, id: string, frame: Uint8Array, retry = false) =>
       Effect.gen(function*() {
         const t0 = yield* Clock.currentTimeNanos
-        const r = yield* engine.append(key, id, frame)
+        const r = yield* engine.append(key, id, frame, retry)
         const t1 = yield* Clock.currentTimeNanos
         yield* Metric.update(publishLatency, Duration.nanos(t1 - t0))
         return r
@@ -298,9 +306,13 @@ export const make = (
               const item = items[i]!
               const frame = Backlog.payload(item)
               const id = item instanceof Connection.Encoded ? ids.get(item) ?? `${incarnation}/${key}/x${i}` : ""
-              const r = yield* Effect.either(timedAppend(key, id, frame))
+              // a retry of an attempt whose outcome is unknown: it may have been stored (and its dedup forgotten
+              // by a restarted engine)
+              const retry = item instanceof Connection.Encoded && uncertain.has(item)
+              const r = yield* Effect.either(timedAppend(key, id, frame, retry))
               if (r._tag === "Left") {
                 if (r.left.reason === "Unavailable") {
+                  if (r.left.unsent !== true && item instanceof Connection.Encoded) uncertain.add(item)
                   yield* backlog.prepend(items.slice(i))
                   return false
                 }
@@ -322,7 +334,7 @@ export const make = (
       const kind = kinds.get(rec.kind)
       const b = kind === undefined ? kindBounds({ backlog: {} } as PeerKind.PeerKind<any, any>) : kindBounds(kind)
       const lane = laneOf(rec.key)
-      const buffer = (id: string): Effect.Effect<void, Hub.SendError> =>
+      const buffer = (id: string, unknown: boolean): Effect.Effect<void, Hub.SendError> =>
         Effect.gen(function*() {
           if (lane.backlog === undefined) {
             lane.backlog = yield* Backlog.make({
@@ -332,16 +344,17 @@ export const make = (
           }
           const item = new Connection.Encoded(frame, frame)
           ids.set(item, id)
+          if (unknown) uncertain.add(item)
           yield* lane.backlog.offer(item)
           yield* FiberMap.run(flushers, rec.key, flush(rec.key, lane, b), { onlyIfMissing: true })
         })
       return lane.permit.withPermits(1)(Effect.suspend(() => {
         const id = `${incarnation}/${rec.key}/${++lane.n}`
-        if (lane.backlog !== undefined && lane.backlog.size() > 0) return buffer(id)
+        if (lane.backlog !== undefined && lane.backlog.size() > 0) return buffer(id, false)
         return timedAppend(rec.key, id, frame).pipe(
           Effect.matchEffect({
             onFailure: (e): Effect.Effect<void, Hub.SendError> => {
-              if (e.reason === "Unavailable") return buffer(id)
+              if (e.reason === "Unavailable") return buffer(id, e.unsent !== true)
               directory.delete(rec.key)
               return Effect.fail(new hub.UnknownPeer({ key: rec.key, reason: "NotRegistered" }))
             },
@@ -378,14 +391,9 @@ export const make = (
         if (err) return yield* Effect.fail(err)
         const accepted: Array<string> = []
         const failed: Array<{ readonly key: string; readonly error: Hub.SendError }> = []
-        const records = yield* engine.peers.pipe(
-          Effect.tap((rs) =>
-            Effect.sync(() => {
-              for (const r of rs) directory.set(r.key, r)
-            })
-          ),
-          Effect.orElseSucceed(() => Array.from(directory.values()))
-        )
+        // the directory and the live nodes as of the last tick (listing them per broadcast costs a round trip per
+        // peer and node): a peer or node that appeared elsewhere within one tick is not reached, as if it came after
+        const records = Array.from(directory.values())
         yield* Effect.forEach(records, (rec) =>
           Effect.match(sendOutbound(rec, frame), {
             onFailure: (error) => void failed.push({ key: rec.key, error }),
@@ -394,9 +402,7 @@ export const make = (
         const mine = yield* local.broadcast(frame)
         accepted.push(...mine.accepted)
         failed.push(...mine.failed)
-        const others = (yield* Effect.orElseSucceed(engine.nodes, () => [] as ReadonlyArray<string>)).filter((n) =>
-          n !== node
-        )
+        const others = liveNodes.filter((n) => n !== node)
         const message = enc({ op: "broadcast", frame: b64(frame) } satisfies Request)
         yield* Effect.forEach(others, (to) =>
           engine.request(to, message, requestTimeout).pipe(
@@ -475,6 +481,9 @@ export const make = (
         const pending: Array<Pending> = []
         const byFrame = new Map<Uint8Array, Pending>()
         let expected = consumer.start
+        /** Ids this holder handed to its dialer lately (a retried append seen again is not written twice). */
+        const recent = new Set<string>()
+        const recentOrder: Array<string> = []
         let lastConn: Connection.Connection | undefined
         const fenced = Effect.map(Clock.currentTimeMillis, (now) => h.fenced || now >= h.validUntil)
         // frames the dialer's own backlog gave up on (reported as Hub events) are done with
@@ -581,8 +590,20 @@ export const make = (
               pending.push(p)
               continue
             }
+            if (e.id !== "" && recent.has(e.id)) {
+              // handed to this holder's dialer already (which keeps what it could not write): the same append
+              // stored twice (a retry the engine could not dedup), or delivered again by a consumer whose state a
+              // restarted engine rolled back; skip it
+              pending.push({ seq: e.seq, frame: e.frame, conn: undefined, pos: 0, done: true })
+              continue
+            }
+            if (e.id !== "") {
+              recent.add(e.id)
+              recentOrder.push(e.id)
+              if (recentOrder.length > 8192) recent.delete(recentOrder.shift()!)
+            }
             let frame = e.frame
-            if (e.redelivered) {
+            if (e.redelivered || e.retried === true) {
               dups.push(e.frame)
               if (kind.markDuplicate !== undefined) frame = kind.markDuplicate(frame)
               possibleDuplicates.add(frame)
@@ -658,8 +679,9 @@ export const make = (
         const h: Holder = { key, lease, validUntil: now + ttl, fenced: false, finish: Effect.void, dialer, scope }
         held.set(key, h)
         yield* updateHeld()
-        if (Option.isSome(lease.previous) && lease.previous.value !== node) yield* Metric.increment(moves)
-        yield* emitFleet(FleetEvent.Moved({ key, from: lease.previous, to: node, revision: lease.revision }))
+        const from = Option.orElse(lease.previous, () => consumer.right.previous ?? Option.none())
+        if (Option.isSome(from) && from.value !== node) yield* Metric.increment(moves)
+        yield* emitFleet(FleetEvent.Moved({ key, from, to: node, revision: lease.revision }))
         yield* feed(h, kind, consumer.right).pipe(Effect.forkIn(scope))
       })
 
@@ -670,6 +692,12 @@ export const make = (
       return x >>> 0
     }
     const probed = new Set<string>()
+    /** Peers this node handed over (rebalancing), with when; ever handed over; taken back, so kept. */
+    const shed = new Map<string, number>()
+    const handedOver = new Set<string>()
+    const kept = new Set<string>()
+    /** The nodes whose lease was alive at the last tick (broadcast asks each for its inbound peers). */
+    let liveNodes: ReadonlyArray<string> = []
     // renewals run on their own, so a slow directory scan cannot make a held lease lapse
     const renewTick = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
@@ -678,7 +706,26 @@ export const make = (
         if (Option.isSome(mine.right)) myLease = mine.right.value
         else {
           const again = yield* Effect.either(engine.acquire(nodeLease(node), ttl))
-          if (again._tag === "Right" && Option.isSome(again.right)) myLease = again.right.value
+          if (again._tag === "Right" && Option.isSome(again.right)) {
+            myLease = again.right.value
+            // while this node's lease had lapsed its registry entries were fair game (removed as ghosts): the
+            // peers it still holds register again
+            const mine = yield* local.keys
+            yield* Effect.forEach(mine, (k) => quiet(engine.register(k), "register"), { discard: true })
+          }
+        }
+      }
+      if (options.hold !== false) {
+        const r = myHold === undefined
+          ? Effect.succeed(Option.none<Engine.Lease>())
+          : engine.refresh(myHold, ttl)
+        const hold = yield* Effect.either(r)
+        if (hold._tag === "Right") {
+          if (Option.isSome(hold.right)) myHold = hold.right.value
+          else {
+            const again = yield* Effect.either(engine.acquire(holdLease(node), ttl))
+            if (again._tag === "Right" && Option.isSome(again.right)) myHold = again.right.value
+          }
         }
       }
       yield* Effect.forEach(Array.from(held.values()), (h) =>
@@ -704,12 +751,32 @@ export const make = (
       for (const r of records.right) directory.set(r.key, r)
       for (const k of Array.from(directory.keys())) if (!keys.has(k)) directory.delete(k)
       for (const h of Array.from(held.values())) if (!keys.has(h.key)) yield* dropHolder(h, "removed", false)
+      const nodesNow = yield* Effect.either(engine.nodes)
+      if (nodesNow._tag === "Right") liveNodes = nodesNow.right
       if (options.hold === false) return
-      const live = yield* Effect.orElseSucceed(engine.nodes, () => [node])
-      const target = Math.ceil(records.right.length / Math.max(1, live.length))
+      // the fair share: the peers over the nodes that take peers (client-only nodes do not count)
+      const holders = yield* Effect.orElseSucceed(engine.holders, () => [node])
+      const target = Math.ceil(records.right.length / Math.max(1, holders.includes(node) ? holders.length : holders.length + 1))
       const order = records.right.slice().sort((a, b) => hashOf(node + a.key) - hashOf(node + b.key))
+      // rebalance: above the fair share (a node joined), hand over one peer per tick, gracefully (what was
+      // written is acked, the lease released at once), the one this node ranks last; a peer handed over that
+      // nobody else took and this node took back is kept (no node with room can run it)
+      if (held.size > target) {
+        const victim = order.slice().reverse().find((r) => held.has(r.key) && !kept.has(r.key))
+        if (victim !== undefined) {
+          shed.set(victim.key, now)
+          handedOver.add(victim.key)
+          yield* dropHolder(held.get(victim.key)!, "rebalanced: handed to a node below its fair share", false)
+        }
+      }
+      for (const [k, at] of shed) {
+        // leave a handed-over peer to the others for two lease TTLs (their ticks may be slow)
+        if (now - at >= 2 * ttl) shed.delete(k)
+      }
       for (const rec of order) {
-        if (held.has(rec.key) || !kinds.has(rec.kind)) continue
+        if (held.has(rec.key) || !kinds.has(rec.kind) || shed.has(rec.key)) continue
+        // the lease runs from the request (a slow tick must not start a holder on a lease already half gone)
+        const asked = yield* Clock.currentTimeMillis
         const got = yield* Effect.either(engine.acquire(outLease(rec.key), ttl))
         if (got._tag === "Left" || Option.isNone(got.right)) {
           probed.delete(rec.key)
@@ -717,7 +784,8 @@ export const make = (
         }
         if (held.size < target || probed.has(rec.key)) {
           probed.delete(rec.key)
-          yield* startHolder(rec, got.right.value, now)
+          if (handedOver.has(rec.key)) kept.add(rec.key)
+          yield* startHolder(rec, got.right.value, asked)
         } else {
           // beyond our fair share (some live nodes may not hold peers): take it if it is still free next tick
           probed.add(rec.key)

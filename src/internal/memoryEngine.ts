@@ -18,6 +18,7 @@ interface Stored {
   readonly id: string
   readonly frame: Uint8Array
   readonly storedAt: number
+  readonly retried: boolean
 }
 
 interface Log {
@@ -58,7 +59,7 @@ export const makeCluster = (): MemoryEngine.Cluster => {
   const gate = (node: string) =>
     Effect.suspend(() =>
       unavailable || down.has(node)
-        ? Effect.fail(new EngineError({ reason: "Unavailable", detail: `memory engine unreachable from ${node}` }))
+        ? Effect.fail(new EngineError({ reason: "Unavailable", detail: `memory engine unreachable from ${node}`, unsent: true }))
         : Effect.void
     )
   const alive = (name: string, now: number) => {
@@ -104,7 +105,14 @@ export const makeCluster = (): MemoryEngine.Cluster => {
             for (const e of log.entries) {
               if (out.length >= max) break
               if (e.seq < cursor) continue
-              out.push({ seq: e.seq, id: e.id, frame: e.frame, storedAt: e.storedAt, redelivered: e.seq <= log.delivered })
+              out.push({
+                seq: e.seq,
+                id: e.id,
+                frame: e.frame,
+                storedAt: e.storedAt,
+                redelivered: e.seq <= log.delivered,
+                retried: e.retried
+              })
             }
             if (out.length > 0) {
               const last = out[out.length - 1]!.seq
@@ -159,7 +167,7 @@ export const makeCluster = (): MemoryEngine.Cluster => {
         }),
       peers: sync(() => Array.from(logs.values(), (l) => l.record)),
       peer: (key) => sync(() => Option.fromNullable(logs.get(key)?.record)),
-      append: (key, id, frame) =>
+      append: (key, id, frame, retry) =>
         op((now): Effect.Effect<Engine.AppendResult, EngineError> => {
           const log = logs.get(key)
           if (log === undefined) return Effect.fail(new EngineError({ reason: "Protocol", detail: `no log for ${key}` }))
@@ -184,7 +192,7 @@ export const makeCluster = (): MemoryEngine.Cluster => {
             }
           }
           const seq = log.nextSeq++
-          log.entries.push({ seq, id, frame: frame.slice(), storedAt: now })
+          log.entries.push({ seq, id, frame: frame.slice(), storedAt: now, retried: retry === true })
           log.bytes += size
           log.dedup.set(id, { seq, at: now })
           notify(log)
@@ -234,6 +242,11 @@ export const makeCluster = (): MemoryEngine.Cluster => {
       nodes: sync((now) => {
         const out: Array<string> = []
         for (const [name, l] of leases) if (name.startsWith("node.") && l.expiresAt > now) out.push(l.holder)
+        return out.sort()
+      }),
+      holders: sync((now) => {
+        const out: Array<string> = []
+        for (const [name, l] of leases) if (name.startsWith("hold.") && l.expiresAt > now) out.push(l.holder)
         return out.sort()
       }),
       request: (to, message) =>

@@ -9,7 +9,10 @@
  *   previous consumer's ack floor and delivered sequence, creates its own consumer from the ack floor and
  *   flags what the previous one had delivered (`redelivered`), then deletes the old consumer.
  * - KV `tether_peers` (the directory), `tether_leases` (bucket TTL = the lease TTL; create / CAS update),
- *   `tether_inbound` (key → node, honoured only while `node.<id>` is in `tether_leases`).
+ *   `tether_inbound` (key → node, honoured only while `node.<id>` is in `tether_leases`), `tether_acks` (per peer,
+ *   the last sequence acknowledged as written and the last handed to a holder, each recorded before it takes
+ *   effect: the server persists a consumer's ack floor and delivered sequence lazily, and a kill -9 of it can roll
+ *   them back, which would turn written frames into unflagged duplicates or into a false gap).
  * - Node requests on `tether.node.<id>`.
  * @internal
  */
@@ -23,8 +26,9 @@ import {
 import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream"
 import { Kvm } from "@nats-io/kv"
 import type { KV } from "@nats-io/kv"
-import { connect } from "@nats-io/transport-node"
+import { connect, headers } from "@nats-io/transport-node"
 import type { NatsConnection } from "@nats-io/transport-node"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
@@ -47,6 +51,30 @@ export const defaults = {
 /** A key as a subject token and stream-name suffix: `k<key>` when it is plain, else `x<hex of UTF-8>`. @internal */
 export const token = (key: string): string =>
   /^[A-Za-z0-9_-]+$/.test(key) ? `k${key}` : `x${Buffer.from(key, "utf8").toString("hex")}`
+
+/** Marks an append that retries one whose outcome was unknown (the server's dedup forgets across a restart). */
+const retryHeader = "Tether-Retry"
+
+/** The inverse of {@link token}. @internal */
+export const untoken = (t: string): string =>
+  t.startsWith("x") ? Buffer.from(t.slice(1), "hex").toString("utf8") : t.slice(1)
+
+/** A peer's marks in `tether_acks`: the last sequence acked as written (`a`), the last handed to a holder (`d`). */
+const readMarks = (s: string): { a: number; d: number } => {
+  try {
+    const v = JSON.parse(s) as { a?: unknown; d?: unknown }
+    return { a: Number(v.a) || 0, d: Number(v.d) || 0 }
+  } catch {
+    return { a: 0, d: 0 }
+  }
+}
+
+/** A holder's consumer is named after its lease revision and its node, so the next holder knows whom it follows. */
+const consumerName = (revision: number, node: string) => `holder-${revision}-${token(node)}`
+const consumerNode = (name: string): Option.Option<string> => {
+  const m = /^holder-(\d+)-([kx][A-Za-z0-9_-]*)$/.exec(name)
+  return m === null ? Option.none() : Option.some(untoken(m[2]!))
+}
 
 const streamOf = (key: string) => `TETHER_OUT_${token(key)}`
 const subjectOf = (key: string) => `tether.out.${token(key)}`
@@ -112,8 +140,53 @@ export const make = (
     const peersKv: KV = yield* bucket("tether_peers", {})
     const leasesKv: KV = yield* bucket("tether_leases", { ttl })
     const inboundKv: KV = yield* bucket("tether_inbound", {})
+    // per peer, the last sequence its holder acknowledged as written, recorded before the consumer ack: a
+    // consumer's ack floor is persisted lazily by the server, and a kill -9 of it can roll the floor back behind
+    // the purge (which would look like entries the engine dropped)
+    const acksKv: KV = yield* bucket("tether_acks", {})
 
-    const attempt = <A>(what: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: unavailable(what) })
+    // the link to the server: while it is down every operation fails `Unavailable` at once (the client would
+    // otherwise hold each request until its timeout and then drop it), and one in flight when it drops fails then
+    let link = { up: true, lost: yield* Deferred.make<void>() }
+    // (a plain loop over the iterator: Stream.fromAsyncIterable's release awaits `return()`, which the client
+    // only settles once the connection is closed, after this scope's finalizers)
+    const statuses = nc.status()[Symbol.asyncIterator]()
+    yield* Effect.promise(() => statuses.next()).pipe(
+      Effect.flatMap((r) => r.done === true ? Effect.fail("closed" as const) : Effect.succeed(r.value)),
+      Effect.flatMap((s) =>
+        Effect.suspend(() => {
+          if (s.type === "disconnect" && link.up) {
+            const was = link
+            link = { up: false, lost: was.lost }
+            return Deferred.succeed(was.lost, undefined)
+          }
+          if (s.type === "reconnect" && !link.up) {
+            return Effect.map(Deferred.make<void>(), (lost) => void (link = { up: true, lost }))
+          }
+          return Effect.void
+        })
+      ),
+      Effect.forever,
+      Effect.ignore,
+      Effect.forkScoped
+    )
+    const down = (what: string) =>
+      new EngineError({ reason: "Unavailable", detail: `${what}: not connected to the NATS server`, unsent: true })
+    /**
+     * A promise-returning operation, failing fast while the link is down. Only `waitForLink` operations (a
+     * consumer waiting for entries) are also cut short when it drops: racing every publish against the signal
+     * costs two fibers per operation, and one in flight at the drop is bounded by its own timeout.
+     */
+    const linked = <A, E>(what: string, op: Effect.Effect<A, E>, waitForLink = false): Effect.Effect<A, E | EngineError> =>
+      Effect.suspend(() => {
+        const l = link
+        if (!l.up) return Effect.fail(down(what))
+        if (!waitForLink) return op
+        // (the signal is interruptible: the loser of a race is interrupted, even inside an acquire)
+        return Effect.raceFirst(op, Effect.interruptible(Effect.zipRight(Deferred.await(l.lost), Effect.fail(down(what)))))
+      })
+    const attempt = <A>(what: string, f: () => Promise<A>, waitForLink = false) =>
+      linked(what, Effect.tryPromise({ try: f, catch: unavailable(what) }), waitForLink)
 
     const declare = (record: Engine.PeerRecord, bounds: Engine.Bounds): Effect.Effect<void, EngineError | PeerExists> =>
       Effect.gen(function*() {
@@ -121,6 +194,7 @@ export const make = (
         if (existing !== null && existing.operation === "PUT") {
           return yield* Effect.fail(new PeerExists({ key: record.key }))
         }
+        yield* attempt("ack floor reset", () => acksKv.purge(token(record.key))).pipe(Effect.ignore)
         yield* attempt("stream add", () =>
           jsm.streams.add({
             name: streamOf(record.key),
@@ -159,6 +233,7 @@ export const make = (
           yield* attempt("stream delete", () => jsm.streams.delete(name)).pipe(Effect.ignore)
         }
         yield* attempt("peer delete", () => peersKv.delete(token(key)))
+        yield* attempt("ack floor delete", () => acksKv.purge(token(key))).pipe(Effect.ignore)
         return frames
       })
 
@@ -168,7 +243,7 @@ export const make = (
       const keys = yield* attempt("peers", async () => {
         const out: Array<string> = []
         for await (const k of await peersKv.keys()) out.push(k)
-        return out
+        return Array.from(new Set(out))
       })
       const out: Array<Engine.PeerRecord> = []
       for (const k of keys) {
@@ -184,45 +259,74 @@ export const make = (
         (e) => (e !== null && e.operation === "PUT" ? Option.some(readRecord(e.value)) : Option.none())
       )
 
-    const append = (key: string, id: string, frame: Uint8Array) =>
-      Effect.tryPromise({
-        try: () => js.publish(subjectOf(key), frame, { msgID: id, timeout: opTimeout }),
-        catch: (e): EngineError | "maxMessages" | "maxBytes" => {
+    // "no responders" to a publish: either the peer's stream is gone, or JetStream is not serving (yet)
+    const noLog = (key: string, m: string, cause: unknown) =>
+      Effect.flatMap(
+        Effect.either(attempt("stream info", () => jsm.streams.info(streamOf(key)))),
+        (info): Effect.Effect<never, EngineError> =>
+          Effect.fail(
+            info._tag === "Left" && isNotFound(info.left.cause)
+              ? new EngineError({ reason: "Protocol", detail: `no log for ${key}: ${m}`, cause })
+              : new EngineError({ reason: "Unavailable", detail: `publish to ${key}: ${m}`, cause })
+          )
+      )
+    const append = (key: string, id: string, frame: Uint8Array, retry?: boolean) =>
+      linked("publish", Effect.tryPromise({
+        try: () => {
+          const h = retry === true ? headers() : undefined
+          h?.set(retryHeader, "1")
+          return js.publish(subjectOf(key), frame, { msgID: id, timeout: opTimeout, ...(h === undefined ? {} : { headers: h }) })
+        },
+        catch: (e): EngineError | "maxMessages" | "maxBytes" | { readonly noLog: string; readonly cause: unknown } => {
           const m = describe(e)
           if (/maximum messages/i.test(m)) return "maxMessages"
           if (/maximum bytes/i.test(m)) return "maxBytes"
-          if (/no responders|stream not found/i.test(m)) {
-            return new EngineError({ reason: "Protocol", detail: `no log for ${key}: ${m}`, cause: e })
-          }
-          return unavailable("publish")(e)
+          if (/no responders|stream not found/i.test(m)) return { noLog: m, cause: e }
+          // anything else is worth a retry (with the same id, so never stored twice): JetStream restarting,
+          // a lost ack, a timeout
+          return new EngineError({ reason: "Unavailable", detail: `publish: ${m}`, cause: e })
         }
-      }).pipe(
+      })).pipe(
         Effect.map((ack): Engine.AppendResult =>
           ack.duplicate ? { _tag: "Duplicate", seq: ack.seq } : { _tag: "Appended", seq: ack.seq }
         ),
         Effect.catchAll((e) =>
-          typeof e === "string" ? Effect.succeed<Engine.AppendResult>({ _tag: "Full", reason: e }) : Effect.fail(e)
+          typeof e === "string"
+            ? Effect.succeed<Engine.AppendResult>({ _tag: "Full", reason: e })
+            : "noLog" in e
+            ? noLog(key, e.noLog, e.cause)
+            : Effect.fail(e)
         )
       )
 
     const consume = (key: string, lease: Engine.Lease) =>
       Effect.gen(function*() {
         const stream = streamOf(key)
-        const name = `holder-${lease.revision}`
+        const name = consumerName(lease.revision, node)
         const list = yield* attempt("consumers", async () => {
-          const out: Array<{ name: string; ackFloor: number; delivered: number }> = []
+          const out: Array<{ name: string; ackFloor: number; delivered: number; created: string }> = []
           for await (const c of jsm.consumers.list(stream)) {
             // a consumer created at a start sequence reports ack floor 0 until its first ack
             const floor = Math.max(c.ack_floor.stream_seq, (c.config.opt_start_seq ?? 1) - 1)
-            out.push({ name: c.name, ackFloor: floor, delivered: c.delivered.stream_seq })
+            out.push({ name: c.name, ackFloor: floor, delivered: c.delivered.stream_seq, created: c.created })
           }
           return out
         })
         const info = yield* attempt("stream info", () => jsm.streams.info(stream))
+        const recorded = yield* attempt("ack floor", () => acksKv.get(token(key)))
+        const rec = recorded !== null && recorded.operation === "PUT" ? readMarks(recorded.string()) : { a: 0, d: 0 }
         // acks purge: the stream's first sequence is the ack floor + 1 unless the engine dropped the head
-        const ackFloor = Math.max(0, ...list.map((c) => c.ackFloor))
-        const delivered = Math.max(0, ...list.map((c) => c.delivered))
+        const ackFloor = Math.max(0, rec.a, ...list.map((c) => c.ackFloor))
+        const delivered = Math.max(0, rec.d, ...list.map((c) => c.delivered))
+        const marks = { a: ackFloor, d: delivered }
+        const record = attempt("marks", () => acksKv.put(token(key), JSON.stringify(marks)))
         const start = ackFloor + 1
+        // the holder before this one: the node of the newest consumer (the lease KV forgets an expired holder)
+        const revisionOf = (n: string) => Number(/^holder-(\d+)-/.exec(n)?.[1] ?? 0)
+        const newest = list.slice().sort((a, b) =>
+          revisionOf(b.name) - revisionOf(a.name) || (a.created < b.created ? 1 : a.created > b.created ? -1 : 0)
+        )[0]
+        const previous = newest === undefined ? Option.none<string>() : consumerNode(newest.name)
         const from = Math.max(start, info.state.first_seq)
         yield* attempt("consumer add", () =>
           jsm.consumers.add(stream, {
@@ -257,7 +361,8 @@ export const make = (
             // a copy: the client may reuse the buffer it read the message into
             frame: m.data.slice(),
             storedAt: Number(BigInt(m.info.timestampNanos) / 1_000_000n),
-            redelivered: m.redelivered || m.seq <= delivered
+            redelivered: m.redelivered || m.seq <= delivered,
+            retried: m.headers?.get(retryHeader) === "1"
           }
         }
         const gone = new EngineError({ reason: "Fenced", detail: `consumer ${name} of ${key} is gone` })
@@ -265,10 +370,36 @@ export const make = (
           Effect.either(attempt("consumer info", () => jsm.consumers.info(stream, name))),
           (info) => (info._tag === "Left" && isNotFound(info.left.cause) ? Effect.fail(gone) : Effect.void)
         )
+        // entries taken from the client whose delivery could not be recorded yet: handed out by the next fetch
+        let carry: Array<Engine.Entry> = []
+        /** Records how far this holder is about to deliver before it hands the entries out. */
+        const deliver = (out: Array<Engine.Entry>) =>
+          Effect.suspend(() => {
+            const last = out[out.length - 1]!.seq
+            if (last <= marks.d) return Effect.succeed<ReadonlyArray<Engine.Entry>>(out)
+            const before = marks.d
+            marks.d = last
+            return record.pipe(
+              Effect.as<ReadonlyArray<Engine.Entry>>(out),
+              Effect.tapError(() =>
+                Effect.sync(() => {
+                  marks.d = before
+                  carry = out
+                })
+              )
+            )
+          })
         const fetch = (max: number, waitMillis: number): Effect.Effect<ReadonlyArray<Engine.Entry>, EngineError> =>
+          Effect.suspend(() => {
+            if (carry.length === 0) return take(max, waitMillis)
+            const out = carry
+            carry = []
+            return deliver(out)
+          })
+        const take = (max: number, waitMillis: number): Effect.Effect<ReadonlyArray<Engine.Entry>, EngineError> =>
           Effect.gen(function*() {
             const first = yield* Effect.raceFirst(
-              Effect.map(attempt("fetch", next), Option.some),
+              Effect.map(attempt("fetch", next, true), Option.some),
               Effect.as(Effect.sleep(Duration.millis(waitMillis)), Option.none<IteratorResult<JsMsg>>())
             )
             if (Option.isNone(first)) {
@@ -283,26 +414,31 @@ export const make = (
             // stays in `waiting` for the next fetch; the iterator's pending count runs one ahead, so it cannot say)
             while (out.length < max) {
               const r = yield* Effect.raceFirst(
-                Effect.map(attempt("fetch", next), Option.some),
+                Effect.map(attempt("fetch", next, true), Option.some),
                 Effect.as(Effect.sleep(Duration.millis(1)), Option.none<IteratorResult<JsMsg>>())
               )
               if (Option.isNone(r) || r.value.done === true) break
               waiting = undefined
               out.push(toEntry(r.value.value))
             }
-            return out
+            return yield* deliver(out)
           })
         const ack = (seq: number) =>
           Effect.gen(function*() {
             const m = unacked.get(seq)
             if (m === undefined) return
+            if (seq > marks.a) {
+              const before = marks.a
+              marks.a = seq
+              yield* Effect.tapError(record, () => Effect.sync(() => void (marks.a = before)))
+            }
             const ok = yield* attempt("ack", () => m.ackAck())
             if (!ok) return yield* Effect.fail(new EngineError({ reason: "Unavailable", detail: "ack not confirmed" }))
             for (const s of Array.from(unacked.keys())) if (s <= seq) unacked.delete(s)
             // the stream keeps exactly the un-acked frames: what its bounds count
             yield* attempt("purge", () => jsm.streams.purge(stream, { seq: seq + 1 }))
           })
-        return { start, fetch, ack } satisfies Engine.Consumer
+        return { start, previous, fetch, ack } satisfies Engine.Consumer
       })
 
     const acquire = (name: string, _ttlMillis: number) =>
@@ -337,12 +473,13 @@ export const make = (
         return Option.none<string>()
       })
 
-    const nodes = Effect.gen(function*() {
+    const live = (prefix: "node" | "hold") => Effect.gen(function*() {
       const out: Array<string> = []
       const keys = yield* attempt("nodes", async () => {
         const ks: Array<string> = []
-        for await (const k of await leasesKv.keys("node.>")) ks.push(k)
-        return ks
+        for await (const k of await leasesKv.keys(`${prefix}.>`)) ks.push(k)
+        // a key updated while it is listed comes twice
+        return Array.from(new Set(ks))
       })
       for (const k of keys) {
         const e = yield* attempt("lease", () => leasesKv.get(k))
@@ -350,9 +487,11 @@ export const make = (
       }
       return out.sort()
     })
+    const nodes = live("node")
+    const holders = live("hold")
 
     const request = (to: string, message: Uint8Array, timeoutMillis: number) =>
-      Effect.tryPromise({
+      linked("request", Effect.tryPromise({
         try: () => nc.request(`tether.node.${token(to)}`, message, { timeout: timeoutMillis }),
         catch: (e): NoResponder | EngineError => {
           const m = describe(e) + " " + describe((e as { cause?: unknown }).cause)
@@ -360,7 +499,7 @@ export const make = (
           if (/timeout/i.test(m)) return new NoResponder({ node: to, reason: "Timeout" })
           return unavailable("request")(e)
         }
-      }).pipe(Effect.map((m) => m.data))
+      })).pipe(Effect.map((m) => m.data))
 
     const serve = (handler: (message: Uint8Array) => Effect.Effect<Uint8Array>) =>
       Effect.gen(function*() {
@@ -402,6 +541,7 @@ export const make = (
         }),
       locate,
       nodes,
+      holders,
       request,
       serve
     } satisfies Engine.Engine
