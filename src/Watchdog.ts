@@ -550,7 +550,8 @@ export interface DriverService {
  * Production code provides {@link layerDriver} once (per process, or per
  * Listener / Hub). Without a `Driver` in the context each connection runs its
  * own probe fiber, as before 0.3.0 (fine for a few connections, costly for
- * thousands).
+ * thousands) — except a Listener's (and a WebSocket server's) sessions: since
+ * 0.4.0 a listener with no `Driver` in its context makes one of its own.
  *
  * @example
  * ```ts

@@ -68,6 +68,43 @@ const sleeperAt = (at: number) => Testing.awaitSleeper(at)
 const lp = (s: string) => Framing.encode(Framing.lengthPrefixed(), Framing.utf8(s))
 
 describe("Listener", () => {
+  it.live("the sessions' probes run on one watchdog driver of the listener's own (no probe fiber per session), or on the application's", () =>
+    Effect.gen(function*() {
+      // a sampler that tells who asks: only a driver calls `unsafeCanSkip`; a per-session probe fiber calls `sample`
+      let asked = 0
+      let sampled = 0
+      const probe: Watchdog.TcpProbeService = {
+        sample: () => Effect.sync(() => void sampled++),
+        unsafeCanSkip: () => {
+          asked++
+          return true
+        },
+        reads: () => sampled
+      }
+      const options = { port: 0, watchdogs: [Watchdog.reaper({ probeInterval: "50 millis", stallTimeout: "5 seconds" })] }
+      const handler = (conn: Connection.Connection) => Effect.asVoid(conn.closed)
+      const poll = (cond: () => boolean) =>
+        Effect.repeat(Effect.sync(cond), { schedule: Schedule.spaced("10 millis"), until: (ok) => ok }).pipe(
+          Effect.timeout("5 seconds")
+        )
+      // no Driver in the context: the listener makes its own
+      const own = yield* Listener.serve(options, handler).pipe(Effect.provideService(Watchdog.TcpProbe, probe))
+      for (let i = 0; i < 3; i++) yield* connect(own.address.port)
+      yield* registryUntil(own, (rows) => rows.length === 3).pipe(Effect.timeout("5 seconds"))
+      yield* poll(() => asked >= 3)
+      expect(sampled).toBe(0)
+      // the application's driver: used as it is
+      const driver = yield* Watchdog.makeDriver
+      const app = yield* Listener.serve(options, handler).pipe(
+        Effect.provideService(Watchdog.TcpProbe, probe),
+        Effect.provideService(Watchdog.Driver, driver)
+      )
+      for (let i = 0; i < 2; i++) yield* connect(app.address.port)
+      yield* registryUntil(app, (rows) => rows.length === 2).pipe(Effect.timeout("5 seconds"))
+      yield* poll(() => driver.unsafeStats().registered === 2)
+      expect(sampled).toBe(0)
+    }).pipe(Effect.scoped))
+
   it.live("seats: maxConnections 1 → a second client is refused; the first, stalled, is reaped and the seat is free", () =>
     Effect.gen(function*() {
       const conns: Array<Connection.Connection> = []

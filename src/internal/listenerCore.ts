@@ -26,6 +26,7 @@ import { fromFramed, make as makeConnection } from "./connection.js"
 import { makeServer, Session } from "./listener.js"
 import { macrotask } from "./scheduler.js"
 import * as Timers from "./timers.js"
+import * as WatchdogInternal from "./watchdog.js"
 
 /** @internal */
 export const defaults = {
@@ -188,6 +189,13 @@ export const makeCore = <E, R, RA>(
     let completed = 0
     let shuttingDown = false
 
+    // One watchdog driver for the listener's sessions when the application provides none: the send-stall and
+    // peer-gone probes of every session are run by it (one fiber per probe interval, idle sessions parked)
+    // instead of a probe fiber per session. A Driver in the context (Watchdog.layerDriver) is used as it is.
+    // Made before the sessions' FiberMap, so it outlives them (scope finalizers run in reverse order).
+    const driver = Option.isSome(yield* Effect.serviceOption(WatchdogInternal.Driver))
+      ? undefined
+      : yield* WatchdogInternal.makeDriverService
     const logs = yield* FiberSet.make<void>()
     const runLog = yield* FiberSet.runtime(logs)<never>()
     const sessions = yield* FiberMap.make<string>()
@@ -325,7 +333,7 @@ export const makeCore = <E, R, RA>(
       if (!unsafeHasSeat()) return unsafeRefuse(a.remoteAddress, a.refuse)
       seats++
       const id = `${prefix}-${++seq}`
-      runSession(id, session(id, a))
+      runSession(id, driver === undefined ? session(id, a) : Effect.provideService(session(id, a), WatchdogInternal.Driver, driver))
     }
 
     const stats = (): Listener.Stats => ({
