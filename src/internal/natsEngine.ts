@@ -518,6 +518,9 @@ export const make = (
           }),
           (s) => Effect.sync(() => s.unsubscribe())
         )
+        // the subscription reaches the server asynchronously: a request from another node right after `serve`
+        // would find no responder; a flush (a PING answered after the SUB) makes it known before we return
+        yield* Effect.tryPromise({ try: () => nc.flush(), catch: unavailable("flush") })
       })
 
     return {
