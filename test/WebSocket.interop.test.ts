@@ -49,6 +49,34 @@ const runPython = (args: ReadonlyArray<string>, onLine: (line: Line, stdin: Node
     return Effect.sync(() => child.kill("SIGKILL"))
   })
 
+/**
+ * The Python echo server (`mode`: "server" or "deflate-server"): its port, the JSON lines of its closed
+ * connections, the first close, and `stop` (its stdin closed, its exit awaited, bounded).
+ */
+const pythonServer = (mode: "server" | "deflate-server") =>
+  Effect.gen(function*() {
+    const lines: Array<Line> = []
+    let resolvePort: (port: number) => void = () => {}
+    const portP = new Promise<number>((r) => (resolvePort = r))
+    let resolveClosed: () => void = () => {}
+    const firstClosed = new Promise<void>((r) => (resolveClosed = r))
+    let stdin: NodeJS.WritableStream | undefined
+    const peer = yield* Effect.fork(runPython([mode], (line, input) => {
+      stdin = input
+      if (typeof line.port === "number") resolvePort(line.port)
+      else {
+        lines.push(line)
+        resolveClosed()
+      }
+    }))
+    const port = yield* Effect.promise(() => portP).pipe(Effect.timeout("10 seconds"))
+    const stop = Effect.suspend(() => {
+      stdin?.end()
+      return peer.await.pipe(Effect.timeout("5 seconds"))
+    })
+    return { port, lines, firstClosed, stop }
+  })
+
 const handler = (conn: WebSocket.Connection) =>
   Stream.runForEach(WebSocket.messages(conn), (m) =>
     m._tag === "Text" && m.text === "close-me"
@@ -95,21 +123,7 @@ describe.skipIf(python === undefined)("WebSocket interop (Python websockets)", (
 
   it.live("our client ↔ websockets server: text, binary, heartbeat pings answered, our close code", () =>
     Effect.gen(function*() {
-      const lines: Array<Line> = []
-      let resolvePort: (port: number) => void = () => {}
-      const portP = new Promise<number>((r) => (resolvePort = r))
-      let resolveClosed: () => void = () => {}
-      const firstClosed = new Promise<void>((r) => (resolveClosed = r))
-      let stdin: NodeJS.WritableStream | undefined
-      const peer = yield* Effect.fork(runPython(["server"], (line, input) => {
-        stdin = input
-        if (typeof line.port === "number") resolvePort(line.port)
-        else {
-          lines.push(line)
-          resolveClosed()
-        }
-      }))
-      const port = yield* Effect.promise(() => portP).pipe(Effect.timeout("10 seconds"))
+      const { port, lines, firstClosed, stop } = yield* pythonServer("server")
       const closed = yield* Effect.scoped(Effect.gen(function*() {
         const conn = yield* WebSocket.connect(`ws://127.0.0.1:${port}/`, {
           handshakeTimeout: "5 seconds",
@@ -134,8 +148,7 @@ describe.skipIf(python === undefined)("WebSocket interop (Python websockets)", (
       // the Python server saw our messages and our close code
       yield* Effect.promise(() => firstClosed).pipe(Effect.timeout("5 seconds"))
       expect(lines[0]).toMatchObject({ closed: true, code: 4002, reason: "client bye", received: ["héllo", [5, 6, 7]] })
-      stdin?.end()
-      yield* peer.await.pipe(Effect.timeout("5 seconds"))
+      yield* stop
     }).pipe(Effect.scoped), 40_000)
   it.live("permessage-deflate both ways: our server ↔ websockets client, our client ↔ websockets server", () =>
     Effect.gen(function*() {
@@ -157,21 +170,7 @@ describe.skipIf(python === undefined)("WebSocket interop (Python websockets)", (
       })
 
       // their server, deflate accepted; our client offers it
-      const lines: Array<Line> = []
-      let resolvePort: (port: number) => void = () => {}
-      const portP = new Promise<number>((r) => (resolvePort = r))
-      let resolveClosed: () => void = () => {}
-      const firstClosed = new Promise<void>((r) => (resolveClosed = r))
-      let stdin: NodeJS.WritableStream | undefined
-      const peer = yield* Effect.fork(runPython(["deflate-server"], (line, input) => {
-        stdin = input
-        if (typeof line.port === "number") resolvePort(line.port)
-        else {
-          lines.push(line)
-          resolveClosed()
-        }
-      }))
-      const port = yield* Effect.promise(() => portP).pipe(Effect.timeout("10 seconds"))
+      const { port, lines, firstClosed, stop } = yield* pythonServer("deflate-server")
       const big = "compress me, ".repeat(2000)
       const blob = new Uint8Array(16 * 1024).map((_, i) => i % 7)
       yield* Effect.scoped(Effect.gen(function*() {
@@ -190,7 +189,6 @@ describe.skipIf(python === undefined)("WebSocket interop (Python websockets)", (
       }))
       yield* Effect.promise(() => firstClosed).pipe(Effect.timeout("5 seconds"))
       expect(lines[0]).toMatchObject({ closed: true, code: 1000, extensions: ["permessage-deflate"] })
-      stdin?.end()
-      yield* peer.await.pipe(Effect.timeout("5 seconds"))
+      yield* stop
     }).pipe(Effect.scoped), 40_000)
 })
