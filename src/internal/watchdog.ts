@@ -570,17 +570,14 @@ export const makeDriver: Effect.Effect<DriverImpl, never, Scope.Scope> = Effect.
   const park = (group: Group, e: Entry) => {
     removeEntry(group, e)
     parked++
-    let woken = false
-    const cancel = e.conn.unsafeOnActivity(() => {
-      woken = true
+    // the wake-up is called on a later move of the activity counter, never during this registration
+    e.unpark = e.conn.unsafeOnActivity(() => {
       if (e.done || e.unpark === undefined) return
       e.unpark = undefined
       parked--
       e.index = group.entries.length
       group.entries.push(e)
     })
-    // an activity listener called during the registration itself cannot happen (it is called on a later move)
-    e.unpark = woken ? undefined : cancel
   }
 
   // the walk of one tick, over a snapshot of the group (registrations and removals during a slice
