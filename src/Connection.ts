@@ -20,6 +20,7 @@
  *
  * @since 0.1.0
  */
+import type * as Chunk from "effect/Chunk"
 import type * as Config from "effect/Config"
 import type * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
@@ -32,6 +33,7 @@ import type { DisconnectReason } from "./DisconnectReason.js"
 import type * as Framed from "./Framed.js"
 import type * as Framing from "./Framing.js"
 import type * as Metrics from "./Metrics.js"
+import type * as Option from "effect/Option"
 import * as internal from "./internal/connection.js"
 import * as models from "./internal/connection/models.js"
 import * as scheduler from "./internal/scheduler.js"
@@ -410,6 +412,24 @@ export interface Connection<In = Uint8Array, Out = In> {
   readonly trySendEncoded: (frame: Encoded<Out>) => Effect.Effect<"accepted" | "full", ConnectionClosed>
   /** Inbound frames, with backpressure; ends when the connection closes. Consume it once. */
   readonly incoming: Stream.Stream<In>
+  /**
+   * The next inbound frames, without a Stream: everything received and not yet taken (at least one
+   * frame), waiting while there is none; `Option.none()` once the inbound side has ended and every
+   * frame was taken. The same queue and backpressure as `incoming`: consume one or the other.
+   *
+   * A loop over `read` is the cheapest consumer of an idle connection: while it waits it holds one
+   * suspended effect, where a `Stream` consumer (`Stream.runDrain(conn.incoming)`) holds Effect's
+   * channel machinery, about 20 KB per connection.
+   *
+   * ```ts
+   * const consume = (conn: Connection.Connection): Effect.Effect<void> =>
+   *   Effect.flatMap(conn.read, Option.match({
+   *     onNone: () => Effect.void,
+   *     onSome: (frames) => Effect.zipRight(handle(frames), consume(conn))
+   *   }))
+   * ```
+   */
+  readonly read: Effect.Effect<Option.Option<Chunk.Chunk<In>>>
   readonly state: Effect.Effect<State>
   readonly stateChanges: Stream.Stream<State>
   /**

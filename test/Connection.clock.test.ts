@@ -170,6 +170,52 @@ describe("Connection (TestClock)", () => {
       expect(err).toMatchObject({ _tag: "ConnectionClosed", reason: { _tag: "PeerClosed" } })
     }))
 
+  it.scoped("read: a chunk of everything queued, waiting while empty; none after the EOF and the last frame", () =>
+    Effect.gen(function*() {
+      const [t, peer] = yield* Transport.memoryPair()
+      const conn = yield* Connection.make(t)
+      const enc = (s: string) => Framing.encode(conn.codec, Framing.utf8(s))
+      yield* peer.write(enc("a"))
+      yield* peer.write(enc("b"))
+      const first = yield* conn.read
+      expect(Option.map(first, (c) => Chunk.toArray(c).map(Framing.text))).toEqual(Option.some(["a", "b"]))
+      // nothing queued: read waits until the next frame arrives
+      const waiting = yield* Effect.fork(conn.read)
+      yield* Effect.yieldNow()
+      expect(waiting.unsafePoll()).toBeNull()
+      yield* peer.write(enc("c"))
+      const second = yield* Fiber.join(waiting)
+      expect(Option.map(second, (c) => Chunk.toArray(c).map(Framing.text))).toEqual(Option.some(["c"]))
+      yield* peer.write(enc("last"))
+      yield* peer.end
+      const third = yield* conn.read
+      expect(Option.map(third, (c) => Chunk.toArray(c).map(Framing.text))).toEqual(Option.some(["last"]))
+      expect(yield* conn.read).toEqual(Option.none())
+      expect(yield* conn.read).toEqual(Option.none())
+      expect((yield* conn.closed)._tag).toBe("PeerClosed")
+    }))
+
+  it.scoped("read keeps the inbound backpressure: a reader stalled at inboundCapacity resumes when read takes", () =>
+    Effect.gen(function*() {
+      const [t, peer] = yield* Transport.memoryPair()
+      const conn = yield* Connection.make(t, { inboundCapacity: 4 })
+      for (let i = 0; i < 10; i++) yield* peer.write(Framing.encode(conn.codec, Framing.utf8(`m${i}`)))
+      yield* peer.end
+      const got: Array<string> = []
+      let chunks = 0
+      while (true) {
+        const next = yield* conn.read
+        if (Option.isNone(next)) break
+        chunks++
+        // never more than the capacity (plus what one transport read decodes) at once
+        expect(Chunk.size(next.value)).toBeLessThanOrEqual(10)
+        for (const f of next.value) got.push(Framing.text(f))
+      }
+      expect(got).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`))
+      expect(chunks).toBeGreaterThan(1)
+      expect(conn.unsafeStats().framesIn).toBe(10)
+    }))
+
   it.scoped("a reset ends the connection with an I/O reason", () =>
     Effect.gen(function*() {
       const [t, peer] = yield* Transport.memoryPair()

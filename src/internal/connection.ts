@@ -6,6 +6,7 @@
  * connection parks no fiber.
  * @internal
  */
+import type * as Chunk from "effect/Chunk"
 import * as Config from "effect/Config"
 import type * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -15,8 +16,10 @@ import * as FiberRef from "effect/FiberRef"
 import * as FiberSet from "effect/FiberSet"
 import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import type * as Tls from "node:tls"
 import type * as Connection from "../Connection.js"
 import * as DR from "../DisconnectReason.js"
@@ -32,7 +35,7 @@ import { procedure } from "./connection/close.js"
 import { fromTransport } from "./connection/framed.js"
 import { ConnectionTag, TypeId } from "./connection/models.js"
 import { makeOutbox } from "./connection/outbox.js"
-import { incoming, pump } from "./connection/reader.js"
+import { incoming, pump, read } from "./connection/reader.js"
 import * as St from "./connection/state.js"
 import { kick } from "./connection/writer.js"
 import { currentWriterScheduler } from "./scheduler.js"
@@ -81,6 +84,8 @@ export const attach = <In, Out>(
 
 /** Internal observers of a connection (the listener's registry and handshake timer). @internal */
 export interface Hooks<In, Out> {
+  /** The connection's id (a listener's session id), before `options.id`. */
+  readonly id?: string | undefined
   /** Runs synchronously on every state change. */
   readonly onState?: ((state: Connection.State) => void) | undefined
   /** Runs in the connection's scope when it opens, before the attachments. */
@@ -89,19 +94,160 @@ export interface Hooks<In, Out> {
   readonly timers?: Timers | undefined
 }
 
-const ConnectionProto = {
-  [TypeId]: TypeId,
-  toJSON(this: Connection.Connection<unknown, never>): unknown {
-    const s = this.unsafeStats()
+/**
+ * The connection object. Every member of `Connection` is an own property (a connection may be passed
+ * point-free, `Effect.forEach(frames, conn.send)`, or spread by a decorator); only the inspection
+ * methods are on the prototype. A class, so every connection shares one hidden class (an
+ * `Object.assign` of this many members leaves V8 a dictionary-mode object).
+ */
+class ConnectionImpl<In, Out> implements Connection.Connection<In, Out> {
+  declare readonly [TypeId]: Connection.TypeId
+  readonly id: string
+  readonly kind: Transport.Transport["kind"]
+  readonly remoteAddress: string | undefined
+  readonly localAddress: string | undefined
+  readonly codec: Framing.Codec<In, Out>
+  readonly send: Connection.Connection<In, Out>["send"]
+  readonly sendAll: Connection.Connection<In, Out>["sendAll"]
+  readonly trySend: Connection.Connection<In, Out>["trySend"]
+  readonly sendEncoded: Connection.Connection<In, Out>["sendEncoded"]
+  readonly trySendEncoded: Connection.Connection<In, Out>["trySendEncoded"]
+  readonly close: Connection.Connection<In, Out>["close"]
+  readonly abort: Connection.Connection<In, Out>["abort"]
+  readonly unsafeRequestClose: Connection.Connection<In, Out>["unsafeRequestClose"]
+  readonly unsafeStats: () => Connection.Stats
+  /** @internal */
+  readonly core: St.Core<In, Out>
+  /** @internal the attachment handle */
+  readonly handle: HandleImpl<In, Out>
+  readonly incoming: Stream.Stream<In>
+  readonly read: Effect.Effect<Option.Option<Chunk.Chunk<In>>>
+  readonly state: Effect.Effect<Connection.State>
+  readonly stateChanges: Stream.Stream<Connection.State>
+  readonly closed: Effect.Effect<DisconnectReason>
+  readonly outcome: Effect.Effect<Connection.CloseOutcome<Out>>
+  readonly stats: Effect.Effect<Connection.Stats>
+  constructor(core: St.Core<In, Out>, requestClose: RequestClose, wakeWriter: () => void) {
+    const framed = core.framed
+    this.core = core
+    this.id = core.id
+    this.kind = framed.kind
+    this.remoteAddress = framed.remoteAddress
+    this.localAddress = framed.localAddress
+    this.codec = framed.codec
+    const outbox = makeOutbox(core, wakeWriter)
+    this.send = outbox.send
+    this.sendAll = outbox.sendAll
+    this.trySend = outbox.trySend
+    this.sendEncoded = outbox.sendEncoded
+    this.trySendEncoded = outbox.trySendEncoded
+    this.close = (reason) => closeWith(core, requestClose, "graceful", toReason(reason, localClose))
+    this.abort = (reason) => closeWith(core, requestClose, "abort", toReason(reason, aborted))
+    this.unsafeRequestClose = requestClose
+    this.unsafeStats = () => statsOf(core)
+    this.handle = new HandleImpl(this, requestClose)
+    // Own properties, not prototype getters, so that a decorator spreading the connection
+    // (`{ ...conn, send: ... }`) keeps them; the streams are suspended, so nothing of them is built
+    // until they run (the inbound stream once: consume it once).
+    let inbound: Stream.Stream<In> | undefined
+    let reading: Effect.Effect<Option.Option<Chunk.Chunk<In>>> | undefined
+    this.incoming = Stream.suspend(() => inbound ??= incoming(core, requestClose))
+    this.read = Effect.suspend(() => reading ??= read(core, requestClose))
+    this.state = Effect.sync(() => core.phase)
+    this.stateChanges = Stream.suspend(() => St.stateChanges(core))
+    this.outcome = Deferred.await(core.outcome)
+    this.closed = Effect.map(this.outcome, (o) => o.reason)
+    this.stats = Effect.sync(() => statsOf(core))
+  }
+  toJSON(): unknown {
+    const s = statsOf(this.core)
     return { _id: "Connection", id: this.id, kind: this.kind, remoteAddress: this.remoteAddress, state: s.state, queueDepth: s.queueDepth }
-  },
-  toString(this: Connection.Connection<unknown, never>) {
+  }
+  toString(): string {
     return Inspectable.format(this)
-  },
-  [Inspectable.NodeInspectSymbol](this: Connection.Connection<unknown, never>) {
-    return ConnectionProto.toJSON.call(this)
+  }
+  [Inspectable.NodeInspectSymbol](): unknown {
+    return this.toJSON()
   }
 }
+Object.defineProperty(ConnectionImpl.prototype, TypeId, { value: TypeId })
+
+/** The narrow handle watchdogs and other attachments get: one per connection, methods on the prototype. */
+class HandleImpl<In, Out> implements Connection.Handle<In, Out> {
+  readonly id: string
+  readonly destroy: Effect.Effect<void>
+  constructor(readonly connection: ConnectionImpl<In, Out>, readonly unsafeRequestClose: RequestClose) {
+    this.id = connection.id
+    // a destroy outside the writer: the socket's callbacks end the writer and reader
+    this.destroy = connection.core.framed.destroy
+  }
+  unsafeStats(): Connection.Stats {
+    return statsOf(this.connection.core)
+  }
+  unsafeState(): Connection.State {
+    return this.connection.core.phase
+  }
+  unsafeOnState(f: (state: Connection.State) => void): () => void {
+    return St.onState(this.connection.core, f)
+  }
+  unsafeActivity(): number {
+    return this.connection.core.activity
+  }
+  unsafeOnActivity(f: () => void): () => void {
+    const core = this.connection.core
+    const fs = core.onActivity ?? (core.onActivity = [])
+    fs.push(f)
+    return () => {
+      // after the wake-up (the list was taken and cleared) there is nothing to remove
+      if (core.onActivity !== fs) return
+      const i = fs.indexOf(f)
+      if (i >= 0) fs.splice(i, 1)
+      if (fs.length === 0) core.onActivity = undefined
+    }
+  }
+  get stateChanges(): Stream.Stream<Connection.State> {
+    return St.stateChanges(this.connection.core)
+  }
+  get outcome(): Effect.Effect<Connection.CloseOutcome<Out>> {
+    return Deferred.await(this.connection.core.outcome)
+  }
+}
+
+type RequestClose = (reason: DisconnectReason, mode: "graceful" | "abort") => void
+
+const localClose = (message: string) => DR.LocalClose({ message })
+const aborted = (message: string) => DR.Aborted({ message })
+
+const closeWith = <In, Out>(
+  core: St.Core<In, Out>,
+  requestClose: RequestClose,
+  mode: "graceful" | "abort",
+  reason: DisconnectReason
+): Effect.Effect<Connection.CloseOutcome<Out>> =>
+  Effect.suspend(() => {
+    requestClose(reason, mode)
+    return Deferred.await(core.outcome)
+  })
+
+const statsOf = <In, Out>(core: St.Core<In, Out>): Connection.Stats => {
+  const t = core.framed.stats()
+  return {
+    id: core.id,
+    state: core.phase,
+    framesIn: core.framesIn,
+    framesOut: core.framesOut,
+    bytesIn: t.bytesRead,
+    bytesOut: core.bytesOut,
+    queueDepth: core.queue.size(),
+    framesInFlight: core.inFlight?.length ?? 0,
+    queueBytes: core.queue.queuedWeight(),
+    lastReadAt: core.lastReadAt,
+    lastWriteAt: core.lastWriteAt,
+    transport: t
+  }
+}
+
+const scopeClosed = DR.LocalClose({ message: "scope closed" })
 
 /** @internal */
 export const fromFramed = <In, Out>(
@@ -110,7 +256,7 @@ export const fromFramed = <In, Out>(
   hooks?: Hooks<In, Out>
 ): Effect.Effect<Connection.Connection<In, Out>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const id = options?.id ?? `conn-${++nextId}`
+    const id = hooks?.id ?? options?.id ?? `conn-${++nextId}`
     const writeTimeout = Duration.decode(options?.writeTimeout ?? defaults.writeTimeout)
     const settings: St.Settings = {
       maxBatchFrames: options?.maxBatchFrames ?? defaults.maxBatchFrames,
@@ -131,10 +277,10 @@ export const fromFramed = <In, Out>(
     })
     const labels = St.labelSetOf(options?.labels)
     // the connection's fibers (writer, deadline, close procedure) run in this set: started on
-    // demand, interrupted when the scope closes (after the graceful close below has run)
-    // made inside the log annotations: every fiber it starts carries them (nothing to add per start)
-    const annotate = Effect.annotateLogs({ connection: id, remote: framed.remoteAddress ?? "?" })
-    const run = yield* annotate(FiberSet.makeRuntime<never, unknown, unknown>())
+    // demand, interrupted when the scope closes (after the graceful close below has run). Their log
+    // lines carry the connection's annotations where they are written (`St.log`), not through a
+    // FiberRef set here: annotating costs two FiberRef updates per connection, logged or not.
+    const run = yield* FiberSet.makeRuntime<never, unknown, unknown>()
     const core: St.Core<In, Out> = St.makeCore({
       id,
       framed,
@@ -144,74 +290,19 @@ export const fromFramed = <In, Out>(
       settings,
       gate,
       queue,
-      annotate,
       onState: hooks?.onState,
       timers: hooks?.timers
     })
     Metrics.connects.unsafeUpdate(1, labels.tags)
     Metrics.connections.unsafeModify(1, labels.stateTags.Active)
 
-    const requestClose = (reason: DisconnectReason, mode: "graceful" | "abort") =>
-      St.requestClose(core, reason, mode, startClose)
+    const requestClose: RequestClose = (reason, mode) => St.requestClose(core, reason, mode, startClose)
     const startClose = () => {
       run(procedure(core, requestClose))
     }
     const fail = (reason: DisconnectReason) => requestClose(reason, "abort")
     const wakeWriter = () => kick(core, fail)
-
-    // ---- outbox: check the gate, wait for capacity, re-check, commit; then start the writer ----
-    const { send, sendAll, sendEncoded, trySend, trySendEncoded } = makeOutbox(core, wakeWriter)
-
-    const closeWith = (mode: "graceful" | "abort", fallback: (m: string) => DisconnectReason) =>
-    (reason?: string | DisconnectReason) =>
-      Effect.suspend(() => {
-        requestClose(toReason(reason, fallback), mode)
-        return Deferred.await(core.outcome)
-      })
-
-    const unsafeStats = (): Connection.Stats => {
-      const t = framed.stats()
-      return {
-        id,
-        state: core.phase,
-        framesIn: core.framesIn,
-        framesOut: core.framesOut,
-        bytesIn: t.bytesRead,
-        bytesOut: core.bytesOut,
-        queueDepth: queue.size(),
-        framesInFlight: core.inFlight?.length ?? 0,
-        queueBytes: queue.queuedWeight(),
-        lastReadAt: core.lastReadAt,
-        lastWriteAt: core.lastWriteAt,
-        transport: t
-      }
-    }
-
-    const conn: Connection.Connection<In, Out> = Object.assign(Object.create(ConnectionProto), {
-      id,
-      kind: framed.kind,
-      remoteAddress: framed.remoteAddress,
-      localAddress: framed.localAddress,
-      codec: framed.codec,
-      send,
-      sendAll,
-      trySend,
-      sendEncoded,
-      trySendEncoded,
-      incoming: incoming(core, requestClose),
-      state: Effect.sync(() => core.phase),
-      // built on access: nothing is kept per connection until someone subscribes
-      get stateChanges() {
-        return St.stateChanges(core)
-      },
-      close: closeWith("graceful", (message) => DR.LocalClose({ message })),
-      abort: closeWith("abort", (message) => DR.Aborted({ message })),
-      unsafeRequestClose: requestClose,
-      closed: Effect.map(Deferred.await(core.outcome), (o) => o.reason),
-      outcome: Deferred.await(core.outcome),
-      unsafeStats,
-      stats: Effect.sync(unsafeStats)
-    })
+    const conn = new ConnectionImpl(core, requestClose, wakeWriter)
 
     // the reader and the control lane are driven by the transport's callbacks
     framed.unsafeOnReadable(() => pump(core, requestClose))
@@ -221,46 +312,16 @@ export const fromFramed = <In, Out>(
     })
     pump(core, requestClose) // bytes that arrived before we were listening
 
-    const handle: Connection.Handle<In, Out> = {
-      id,
-      connection: conn,
-      unsafeStats,
-      unsafeState: () => core.phase,
-      unsafeRequestClose: requestClose,
-      // a destroy outside the writer: the socket's callbacks end the writer and reader
-      destroy: framed.destroy,
-      unsafeOnState: (f) => St.onState(core, f),
-      unsafeActivity: () => core.activity,
-      unsafeOnActivity: (f) => {
-        const fs = core.onActivity ?? (core.onActivity = [])
-        fs.push(f)
-        return () => {
-          // after the wake-up (the list was taken and cleared) there is nothing to remove
-          const now = core.onActivity
-          if (now !== fs) return
-          const i = fs.indexOf(f)
-          if (i >= 0) fs.splice(i, 1)
-          if (fs.length === 0) core.onActivity = undefined
-        }
-      },
-      get stateChanges() {
-        return St.stateChanges(core)
-      },
-      outcome: conn.outcome
-    }
+    const handle = conn.handle
     internals.set(conn, { transport: framed.transport, handle: handle as unknown as Connection.Handle<never, never> })
     if (hooks?.onOpen !== undefined) yield* hooks.onOpen(handle)
     // attachments (watchdogs) start now; their fibers are interrupted only after the close below has run
-    for (const attach of options?.watchdogs ?? []) yield* attach(handle)
+    const watchdogs = options?.watchdogs
+    if (watchdogs !== undefined) for (const attach of watchdogs) yield* attach(handle)
 
     // closing the scope is a graceful close (added last, so it runs before the fibers are interrupted)
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
-        requestClose(DR.LocalClose({ message: "scope closed" }), "graceful")
-        return Deferred.await(core.outcome)
-      })
-    )
-    yield* Effect.logDebug("connection open").pipe(core.annotate)
+    yield* Effect.addFinalizer(() => closeWith(core, requestClose, "graceful", scopeClosed))
+    yield* St.log(core, LogLevel.Debug, () => "connection open")
     return conn
   })
 

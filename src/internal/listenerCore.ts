@@ -15,14 +15,18 @@ import * as Fiber from "effect/Fiber"
 import * as FiberMap from "effect/FiberMap"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
+import * as Context from "effect/Context"
+import * as FiberRef from "effect/FiberRef"
+import * as HashMap from "effect/HashMap"
 import * as Stream from "effect/Stream"
 import type * as Connection from "../Connection.js"
 import * as DR from "../DisconnectReason.js"
 import type * as Listener from "../Listener.js"
 import type * as Transport from "../Transport.js"
 import type * as Framed from "../Framed.js"
-import { fromFramed, make as makeConnection } from "./connection.js"
+import { fromFramed, type Hooks, make as makeConnection } from "./connection.js"
 import { makeServer, Session } from "./listener.js"
 import { macrotask } from "./scheduler.js"
 import * as Timers from "./timers.js"
@@ -233,91 +237,120 @@ export const makeCore = <E, R, RA>(
         if (shuttingDown) conn.unsafeRequestClose(DR.Shutdown(), "graceful")
       })
 
-    const session = (id: string, a: Accepted<RA>) =>
-      Effect.scoped(Effect.gen(function*() {
-        const interruptSession = yield* Effect.withFiberRuntime<() => void>((fiber) =>
-          Effect.succeed(() => fiber.unsafeInterruptAsFork(FiberId.none))
-        )
-        const transport = yield* a.open
-        if (Option.isNone(transport)) {
-          rejected++
-          return
-        }
-        accepted++
-        const since = yield* Clock.currentTimeMillis
-        const handshake = yield* Deferred.make<void>()
-        const connectionOptions: Connection.Options = {
-          ...options.connection,
-          id,
-          labels: serverLabels,
-          watchdogs: options.connection.watchdogs
-        }
-        // the handler's grace starts at the close (or at its own start, on an already closed connection)
-        let inHandler = false
-        let cancelGrace: (() => void) | undefined
-        const startGrace = () => {
-          if (cancelGrace !== undefined || graceMillis === undefined) return
-          cancelGrace = timers.schedule(graceMillis, () => {
-            if (inHandler) interruptSession()
-          })
-        }
-        const hooks = {
-          timers,
-          onState: (state: Connection.State) => {
-            registry.changed()
-            if (state === "Closed" && inHandler) startGrace()
-          },
-          // the registry and the handshake timer: the connection's open hook, not watchdogs
-          onOpen: (h: Connection.Handle) => Effect.zipRight(track(id, a.remoteAddress, since)(h), handshakeWatch(handshake)(h))
-        }
-        const opened = transport.value
-        const conn: Connection.Connection = "unsafeRead" in opened
-          ? yield* fromFramed(opened as Framed.Framed, connectionOptions, hooks)
-          : yield* makeConnection(opened, connectionOptions, hooks)
-        const handshakeDone = Effect.map(Deferred.succeed(handshake, undefined), (first) => {
-          const e = entries.get(id)
-          if (first && e !== undefined) {
-            e.handshakeDone = true
-            registry.changed()
-          }
-        })
-        const info: Listener.Session = { id, remoteAddress: a.remoteAddress, connection: conn, handshakeDone }
-        // The handler runs until it ends, in this fiber. Once the connection has closed it still gets
-        // `sessionGrace` to finish what it already read (`incoming` delivers every buffered frame, then
-        // ends); only a handler that ignores the close is interrupted (by the listener's timers: no fiber,
-        // timer or race per session), so a seat is never held for long by a dead session.
-        inHandler = true
-        if (conn.unsafeStats().state === "Closed") startGrace()
-        yield* handler(conn).pipe(
-            Effect.provideService(Session, info),
-            Effect.catchAllCause((cause) => {
+    // what every session's connection is opened with (its id and hooks are the session's own)
+    const sessionOptions: Connection.Options = { ...options.connection, labels: serverLabels }
+    const noHandshake = Effect.void
+
+    // A session runs in its own fiber (the FiberMap's), from accept to the end of its child scope. That
+    // fiber's context (the Session, the watchdog driver, its scope and span) and log annotations are set
+    // once, at its start, instead of through `provideService` / `annotateLogs` / `withSpan` / `scoped`:
+    // each of those leaves a region (an acquire-use-release with its closures) on the fiber's stack for
+    // the session's whole life: ~15 of them, a few KB per idle session.
+    const session = (id: string, a: Accepted<RA>): Effect.Effect<void, never, Exclude<R, Listener.Session> | RA> =>
+      Effect.flatMap(Scope.make(), (scope) =>
+        Effect.onExit(
+          Effect.gen(function*() {
+            yield* FiberRef.update(
+              FiberRef.currentLogAnnotations,
+              (m) => HashMap.set(HashMap.set(m, "session", id), "remote", a.remoteAddress ?? "?")
+            )
+            yield* FiberRef.update(FiberRef.currentContext, (ctx) => {
+              const withScope = Context.add(ctx, Scope.Scope, scope)
+              return driver === undefined ? withScope : Context.add(withScope, WatchdogInternal.Driver, driver)
+            })
+            const interruptSession = yield* Effect.withFiberRuntime<() => void>((fiber) =>
+              Effect.succeed(() => fiber.unsafeInterruptAsFork(FiberId.none))
+            )
+            const transport = yield* a.open
+            if (Option.isNone(transport)) {
+              rejected++
+              return
+            }
+            accepted++
+            const since = yield* Clock.currentTimeMillis
+            // a Deferred only where a handshake is watched
+            const handshake = handshakeTimeout === undefined ? undefined : yield* Deferred.make<void>()
+            // the handler's grace starts at the close (or at its own start, on an already closed connection)
+            let inHandler = false
+            let cancelGrace: (() => void) | undefined
+            const startGrace = () => {
+              if (cancelGrace !== undefined || graceMillis === undefined) return
+              cancelGrace = timers.schedule(graceMillis, () => {
+                if (inHandler) interruptSession()
+              })
+            }
+            const hooks: Hooks<any, any> = {
+              id,
+              timers,
+              onState: (state: Connection.State) => {
+                registry.changed()
+                if (state === "Closed" && inHandler) startGrace()
+              },
+              // the registry and the handshake timer: the connection's open hook, not watchdogs
+              onOpen: (h: Connection.Handle) =>
+                handshake === undefined
+                  ? track(id, a.remoteAddress, since)(h)
+                  : Effect.zipRight(track(id, a.remoteAddress, since)(h), handshakeWatch(handshake)(h))
+            }
+            const opened = transport.value
+            const conn: Connection.Connection = "unsafeRead" in opened
+              ? yield* fromFramed(opened as Framed.Framed, sessionOptions, hooks)
+              : yield* makeConnection(opened, sessionOptions, hooks)
+            const handshakeDone = handshake === undefined ? noHandshake : Effect.map(
+              Deferred.succeed(handshake, undefined),
+              (first) => {
+                const e = entries.get(id)
+                if (first && e !== undefined) {
+                  e.handshakeDone = true
+                  registry.changed()
+                }
+              }
+            )
+            const info: Listener.Session = { id, remoteAddress: a.remoteAddress, connection: conn, handshakeDone }
+            // no stack trace per session: it is always the same (this line) and costs a `new Error()` each;
+            // ended by the session's scope
+            const span = yield* Effect.makeSpanScoped("tether.session", {
+              attributes: { "tether.connection": conn.id, "tether.role": "server" },
+              captureStackTrace: false
+            })
+            yield* FiberRef.update(
+              FiberRef.currentContext,
+              (ctx) => Context.add(Context.add(ctx, Session, info), Tracer.ParentSpan, span)
+            )
+            // The handler runs until it ends, in this fiber. Once the connection has closed it still gets
+            // `sessionGrace` to finish what it already read (`incoming` delivers every buffered frame, then
+            // ends); only a handler that ignores the close is interrupted (by the listener's timers: no fiber,
+            // timer or race per session), so a seat is never held for long by a dead session.
+            inHandler = true
+            if (conn.unsafeStats().state === "Closed") startGrace()
+            // the Session and the scope are in this fiber's context (set above)
+            yield* Effect.catchAllCause(handler(conn) as Effect.Effect<void, E>, (cause) => {
               if (Cause.isInterruptedOnly(cause)) return Effect.void
               // a send on a closed connection is how most handlers learn of the close: not a failure
               const failure = Cause.failureOption(cause)
               const closedSend = Option.isSome(failure) && typeof failure.value === "object" && failure.value !== null &&
                 "_tag" in failure.value && failure.value._tag === "ConnectionClosed"
               return closedSend ? Effect.void : Effect.logWarning("session handler failed", cause)
-            }),
-            // no stack trace per session: it is always the same (this line) and costs a `new Error()` each
-            Effect.withSpan("tether.session", {
-              attributes: { "tether.connection": conn.id, "tether.role": "server" },
-              captureStackTrace: false
             })
-          )
-        inHandler = false
-        cancelGrace?.()
-      })).pipe(
-        Effect.ensuring(Effect.suspend(() => {
-          // the child scope is closed: the connection is fully shut down (socket destroyed)
-          a.cleanup()
-          seats--
-          if (entries.delete(id)) {
-            completed++
-            registry.changed()
-          }
-          return Effect.void
-        })),
-        Effect.annotateLogs({ session: id, remote: a.remoteAddress ?? "?" })
+            inHandler = false
+            cancelGrace?.()
+          }) as Effect.Effect<void, never, Scope.Scope | Exclude<R, Listener.Session> | RA>,
+          (exit) =>
+            Effect.suspend(() => {
+              // the connection's full shutdown (socket destroyed) is a finalizer of this scope
+              return Effect.ensuring(
+                Scope.close(scope, exit),
+                Effect.sync(() => {
+                  a.cleanup()
+                  seats--
+                  if (entries.delete(id)) {
+                    completed++
+                    registry.changed()
+                  }
+                })
+              )
+            })
+        ) as Effect.Effect<void, never, Exclude<R, Listener.Session> | RA>
       )
 
     const noPending = { pending: 0, upgradeTimeouts: 0 }
@@ -333,7 +366,7 @@ export const makeCore = <E, R, RA>(
       if (!unsafeHasSeat()) return unsafeRefuse(a.remoteAddress, a.refuse)
       seats++
       const id = `${prefix}-${++seq}`
-      runSession(id, driver === undefined ? session(id, a) : Effect.provideService(session(id, a), WatchdogInternal.Driver, driver))
+      runSession(id, session(id, a))
     }
 
     const stats = (): Listener.Stats => ({

@@ -16,7 +16,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
-import * as FiberRef from "effect/FiberRef"
 import * as LogLevel from "effect/LogLevel"
 import type * as Tracer from "effect/Tracer"
 import type * as Connection from "../../Connection.js"
@@ -25,7 +24,7 @@ import * as Metrics from "../../Metrics.js"
 import { Encoded } from "./models.js"
 import { endInbound, pump, type RequestClose } from "./reader.js"
 import type { Core, Outbound } from "./state.js"
-import { enter } from "./state.js"
+import { enter, log } from "./state.js"
 import { busy } from "./writer.js"
 
 /** How a bounded wait ended. */
@@ -74,15 +73,6 @@ const wakeOn = <In, Out>(core: Core<In, Out>, check: () => Woken | undefined): E
     })
   })
 
-const logAt = (severity: "debug" | "info" | "warning" | "error") =>
-  severity === "debug"
-    ? Effect.logDebug
-    : severity === "info"
-    ? Effect.logInfo
-    : severity === "warning"
-    ? Effect.logWarning
-    : Effect.logError
-
 const levelOf = (severity: "debug" | "info" | "warning" | "error"): LogLevel.LogLevel =>
   severity === "debug"
     ? LogLevel.Debug
@@ -91,17 +81,6 @@ const levelOf = (severity: "debug" | "info" | "warning" | "error"): LogLevel.Log
     : severity === "warning"
     ? LogLevel.Warning
     : LogLevel.Error
-
-/**
- * The closing log line, annotated with the reason. Skipped (as the logger would skip it) below the
- * minimum log level: the annotation alone costs two FiberRef updates per close.
- */
-const logClosed = (severity: "debug" | "info" | "warning" | "error", reasonTag: string, message: () => string) =>
-  Effect.withFiberRuntime<void>((fiber) =>
-    LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), levelOf(severity))
-      ? Effect.void
-      : logAt(severity)(message()).pipe(Effect.annotateLogs("reason", reasonTag))
-  )
 
 const payloadOf = <Out>(o: Outbound<Out>): Out => (o instanceof Encoded ? (o as Encoded<Out>).payload : o as Out)
 
@@ -115,7 +94,7 @@ export const procedure = <In, Out>(core: Core<In, Out>, requestClose: RequestClo
       const requestedAt = core.clock.unsafeCurrentTimeMillis()
       core.gate.unsafeClose(reason) // refuse new sends; waiting senders fail
       pump(core, requestClose) // a stalled reader discards from now on (the EOF wait must not block)
-      yield* Effect.logDebug(`closing (${mode}): ${DR.describe(reason)}`)
+      yield* log(core, LogLevel.Debug, () => `closing (${mode}): ${DR.describe(reason)}`)
       let drained = false
       let finSent = false
       let lingerExpired = false
@@ -144,11 +123,10 @@ export const procedure = <In, Out>(core: Core<In, Out>, requestClose: RequestClo
           if (woken === "aborted") return
           Metrics.drainDuration.unsafeUpdate((core.clock.unsafeCurrentTimeMillis() - drainStart) / 1000, tags)
           if (woken === "expired") {
-            yield* Effect.logWarning(
+            yield* log(core, LogLevel.Warning, () =>
               `drain timeout after ${Duration.format(settings.drainTimeout)}: ${
                 core.queue.size() + (core.inFlight?.length ?? 0)
-              } frames not written`
-            ).pipe(Effect.withParentSpan(span))
+              } frames not written`).pipe(Effect.withParentSpan(span))
             return
           }
         } else {
@@ -191,7 +169,7 @@ export const procedure = <In, Out>(core: Core<In, Out>, requestClose: RequestClo
         cancel()
         if (woken === "expired") {
           lingerExpired = true
-          yield* Effect.logWarning(
+          yield* log(core, LogLevel.Warning, () =>
             `linger expired after ${Duration.format(settings.lingerTimeout)}: peer never sent EOF`
           ).pipe(Effect.withParentSpan(span))
         }
@@ -248,10 +226,10 @@ export const procedure = <In, Out>(core: Core<In, Out>, requestClose: RequestClo
       core.reportedDepth = 0
       Metrics.disconnects.unsafeUpdate(1, core.labels.reasonTags(reason._tag))
       Metrics.closeDuration.unsafeUpdate(outcome.closeMillis / 1000, tags)
-      yield* logClosed(DR.severity(reason), reason._tag, () =>
+      yield* log(core, levelOf(DR.severity(reason)), () =>
         `closed: ${DR.describe(reason)}; ${core.framesOut} frames delivered, ${undelivered.length} undelivered${
           truncated === undefined ? "" : ", 1 truncated"
-        }`)
+        }`, { reason: reason._tag })
       yield* Deferred.succeed(core.outcome, outcome)
     })
   )

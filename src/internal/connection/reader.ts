@@ -103,28 +103,56 @@ export const endInbound = <In, Out>(core: Core<In, Out>): void => {
   wakeConsumer(core)
 }
 
-/**
- * The consumer's side: every queued item at once (a chunk per pull), waiting when there is
- * none; taking restarts a stalled reader. Single consumer.
- * @internal
- */
-export const incoming = <In, Out>(core: Core<In, Out>, requestClose: RequestClose): Stream.Stream<In> => {
-  const waitForItems = Effect.async<void>((resume) => {
+/** Suspends until the reader has items for the consumer (or the inbound side ended). */
+const waitForItems = <In, Out>(core: Core<In, Out>): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
     const w = () => resume(Effect.void)
     core.consumer = w
     return Effect.sync(() => {
       if (core.consumer === w) core.consumer = undefined
     })
   })
+
+/** Every queued item at once (taking restarts a stalled reader); undefined when none is queued. */
+const takeQueued = <In, Out>(core: Core<In, Out>, requestClose: RequestClose): Chunk.Chunk<In> | undefined => {
+  if (core.items.length === 0) return undefined
+  const out = core.items
+  core.items = []
+  if (core.stalled) pump(core, requestClose)
+  return Chunk.unsafeFromArray(out)
+}
+
+/**
+ * The consumer's side: every queued item at once (a chunk per pull), waiting when there is
+ * none; taking restarts a stalled reader. Single consumer.
+ * @internal
+ */
+export const incoming = <In, Out>(core: Core<In, Out>, requestClose: RequestClose): Stream.Stream<In> => {
+  const wait = waitForItems(core)
   const take: Effect.Effect<Chunk.Chunk<In>, Option.Option<never>> = Effect.suspend(() => {
-    if (core.items.length > 0) {
-      const out = core.items
-      core.items = []
-      if (core.stalled) pump(core, requestClose)
-      return Effect.succeed(Chunk.unsafeFromArray(out))
-    }
+    const chunk = takeQueued(core, requestClose)
+    if (chunk !== undefined) return Effect.succeed(chunk)
     if (core.inboundEnded) return Effect.fail(Option.none())
-    return Effect.zipRight(waitForItems, take)
+    return Effect.zipRight(wait, take)
   })
   return Stream.repeatEffectChunkOption(take)
+}
+
+/**
+ * The same queue as `incoming`, pulled one chunk at a time without a Stream: `Option.none()` once
+ * the inbound side has ended and everything queued was taken.
+ * @internal
+ */
+export const read = <In, Out>(
+  core: Core<In, Out>,
+  requestClose: RequestClose
+): Effect.Effect<Option.Option<Chunk.Chunk<In>>> => {
+  const wait = waitForItems(core)
+  const pull: Effect.Effect<Option.Option<Chunk.Chunk<In>>> = Effect.suspend(() => {
+    const chunk = takeQueued(core, requestClose)
+    if (chunk !== undefined) return Effect.succeed(Option.some(chunk))
+    if (core.inboundEnded) return Effect.succeed(Option.none())
+    return Effect.zipRight(wait, pull)
+  })
+  return pull
 }
