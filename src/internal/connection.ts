@@ -31,6 +31,7 @@ import * as StopGate from "../StopGate.js"
 import * as Transport from "../Transport.js"
 import * as cfg from "./config.js"
 import { omit } from "./options.js"
+import * as Resource from "./resource.js"
 import { procedure } from "./connection/close.js"
 import { fromTransport } from "./connection/framed.js"
 import { ConnectionTag, TypeId } from "./connection/models.js"
@@ -320,7 +321,7 @@ export const fromFramed = <In, Out>(
     if (watchdogs !== undefined) for (const attach of watchdogs) yield* attach(handle)
 
     // closing the scope is a graceful close (added last, so it runs before the fibers are interrupted)
-    yield* Effect.addFinalizer(() => closeWith(core, requestClose, "graceful", scopeClosed))
+    yield* Resource.addFinalizer(closeWith(core, requestClose, "graceful", scopeClosed))
     yield* St.log(core, LogLevel.Debug, () => "connection open")
     return conn
   })

@@ -309,10 +309,12 @@ export const makeCore = <E, R, RA>(
             const info: Listener.Session = { id, remoteAddress: a.remoteAddress, connection: conn, handshakeDone }
             // no stack trace per session: it is always the same (this line) and costs a `new Error()` each;
             // ended by the session's scope
-            const span = yield* Effect.makeSpanScoped("tether.session", {
+            const span = yield* Effect.makeSpan("tether.session", {
               attributes: { "tether.connection": conn.id, "tether.role": "server" },
               captureStackTrace: false
             })
+            yield* Scope.addFinalizerExit(scope, (exit) =>
+              Effect.flatMap(Clock.currentTimeNanos, (now) => Effect.sync(() => span.end(now, exit))))
             yield* FiberRef.update(
               FiberRef.currentContext,
               (ctx) => Context.add(Context.add(ctx, Session, info), Tracer.ParentSpan, span)

@@ -11,6 +11,7 @@ import type { SocketOptions, Transport, TransportState, TransportStats } from ".
 import { TransportError } from "./transportError.js"
 import * as Inbound from "./inbound.js"
 import { omit } from "./options.js"
+import * as Resource from "./resource.js"
 
 const DEFAULT_READ_HWM = 256 * 1024
 const DEFAULT_KEEPALIVE = Duration.seconds(30)
@@ -306,7 +307,7 @@ const connectWith = <S extends Net.Socket>(
     })
   )
   // the connect itself must stay interruptible (the timeout, a closing scope); its canceler destroys the socket
-  return Effect.acquireRelease(
+  return Resource.acquireRelease(
     Effect.map(Effect.interruptible(bounded), (socket) => {
       applySocketOptions(socket, options)
       return makeSocketTransport(socket, kind, options)
@@ -363,7 +364,7 @@ export const fromSocket = (
   socket: Net.Socket,
   options?: SocketOptions & { readonly kind?: "tcp" | "tls" | undefined }
 ): Effect.Effect<Transport, never, Scope.Scope> =>
-  Effect.acquireRelease(
+  Resource.acquireRelease(
     Effect.sync(() => {
       applySocketOptions(socket, options)
       return makeSocketTransport(socket, options?.kind ?? (socket instanceof Tls.TLSSocket ? "tls" : "tcp"), options)

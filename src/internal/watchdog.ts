@@ -23,6 +23,7 @@ import type { DisconnectReason } from "../DisconnectReason.js"
 import type * as Watchdog from "../Watchdog.js"
 import * as cfg from "./config.js"
 import { makeProcNetSampler, type Sample, yieldToEventLoop } from "./tcpProbe.js"
+import * as Resource from "./resource.js"
 
 /** @internal */
 export const defaults = {
@@ -282,7 +283,7 @@ export const liveness = (options?: Watchdog.LivenessOptions): Connection.Attachm
     // a connection that left Active before we were listening (the listener above cannot have seen it)
     if (conn.unsafeState() !== "Active") start(conn.unsafeState())
     // the listener goes with the connection's scope (the FiberSet interrupts a watch under way)
-    yield* Effect.addFinalizer(() => Effect.sync(() => off?.()))
+    yield* Resource.addFinalizer(Effect.sync(() => off?.()))
   })
 
 // ---------------------------------------------------------------------------
@@ -658,7 +659,7 @@ export const makeDriver: Effect.Effect<DriverImpl, never, Scope.Scope> = Effect.
       }
       g.entries.push(e)
       registered++
-      yield* Effect.addFinalizer(() => Effect.sync(() => finish(g, e)))
+      yield* Resource.addFinalizer(Effect.sync(() => finish(g, e)))
     })
 
   return {
