@@ -499,12 +499,14 @@ const sessionsVariant = (
   label: string,
   server: string,
   conns: number,
-  stubborn: boolean
+  stubborn: boolean,
+  handler: "drain" | "read" = "drain"
 ): Variant => ({
   id,
   label,
   recv: {
     variant: server,
+    handler,
     conns,
     lingerMs: stubborn ? 60_000 : SESSIONS_LINGER_MS,
     shutdownTimeoutMs: stubborn ? STUBBORN_SHUTDOWN_MS : 10_000
@@ -519,7 +521,7 @@ const server: Case = {
   title: "Server sessions: accept rate, idle memory per session and shutdown of N idle sessions (10,000; 2,000 with --quick)",
   notes: [
     "Server and clients in separate processes (N sockets each; mind `ulimit -n`). The server counts N accepted sessions, measures idle memory after a full GC, then shuts down.",
-    `Cooperative clients answer the server's FIN at once; tether: lingerTimeout ${SESSIONS_LINGER_MS} ms, sessionGrace 10 ms, shutdownTimeout 10 s, a handler draining \`incoming\`. Raw: \`server.close()\`, \`end()\` on every socket, destroy on the peer's FIN or after ${SESSIONS_LINGER_MS} ms.`,
+    `Cooperative clients answer the server's FIN at once; tether: lingerTimeout ${SESSIONS_LINGER_MS} ms, sessionGrace 10 ms, shutdownTimeout 10 s, a handler draining \`incoming\` (\`Stream.runDrain\`), or (\`read\` handler) a loop over \`conn.read\` until it is \`None\`: the Stream consumer's channel machinery holds ~20 KB per idle session and runs ~470 Effect operations when the stream ends. Raw: \`server.close()\`, \`end()\` on every socket, destroy on the peer's FIN or after ${SESSIONS_LINGER_MS} ms.`,
     `Stubborn clients never read and never answer the FIN; lingerTimeout 60 s, so each session must be aborted at shutdownTimeout (${STUBBORN_SHUTDOWN_MS} ms here).`,
     "Accept rate = N ÷ (last session's handler start − first one's). Memory: heap+external and RSS growth divided by N."
   ],
@@ -536,7 +538,23 @@ const server: Case = {
     return [
       sessionsVariant("raw-coop", `raw node:net, ${conns.toLocaleString("en")} cooperative clients`, "sessions-raw", conns, false),
       sessionsVariant("tether-coop", `tether Listener, ${conns.toLocaleString("en")} cooperative clients`, "sessions-tether", conns, false),
-      sessionsVariant("tether-stubborn", `tether Listener, ${conns.toLocaleString("en")} stubborn clients`, "sessions-tether", conns, true)
+      sessionsVariant(
+        "tether-coop-read",
+        `tether Listener, ${conns.toLocaleString("en")} cooperative clients, handler a \`read\` loop`,
+        "sessions-tether",
+        conns,
+        false,
+        "read"
+      ),
+      sessionsVariant("tether-stubborn", `tether Listener, ${conns.toLocaleString("en")} stubborn clients`, "sessions-tether", conns, true),
+      sessionsVariant(
+        "tether-stubborn-read",
+        `tether Listener, ${conns.toLocaleString("en")} stubborn clients, handler a \`read\` loop`,
+        "sessions-tether",
+        conns,
+        true,
+        "read"
+      )
     ]
   },
   ratios: [
@@ -552,7 +570,17 @@ const server: Case = {
     { label: "shutdown of N cooperative sessions: tether ÷ raw", num: ["tether-coop", "shutdown"], den: ["raw-coop", "shutdown"], better: "lower" },
     { label: "accept rate: tether ÷ raw", num: ["tether-coop", "acceptRate"], den: ["raw-coop", "acceptRate"], better: "higher" },
     { label: "idle heap+external per session: tether ÷ raw", num: ["tether-coop", "heapPerSession"], den: ["raw-coop", "heapPerSession"], better: "lower" },
-    { label: "idle RSS per session: tether ÷ raw", num: ["tether-coop", "rssPerSession"], den: ["raw-coop", "rssPerSession"], better: "lower", target: 4.0 }
+    { label: "idle RSS per session: tether ÷ raw", num: ["tether-coop", "rssPerSession"], den: ["raw-coop", "rssPerSession"], better: "lower", target: 4.0 },
+    {
+      label: `shutdown of N stubborn sessions, \`read\` handler ÷ (shutdownTimeout + 1 s = ${STUBBORN_SHUTDOWN_MS + 1_000} ms)`,
+      num: ["tether-stubborn-read", "shutdown"],
+      den: STUBBORN_SHUTDOWN_MS + 1_000,
+      better: "lower",
+      target: 1
+    },
+    { label: "shutdown of N cooperative sessions, `read` handler ÷ 1.5 s", num: ["tether-coop-read", "shutdown"], den: 1_500, better: "lower", target: 1 },
+    { label: "accept rate, `read` handler: tether ÷ raw", num: ["tether-coop-read", "acceptRate"], den: ["raw-coop", "acceptRate"], better: "higher" },
+    { label: "idle RSS per session, `read` handler: tether ÷ raw", num: ["tether-coop-read", "rssPerSession"], den: ["raw-coop", "rssPerSession"], better: "lower", target: 4.0 }
   ]
 }
 

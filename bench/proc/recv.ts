@@ -300,8 +300,11 @@ const sessionsRaw = async () => {
 }
 
 const sessionsTether = async () => {
-  const { Effect, Exit, Scope, Stream } = await import("effect")
+  const { Effect, Exit, Option, Scope, Stream } = await import("effect")
   const { Listener } = await loadTether(params)
+  type Conn = { readonly read: import("effect").Effect.Effect<import("effect").Option.Option<unknown>> }
+  const readAll = (conn: Conn): import("effect").Effect.Effect<void> =>
+    Effect.flatMap(conn.read, (o) => (Option.isNone(o) ? Effect.void : readAll(conn)))
   let firstAt = 0
   let lastAt = 0
   let accepted = 0
@@ -319,7 +322,7 @@ const sessionsTether = async () => {
         if (firstAt === 0) firstAt = nowNs()
         lastAt = nowNs()
         accepted++
-        return Stream.runDrain(conn.incoming)
+        return params.handler === "read" ? readAll(conn) : Stream.runDrain(conn.incoming)
       })).pipe(Scope.extend(scope))
   )
   await sessionsCommon(server.address.port, {
