@@ -83,19 +83,29 @@ export interface StopGate<R> {
  * @category constructors
  */
 export const unsafeMake = <R>(): StopGate<R> => {
-  const deferred = Deferred.unsafeMake<R>(FiberId.none)
+  // The Deferred is made on first use (`await`, `deferred`): most gates (one per connection) are only
+  // ever checked synchronously, and an Effect Deferred costs ~10 µs and a hidden class of its own.
+  let deferred: Deferred.Deferred<R> | undefined
   let reason: Option.Option<R> = Option.none()
-  const listeners = new Set<(reason: R) => void>()
+  let listeners: Set<(reason: R) => void> | undefined
   return {
-    deferred,
+    get deferred() {
+      if (deferred === undefined) {
+        deferred = Deferred.unsafeMake<R>(FiberId.none)
+        if (Option.isSome(reason)) Deferred.unsafeDone(deferred, Effect.succeed(reason.value))
+      }
+      return deferred
+    },
     unsafeReason: () => reason,
     unsafeClose: (r) => {
       if (Option.isSome(reason)) return false
       reason = Option.some(r)
-      Deferred.unsafeDone(deferred, Effect.succeed(r))
-      const fs = Array.from(listeners)
-      listeners.clear()
-      for (const f of fs) f(r)
+      if (deferred !== undefined) Deferred.unsafeDone(deferred, Effect.succeed(r))
+      if (listeners !== undefined) {
+        const fs = Array.from(listeners)
+        listeners = undefined
+        for (const f of fs) f(r)
+      }
       return true
     },
     unsafeOnClose: (f) => {
@@ -103,8 +113,11 @@ export const unsafeMake = <R>(): StopGate<R> => {
         f(reason.value)
         return () => {}
       }
-      listeners.add(f)
-      return () => listeners.delete(f)
+      const ls = listeners ??= new Set()
+      ls.add(f)
+      return () => {
+        listeners?.delete(f)
+      }
     }
   }
 }

@@ -9,7 +9,6 @@
 import type * as Chunk from "effect/Chunk"
 import * as Config from "effect/Config"
 import type * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
@@ -156,7 +155,7 @@ class ConnectionImpl<In, Out> implements Connection.Connection<In, Out> {
     this.read = Effect.suspend(() => reading ??= read(core, requestClose))
     this.state = Effect.sync(() => core.phase)
     this.stateChanges = Stream.suspend(() => St.stateChanges(core))
-    this.outcome = Deferred.await(core.outcome)
+    this.outcome = core.outcome.await
     this.closed = Effect.map(this.outcome, (o) => o.reason)
     this.stats = Effect.sync(() => statsOf(core))
   }
@@ -210,7 +209,7 @@ class HandleImpl<In, Out> implements Connection.Handle<In, Out> {
     return St.stateChanges(this.connection.core)
   }
   get outcome(): Effect.Effect<Connection.CloseOutcome<Out>> {
-    return Deferred.await(this.connection.core.outcome)
+    return this.connection.core.outcome.await
   }
 }
 
@@ -227,7 +226,7 @@ const closeWith = <In, Out>(
 ): Effect.Effect<Connection.CloseOutcome<Out>> =>
   Effect.suspend(() => {
     requestClose(reason, mode)
-    return Deferred.await(core.outcome)
+    return core.outcome.await
   })
 
 const statsOf = <In, Out>(core: St.Core<In, Out>): Connection.Stats => {
@@ -369,13 +368,16 @@ export const connectTcp = (
     readonly connectTimeout?: Duration.DurationInput | undefined
   }
 ): Effect.Effect<Connection.Connection, Transport.TransportError, Scope.Scope> =>
-  Effect.flatMap(Transport.connectTcp(options), (t) => make(t, options)).pipe(
-    Effect.withSpan("tether.connect", {
-      attributes: { "tether.transport": "tcp", "net.peer.name": options.host ?? "127.0.0.1", "net.peer.port": options.port },
-      // the connection's fibers keep this span as their parent for the connection's life: a captured stack
-      // trace would be an Error held per connection (~1 KB of an idle connection's heap)
-      captureStackTrace: false
-    })
+  Effect.flatMap(
+    Transport.connectTcp(options).pipe(
+      // the span covers the connect, not the connection: made inside it, the connection's fibers would keep
+      // it (and its attributes) as their parent for the connection's life
+      Effect.withSpan("tether.connect", {
+        attributes: { "tether.transport": "tcp", "net.peer.name": options.host ?? "127.0.0.1", "net.peer.port": options.port },
+        captureStackTrace: false // no `new Error()` per connect
+      })
+    ),
+    (t) => make(t, options)
   )
 
 /**
@@ -409,11 +411,14 @@ export const connectTls = (
   }
 ): Effect.Effect<Connection.Connection, Transport.TransportError, Scope.Scope> => {
   const tlsOptions = omit(options, connectionOptionKeys)
-  return Effect.flatMap(Transport.connectTls(tlsOptions), (t) => make(t, options)).pipe(
-    Effect.withSpan("tether.connect", {
-      attributes: { "tether.transport": "tls", "net.peer.name": options.host ?? "127.0.0.1", "net.peer.port": options.port },
-      captureStackTrace: false // see connectTcp
-    })
+  return Effect.flatMap(
+    Transport.connectTls(tlsOptions).pipe(
+      Effect.withSpan("tether.connect", {
+        attributes: { "tether.transport": "tls", "net.peer.name": options.host ?? "127.0.0.1", "net.peer.port": options.port },
+        captureStackTrace: false // see connectTcp
+      })
+    ),
+    (t) => make(t, options)
   )
 }
 

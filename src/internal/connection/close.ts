@@ -10,7 +10,6 @@
  * `inheritAll`, no interruption causes to build.
  * @internal
  */
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -230,6 +229,6 @@ export const procedure = <In, Out>(core: Core<In, Out>, requestClose: RequestClo
         `closed: ${DR.describe(reason)}; ${core.framesOut} frames delivered, ${undelivered.length} undelivered${
           truncated === undefined ? "" : ", 1 truncated"
         }`, { reason: reason._tag })
-      yield* Deferred.succeed(core.outcome, outcome)
+      core.outcome.unsafeDone(outcome)
     })
   )

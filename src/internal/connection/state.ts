@@ -6,10 +6,8 @@
  * @internal
  */
 import type * as Clock from "effect/Clock"
-import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as LogLevel from "effect/LogLevel"
 import type * as Fiber from "effect/Fiber"
@@ -23,6 +21,7 @@ import * as Metrics from "../../Metrics.js"
 import type * as StopGate from "../../StopGate.js"
 import type { Timers } from "../timers.js"
 import type { Encoded } from "./models.js"
+import { Once } from "../once.js"
 
 /** @internal */
 export type Outbound<Out> = Out | Encoded<Out>
@@ -116,7 +115,7 @@ export interface Core<In, Out> extends CoreFields<In, Out> {
    * it re-checks what it waits for. Undefined when nothing waits.
    */
   closeWake: (() => void) | undefined
-  readonly outcome: Deferred.Deferred<Connection.CloseOutcome<Out>>
+  readonly outcome: Once<Connection.CloseOutcome<Out>>
   stateListeners: Set<(state: Connection.State) => void> | undefined
 
   // ---- counters ----
@@ -179,7 +178,7 @@ export const makeCore = <In, Out>(fields: CoreFields<In, Out>): Core<In, Out> =>
     aborted: false,
     eofSeen: false,
     closeWake: undefined,
-    outcome: Deferred.unsafeMake(FiberId.none),
+    outcome: new Once(),
     stateListeners: undefined,
     activity: 0,
     onActivity: undefined,
