@@ -82,42 +82,44 @@ export interface StopGate<R> {
  * @since 0.1.0
  * @category constructors
  */
-export const unsafeMake = <R>(): StopGate<R> => {
-  // The Deferred is made on first use (`await`, `deferred`): most gates (one per connection) are only
-  // ever checked synchronously, and an Effect Deferred costs ~10 µs and a hidden class of its own.
-  let deferred: Deferred.Deferred<R> | undefined
-  let reason: Option.Option<R> = Option.none()
-  let listeners: Set<(reason: R) => void> | undefined
-  return {
-    get deferred() {
-      if (deferred === undefined) {
-        deferred = Deferred.unsafeMake<R>(FiberId.none)
-        if (Option.isSome(reason)) Deferred.unsafeDone(deferred, Effect.succeed(reason.value))
-      }
-      return deferred
-    },
-    unsafeReason: () => reason,
-    unsafeClose: (r) => {
-      if (Option.isSome(reason)) return false
-      reason = Option.some(r)
-      if (deferred !== undefined) Deferred.unsafeDone(deferred, Effect.succeed(r))
-      if (listeners !== undefined) {
-        const fs = Array.from(listeners)
-        listeners = undefined
-        for (const f of fs) f(r)
-      }
-      return true
-    },
-    unsafeOnClose: (f) => {
-      if (Option.isSome(reason)) {
-        f(reason.value)
-        return () => {}
-      }
-      const ls = listeners ??= new Set()
-      ls.add(f)
-      return () => {
-        listeners?.delete(f)
-      }
+export const unsafeMake = <R>(): StopGate<R> => new Gate<R>()
+
+// The Deferred is made on first use (`await`, `deferred`): most gates (one per connection) are only
+// ever checked synchronously, and an Effect Deferred costs ~10 µs and a hidden class of its own. A
+// class (one shared hidden class; an object literal with a getter is left in dictionary mode), with
+// the methods as own closures: callers may pass them point-free.
+class Gate<R> implements StopGate<R> {
+  private d: Deferred.Deferred<R> | undefined = undefined
+  private reason: Option.Option<R> = Option.none()
+  private listeners: Set<(reason: R) => void> | undefined = undefined
+  get deferred(): Deferred.Deferred<R> {
+    if (this.d === undefined) {
+      this.d = Deferred.unsafeMake<R>(FiberId.none)
+      if (Option.isSome(this.reason)) Deferred.unsafeDone(this.d, Effect.succeed(this.reason.value))
+    }
+    return this.d
+  }
+  readonly unsafeReason = (): Option.Option<R> => this.reason
+  readonly unsafeClose = (r: R): boolean => {
+    if (Option.isSome(this.reason)) return false
+    this.reason = Option.some(r)
+    if (this.d !== undefined) Deferred.unsafeDone(this.d, Effect.succeed(r))
+    const ls = this.listeners
+    if (ls !== undefined) {
+      this.listeners = undefined
+      for (const f of Array.from(ls)) f(r)
+    }
+    return true
+  }
+  readonly unsafeOnClose = (f: (reason: R) => void): () => void => {
+    if (Option.isSome(this.reason)) {
+      f(this.reason.value)
+      return () => {}
+    }
+    const ls = this.listeners ??= new Set()
+    ls.add(f)
+    return () => {
+      this.listeners?.delete(f)
     }
   }
 }
