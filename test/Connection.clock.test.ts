@@ -216,6 +216,23 @@ describe("Connection (TestClock)", () => {
       expect(conn.unsafeStats().framesIn).toBe(10)
     }))
 
+  it.scoped("runForEachChunk: every frame in order until the EOF; a failure of the callback ends the loop with it", () =>
+    Effect.gen(function*() {
+      const [t, peer] = yield* Transport.memoryPair()
+      const conn = yield* Connection.make(t, { inboundCapacity: 3 })
+      for (let i = 0; i < 20; i++) yield* peer.write(Framing.encode(conn.codec, Framing.utf8(`m${i}`)))
+      yield* peer.end
+      const got: Array<string> = []
+      yield* Connection.runForEachChunk(conn, (frames) => Effect.sync(() => got.push(...Chunk.toArray(frames).map(Framing.text))))
+      expect(got).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`))
+
+      const [t2, peer2] = yield* Transport.memoryPair()
+      const conn2 = yield* Connection.make(t2)
+      yield* peer2.write(Framing.encode(conn2.codec, Framing.utf8("boom")))
+      const err = yield* Effect.flip(Connection.runForEachChunk(conn2, () => Effect.fail("handler failed" as const)))
+      expect(err).toBe("handler failed")
+    }))
+
   it.scoped("a reset ends the connection with an I/O reason", () =>
     Effect.gen(function*() {
       const [t, peer] = yield* Transport.memoryPair()

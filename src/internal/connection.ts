@@ -326,6 +326,18 @@ export const fromFramed = <In, Out>(
   })
 
 /** @internal */
+export const runForEachChunk = <In, E, R>(
+  conn: Connection.Connection<In, any>,
+  f: (frames: Chunk.Chunk<In>) => Effect.Effect<unknown, E, R>
+): Effect.Effect<void, E, R> => {
+  const loop: Effect.Effect<void, E, R> = Effect.flatMap(
+    conn.read,
+    (next) => Option.isNone(next) ? Effect.void : Effect.zipRight(f(next.value), loop)
+  )
+  return loop
+}
+
+/** @internal */
 export const make = <In = Uint8Array, Out = In>(
   transport: Transport.Transport,
   options?: Connection.Options<In, Out>,

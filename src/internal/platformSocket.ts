@@ -251,7 +251,7 @@ export const fromOpenWith = <In, Out, RO>(
           ? handler as unknown as (_: In) => Effect.Effect<_, E, R> | void
           : (message: In) => handler(toData(message))
         const onChunks = yield* boundedHandler(onMessage, runFork, maxPending)
-        const reader = Stream.runForEachChunk(conn.incoming, onChunks).pipe(
+        const reader = Connection.runForEachChunk(conn, onChunks).pipe(
           Effect.zipRight(conn.closed),
           Effect.flatMap((reason) => adapter.exit(reason, self.closeEvent)),
           Effect.exit,
@@ -368,7 +368,7 @@ export const fromDialer = (
         const onChunks = yield* boundedHandler(handler, runFork, maxPending)
         const reader = Stream.runForEach(
           connections,
-          (conn) => Stream.runForEachChunk(conn.incoming, onChunks)
+          (conn) => Connection.runForEachChunk(conn, onChunks)
         ).pipe(
           Effect.zipRight(Effect.fail(new Socket.SocketCloseError({ reason: "Close", code: 1000, closeReason: "dialer stopped" }))),
           Effect.exit,

@@ -15,7 +15,6 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import * as Connection from "../Connection.js"
 import * as DR from "../DisconnectReason.js"
 import * as Framing from "../Framing.js"
@@ -173,7 +172,7 @@ export const makeClient = (
             return message._tag === "Pong" ? Effect.void : writeResponse(message)
           }, { discard: true })
         })
-      return Stream.runForEachChunk(conn.incoming, (frames) => Effect.forEach(frames, onFrame, { discard: true }))
+      return Connection.runForEachChunk(conn, (frames) => Effect.forEach(frames, onFrame, { discard: true }))
     }
 
     const session = (conn: Connection.Connection) =>
