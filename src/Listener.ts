@@ -370,10 +370,15 @@ export interface Options extends Omit<Connection.Options, "id">, Transport.Socke
  * Listens and serves every accepted connection with `handler`, in the current
  * scope. Closing the scope shuts the server down (bounded).
  *
+ * With many mostly idle sessions, how the handler reads matters: a `Stream` consumer of
+ * `conn.incoming` holds Effect's channel machinery (~20 KB per session) and runs ~470 Effect
+ * operations when the stream ends, at shutdown for every session; `Connection.runForEachChunk`
+ * (a loop over `conn.read`) holds one suspended effect and costs a few operations per chunk.
+ *
  * @example
  * ```ts
  * import { Effect, Stream } from "effect"
- * import { Listener } from "effect-tether"
+ * import { Connection, Listener } from "effect-tether"
  *
  * // an echo server
  * const program = Effect.scoped(
@@ -383,6 +388,10 @@ export interface Options extends Omit<Connection.Options, "id">, Transport.Socke
  *     yield* Effect.never
  *   })
  * )
+ *
+ * // the same without a Stream: cheaper per idle session and at shutdown
+ * const lean = Listener.serve({ port: 7001 }, (conn) =>
+ *   Connection.runForEachChunk(conn, (frames) => conn.sendAll(frames)).pipe(Effect.orDie))
  * ```
  *
  * @since 0.1.0
