@@ -47,6 +47,7 @@ import * as internalClient from "./internal/wsClient.js"
 import * as internalServer from "./internal/wsServer.js"
 import * as internalModels from "./internal/webSocket.js"
 import type * as internalCloseInfo from "./internal/wsCloseInfo.js"
+import * as internalFrame from "./internal/wsFrame.js"
 import * as internal from "./internal/wsFramed.js"
 import type * as Listener from "./Listener.js"
 import type * as Transport from "./Transport.js"
@@ -102,7 +103,7 @@ export const Message: Data.TaggedEnum.Constructor<Message> = internalModels.Mess
  * @since 0.1.0
  * @category constructors
  */
-export const text = (text: string): Message => Message.Text({ text })
+export const text: (text: string) => Message = internalFrame.textMessage
 
 /**
  * A binary message. The bytes are not copied: do not change them until the
@@ -118,7 +119,7 @@ export const text = (text: string): Message => Message.Text({ text })
  * @since 0.1.0
  * @category constructors
  */
-export const binary = (data: Uint8Array): Message => Message.Binary({ data })
+export const binary: (data: Uint8Array) => Message = internalFrame.binaryMessage
 
 /**
  * A WebSocket connection: a {@link Connection.Connection} of {@link Message}s.

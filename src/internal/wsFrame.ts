@@ -12,10 +12,33 @@
 import { isUtf8 } from "node:buffer"
 import { randomFillSync } from "node:crypto"
 import * as Zlib from "node:zlib"
+import * as Data from "effect/Data"
 import { FrameError } from "../Framing.js"
 import type * as Framing from "../Framing.js"
 import type * as WS from "../WebSocket.js"
-import { Message } from "./webSocket.js"
+
+// ---- messages ----
+// The same objects `Message.Text` / `Message.Binary` make (Data's structural prototype, own `text`/`data`
+// then `_tag`), built by plain constructors: the tagged-enum constructor goes through a Proxy, a fresh
+// closure, `Object.create` and `Object.assign` per message.
+const StructuralPrototype: object = Object.getPrototypeOf(Data.struct({}))
+interface MessageCtor<A> {
+  new(value: unknown): A
+}
+const TextMessage = function(this: { text: string; _tag: "Text" }, text: string) {
+  this.text = text
+  this._tag = "Text"
+} as unknown as MessageCtor<WS.Message>
+TextMessage.prototype = StructuralPrototype
+const BinaryMessage = function(this: { data: Uint8Array; _tag: "Binary" }, data: Uint8Array) {
+  this.data = data
+  this._tag = "Binary"
+} as unknown as MessageCtor<WS.Message>
+BinaryMessage.prototype = StructuralPrototype
+/** A Text message, equal to `Message.Text({ text })`. @internal */
+export const textMessage = (text: string): WS.Message => new TextMessage(text)
+/** A Binary message, equal to `Message.Binary({ data })`. @internal */
+export const binaryMessage = (data: Uint8Array): WS.Message => new BinaryMessage(data)
 
 /** @internal */
 export const OP_CONTINUATION = 0x0
@@ -84,9 +107,8 @@ const nextMask = (target: Uint8Array, offset: number): void => {
   target[offset + 3] = maskPool[maskOffset + 3]!
   maskOffset += 4
 }
-/** XORs `data[start, end)` with the 4-byte mask at `mask[maskAt]` (in place). @internal */
-export const applyMask = (data: Uint8Array, start: number, end: number, mask: Uint8Array, maskAt: number): void => {
-  const m0 = mask[maskAt]!, m1 = mask[maskAt + 1]!, m2 = mask[maskAt + 2]!, m3 = mask[maskAt + 3]!
+/** XORs `data[start, end)` with the mask bytes `m0..m3` (in place). */
+const xorMask = (data: Uint8Array, start: number, end: number, m0: number, m1: number, m2: number, m3: number): void => {
   let i = start
   for (; i + 3 < end; i += 4) {
     data[i] = data[i]! ^ m0
@@ -98,6 +120,27 @@ export const applyMask = (data: Uint8Array, start: number, end: number, mask: Ui
   if (i + 1 < end) data[i + 1] = data[i + 1]! ^ m1
   if (i + 2 < end) data[i + 2] = data[i + 2]! ^ m2
 }
+/** XORs `data[start, end)` with the 4-byte mask at `mask[maskAt]` (in place). @internal */
+export const applyMask = (data: Uint8Array, start: number, end: number, mask: Uint8Array, maskAt: number): void =>
+  xorMask(data, start, end, mask[maskAt]!, mask[maskAt + 1]!, mask[maskAt + 2]!, mask[maskAt + 3]!)
+/** Copies `source` to `target[at…]` masked with the 4 bytes before `at` (one pass: copy and XOR). */
+const copyMasked = (source: Uint8Array, target: Uint8Array, at: number): void => {
+  const m0 = target[at - 4]!, m1 = target[at - 3]!, m2 = target[at - 2]!, m3 = target[at - 1]!
+  const n = source.length
+  let i = 0
+  for (; i + 3 < n; i += 4) {
+    target[at + i] = source[i]! ^ m0
+    target[at + i + 1] = source[i + 1]! ^ m1
+    target[at + i + 2] = source[i + 2]! ^ m2
+    target[at + i + 3] = source[i + 3]! ^ m3
+  }
+  if (i < n) target[at + i] = source[i]! ^ m0
+  if (i + 1 < n) target[at + i + 1] = source[i + 1]! ^ m1
+  if (i + 2 < n) target[at + i + 2] = source[i + 2]! ^ m2
+}
+/** Below this a masked binary payload is copied and masked in one JS pass; above, `set` then mask. */
+const FUSED_MASK_LIMIT = 256
+const EMPTY = Buffer.alloc(0)
 
 /**
  * Whether pre-encoded bytes (a `Connection.Encoded`, typically shared by a broadcast) can go on
@@ -246,6 +289,9 @@ export const makeCodec = (options: CodecOptions, sink: ControlSink): Framing.Cod
     else if (m._tag === "Text") {
       const b = Buffer.isBuffer(target) ? target : Buffer.from(target.buffer, target.byteOffset, target.byteLength)
       b.write(m.text, at, n, "utf8")
+    } else if (masked && n < FUSED_MASK_LIMIT) {
+      copyMasked(m.data, target, at)
+      return at + n
     } else target.set(m.data, at)
     if (masked) applyMask(target, at, at + n, target, at - 4)
     return at + n
@@ -283,12 +329,18 @@ export const makeCodec = (options: CodecOptions, sink: ControlSink): Framing.Cod
     // the peer's compression window (context takeover)
     let window: Buffer | undefined
 
+    // bytes of chunks[0] already consumed: frames are cut out of a chunk by moving this cursor, so a
+    // frame costs one subarray (its payload), not a re-slice of the chunk's rest per header and payload
+    let pos = 0
     const take = (n: number): Buffer => {
       const first = chunks[0]!
-      if (first.length >= n) {
-        const out = first.subarray(0, n)
-        if (first.length === n) chunks.shift()
-        else chunks[0] = first.subarray(n)
+      if (first.length - pos >= n) {
+        const out = first.subarray(pos, pos + n)
+        pos += n
+        if (pos === first.length) {
+          chunks.shift()
+          pos = 0
+        }
         buffered -= n
         return out
       }
@@ -296,19 +348,38 @@ export const makeCodec = (options: CodecOptions, sink: ControlSink): Framing.Cod
       let o = 0
       while (o < n) {
         const c = chunks[0]!
-        const k = Math.min(c.length, n - o)
-        c.copy(out, o, 0, k)
+        const k = Math.min(c.length - pos, n - o)
+        c.copy(out, o, pos, pos + k)
         o += k
-        if (k === c.length) chunks.shift()
-        else chunks[0] = c.subarray(k)
+        if (pos + k === c.length) {
+          chunks.shift()
+          pos = 0
+        } else pos += k
       }
       buffered -= n
       return out
     }
+    const skip = (n: number): void => {
+      while (n > 0) {
+        const c = chunks[0]!
+        const k = Math.min(c.length - pos, n)
+        n -= k
+        buffered -= k
+        if (pos + k === c.length) {
+          chunks.shift()
+          pos = 0
+        } else pos += k
+      }
+    }
     const byteAt = (i: number): number => {
-      for (const c of chunks) {
-        if (i < c.length) return c[i]!
-        i -= c.length
+      const first = chunks[0]!
+      let j = pos + i
+      if (j < first.length) return first[j]!
+      j -= first.length
+      for (let k = 1; k < chunks.length; k++) {
+        const c = chunks[k]!
+        if (j < c.length) return c[j]!
+        j -= c.length
       }
       return 0
     }
@@ -336,11 +407,11 @@ export const makeCodec = (options: CodecOptions, sink: ControlSink): Framing.Cod
 
     const deliver = (opcode: number, data: Buffer, out: Array<WS.Message>): FrameError | undefined => {
       if (opcode === OP_BINARY) {
-        out.push(Message.Binary({ data }))
+        out.push(new BinaryMessage(data))
         return undefined
       }
       if (!isUtf8(data)) return protocolError(sink, 1007, "invalid UTF-8 in a text message")
-      out.push(Message.Text({ text: data.toString("utf8") }))
+      out.push(new TextMessage(data.toString("utf8")))
       return undefined
     }
 
@@ -394,9 +465,16 @@ export const makeCodec = (options: CodecOptions, sink: ControlSink): Framing.Cod
           if (compressedMessage && total > max + 1024 + Math.ceil(max / 100)) return fail(tooLarge(sink, total, max))
         }
         if (buffered < hdr + len) return undefined
-        const header = take(hdr)
-        const payload = len === 0 ? Buffer.alloc(0) : take(len)
-        if (isMasked) applyMask(payload, 0, len, header, hdr - 4)
+        let m0 = 0, m1 = 0, m2 = 0, m3 = 0
+        if (isMasked) {
+          m0 = byteAt(hdr - 4)
+          m1 = byteAt(hdr - 3)
+          m2 = byteAt(hdr - 2)
+          m3 = byteAt(hdr - 1)
+        }
+        skip(hdr)
+        const payload = len === 0 ? EMPTY : take(len)
+        if (isMasked) xorMask(payload, 0, len, m0, m1, m2, m3)
 
         if (control) {
           if (opcode === OP_PING) sink.ping(payload)
@@ -409,6 +487,7 @@ export const makeCodec = (options: CodecOptions, sink: ControlSink): Framing.Cod
             if (!isUtf8(reason)) return fail(protocolError(sink, 1007, "invalid UTF-8 in a Close reason"))
             stopped = true // nothing is read after the peer's Close
             chunks = []
+            pos = 0
             buffered = 0
             sink.close(code, reason.toString("utf8"))
             return undefined
@@ -448,7 +527,7 @@ export const makeCodec = (options: CodecOptions, sink: ControlSink): Framing.Cod
         const op = fragOpcode
         fragOpcode = -1
         if (op === OP_TEXT && !fragCompressed) {
-          out.push(Message.Text({ text: fragText }))
+          out.push(new TextMessage(fragText))
           fragText = ""
           continue
         }
@@ -466,6 +545,7 @@ export const makeCodec = (options: CodecOptions, sink: ControlSink): Framing.Cod
     const fail = (e: FrameError): FrameError => {
       stopped = true
       chunks = []
+      pos = 0
       buffered = 0
       return e
     }

@@ -22,7 +22,6 @@ import { fromTransport } from "./connection/framed.js"
 import { Encoded } from "./connection/models.js"
 import { TransportError } from "./transportError.js"
 import type { CloseInfo } from "./wsCloseInfo.js"
-import { Message } from "./webSocket.js"
 import * as Frame from "./wsFrame.js"
 
 /** Control frames waiting for the writer beyond this are dropped (a ping flood while we cannot write). */
@@ -220,7 +219,7 @@ export const binaryFramed = (
   const messageOf = (b: Uint8Array): WS.Message => {
     let m = messages.get(b)
     if (m === undefined) {
-      m = Message.Binary({ data: b })
+      m = Frame.binaryMessage(b)
       messages.set(b, m)
     }
     return m
