@@ -12,7 +12,6 @@ import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
-import * as FiberSet from "effect/FiberSet"
 import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
 import * as LogLevel from "effect/LogLevel"
@@ -276,11 +275,11 @@ export const fromFramed = <In, Out>(
       lowWaterMark: options?.sendQueueLowWaterMark
     })
     const labels = St.labelSetOf(options?.labels)
-    // the connection's fibers (writer, deadline, close procedure) run in this set: started on
+    // the connection's fibers (writer, deadline, close procedure) run in this scope: started on
     // demand, interrupted when the scope closes (after the graceful close below has run). Their log
     // lines carry the connection's annotations where they are written (`St.log`), not through a
     // FiberRef set here: annotating costs two FiberRef updates per connection, logged or not.
-    const run = yield* FiberSet.makeRuntime<never, unknown, unknown>()
+    const run = yield* Resource.makeRunner
     const core: St.Core<In, Out> = St.makeCore({
       id,
       framed,

@@ -12,6 +12,9 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 
 /** Adds `finalizer` to the current scope. @internal */
@@ -26,3 +29,48 @@ export const acquireRelease = <A, E, R>(
   Effect.uninterruptible(
     Effect.flatMap(Effect.scope, (scope) => Effect.tap(acquire, (a) => Scope.addFinalizerExit(scope, (exit) => release(a, exit))))
   )
+
+/**
+ * Runs effects as fibers from synchronous code (a socket callback, a send's commit) in the current
+ * scope: forked with the runtime captured here, and interrupted when the scope closes (a fiber run
+ * after that is interrupted at once). What `FiberSet.makeRuntime` does, without what a connection
+ * pays for at every close and never uses: the set's `acquireRelease` (the FiberRefs diff/patch
+ * above) and its Deferred (for `FiberSet.join`; nobody joins a connection's fibers, and none of them
+ * fails: each handles its own errors).
+ * @internal
+ */
+export const makeRunner: Effect.Effect<
+  <A, E>(
+    effect: Effect.Effect<A, E>,
+    options?: Runtime.RunForkOptions
+  ) => Fiber.RuntimeFiber<A, E>,
+  never,
+  Scope.Scope
+> = Effect.flatMap(Effect.runtime<never>(), (runtime) => {
+  const fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+  let closed = false
+  const runFork = Runtime.runFork(runtime)
+  const forget = (fiber: Fiber.RuntimeFiber<unknown, unknown>) => () => {
+    fibers.delete(fiber)
+  }
+  const run = <A, E>(effect: Effect.Effect<A, E>, options?: Runtime.RunForkOptions): Fiber.RuntimeFiber<A, E> => {
+    const fiber = runFork(effect, options)
+    if (closed) {
+      fiber.unsafeInterruptAsFork(FiberId.none)
+      return fiber
+    }
+    fibers.add(fiber)
+    fiber.addObserver(forget(fiber))
+    return fiber
+  }
+  return Effect.as(
+    addFinalizer(Effect.suspend(() => {
+      closed = true
+      if (fibers.size === 0) return Effect.void
+      const all = Array.from(fibers)
+      fibers.clear()
+      return Fiber.interruptAll(all)
+    })),
+    run
+  )
+})

@@ -80,7 +80,7 @@ export interface Settings {
   readonly scheduler: Scheduler.Scheduler
 }
 
-/** Runs an effect as a fiber of the connection (in its FiberSet: interrupted when its scope closes). @internal */
+/** Runs an effect as a fiber of the connection (interrupted when its scope closes). @internal */
 export type Run = <A, E>(
   effect: Effect.Effect<A, E>,
   options?: { readonly scheduler?: Scheduler.Scheduler | undefined }
