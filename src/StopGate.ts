@@ -10,7 +10,6 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -36,7 +35,22 @@ import * as internal from "./internal/stopGate.js"
  * @since 0.1.0
  * @category errors
  */
-export class GateClosed<R> extends Data.TaggedError("GateClosed")<{ readonly reason: R }> {}
+export const GateClosed: typeof internal.GateClosed = internal.GateClosed
+
+/**
+ * The type of {@link GateClosed}.
+ *
+ * @example
+ * ```ts
+ * import type { StopGate } from "effect-tether"
+ *
+ * const reasonOf = (e: StopGate.GateClosed<string>) => e.reason
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type GateClosed<R> = internal.GateClosed<R>
 
 /**
  * A stop-gate. Closing it is one-way and idempotent; the first reason wins.
@@ -182,6 +196,9 @@ export type TryOffer = "accepted" | "full"
  * arrival order (no producer waits behind one that arrived later); each
  * producer's own items keep their order.
  *
+ * Its members are methods: call them on the queue (`q.offer(x)`); a detached
+ * `q.offer` has no queue to work on.
+ *
  * @example
  * ```ts
  * import { Effect } from "effect"
@@ -202,28 +219,28 @@ export interface GatedQueue<A, R> {
   readonly gate: StopGate<R>
   readonly capacity: number
   /** check → reserve (wait while full) → re-check → commit. Fails once the gate is closed. */
-  readonly offer: (a: A) => Effect.Effect<void, GateClosed<R>>
+  offer(a: A): Effect.Effect<void, GateClosed<R>>
   /** Like `offer` but never waits: "full" when there is no free slot. */
-  readonly tryOffer: (a: A) => Effect.Effect<TryOffer, GateClosed<R>>
+  tryOffer(a: A): Effect.Effect<TryOffer, GateClosed<R>>
   /** Synchronous `tryOffer`, for callbacks; returns the reason if the gate is closed. */
-  readonly unsafeTryOffer: (a: A) => TryOffer | GateClosed<R>
+  unsafeTryOffer(a: A): TryOffer | GateClosed<R>
   /** Items waiting to be consumed. */
-  readonly size: () => number
+  size(): number
   /** Their total weight (0 without a `highWaterMark`: the weight is then not tracked). */
-  readonly queuedWeight: () => number
+  queuedWeight(): number
   /** Removes and returns up to `max` items (and at most `maxWeight` total weight, at least one item). */
-  readonly unsafeTakeUpTo: (max: number, maxWeight?: number) => Array<A>
+  unsafeTakeUpTo(max: number, maxWeight?: number): Array<A>
   /** Removes and returns everything queued (for reporting undelivered items). */
-  readonly unsafeTakeAll: () => Array<A>
+  unsafeTakeAll(): Array<A>
   /**
    * Waits until there is at least one item, or the gate is closed and the
    * queue is empty (then returns `false`: nothing more will ever arrive).
    */
   readonly awaitItems: Effect.Effect<boolean>
   /** Producers currently waiting for capacity. */
-  readonly waiting: () => number
+  waiting(): number
   /** Wakes the consumer waiting in `awaitItems` (it returns `true` even if the queue is empty). */
-  readonly unsafeNotify: () => void
+  unsafeNotify(): void
 }
 
 /**
@@ -256,195 +273,8 @@ export const unsafeMakeQueue = <A, R>(
     readonly highWaterMark?: number | undefined
     readonly lowWaterMark?: number | undefined
   }
-): GatedQueue<A, R> => {
-  const capacity = Math.max(1, Math.floor(options.capacity))
-  const weight = options.weight
-  const high = weight === undefined ? undefined : options.highWaterMark
-  const low = high === undefined ? 0 : Math.min(high, options.lowWaterMark ?? Math.floor(high / 2))
-  let queuedWeight = 0
-  // false from the moment the queued weight reaches the high mark until it is back at the low mark
-  let writable = true
-  // with a weight bound, one waiting producer at a time holds a slot (its item's weight is unknown until it commits)
-  const maxReserved = high === undefined ? Infinity : 1
-  // ring buffer, grown on demand (doubling) up to `capacity`; it starts small because most queues
-  // (e.g. one per idle connection) stay nearly empty and a 1024-slot array is 8 KiB each
-  let items: Array<A | undefined> = new Array(Math.min(capacity, 16))
-  let head = 0
-  let count = 0
-  // slots granted to woken producers that have not committed yet
-  let reserved = 0
-  // producers waiting for a slot, in arrival order
-  const line: Array<Waiter> = []
-  let takeWaiter: (() => void) | undefined
+): GatedQueue<A, R> => new internal.Queue<A, R>(gate, options)
 
-  const wakeTaker = () => {
-    if (takeWaiter !== undefined) {
-      const w = takeWaiter
-      takeWaiter = undefined
-      w()
-    }
-  }
-  const push = (a: A) => {
-    if (count === items.length) {
-      const grown: Array<A | undefined> = new Array(Math.min(capacity, items.length * 2))
-      for (let i = 0; i < count; i++) grown[i] = items[(head + i) % items.length]
-      items = grown
-      head = 0
-    }
-    items[(head + count) % items.length] = a
-    count++
-    if (high !== undefined) {
-      queuedWeight += weight!(a)
-      if (queuedWeight >= high) writable = false
-    }
-    wakeTaker()
-  }
-  const shift = (): A => {
-    const a = items[head] as A
-    items[head] = undefined
-    head = (head + 1) % items.length
-    count--
-    if (high !== undefined) {
-      queuedWeight -= weight!(a)
-      if (count === 0) queuedWeight = 0
-      if (!writable && queuedWeight <= low) writable = true
-    }
-    return a
-  }
-  const hasRoom = () => count + reserved < capacity && writable
-  // hand free slots to the producers in line, oldest first
-  const grant = () => {
-    while (line.length > 0 && hasRoom() && reserved < maxReserved) {
-      const w = line.shift()!
-      reserved++
-      w.granted = true
-      w.wake()
-    }
-  }
-  const closedError = (): GateClosed<R> | undefined => {
-    const r = gate.unsafeReason()
-    return Option.isSome(r) ? new GateClosed({ reason: r.value }) : undefined
-  }
-  // on close: every producer in line wakes without a slot (and fails its re-check); the consumer wakes
-  gate.unsafeOnClose(() => {
-    for (const w of line.splice(0)) w.wake()
-    wakeTaker()
-  })
-
-  // reserve: wait in line; resumes with `true` when holding a granted slot
-  const reserve = Effect.async<boolean>((resume) => {
-    const w: Waiter = { granted: false, wake: () => resume(Effect.sync(() => w.granted)) }
-    line.push(w)
-    return Effect.sync(() => {
-      // interrupted while waiting: leave the line, or give back the slot granted meanwhile
-      const i = line.indexOf(w)
-      if (i >= 0) line.splice(i, 1)
-      if (w.granted) {
-        reserved--
-        grant()
-      }
-    })
-  })
-
-  const offer = (a: A): Effect.Effect<void, GateClosed<R>> =>
-    Effect.suspend(() => {
-      // check
-      const closed = closedError()
-      if (closed) return Effect.fail(closed)
-      if (line.length === 0 && hasRoom()) {
-        push(a) // nobody waiting and room left: commit at once
-        return Effect.void
-      }
-      return Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(restore(reserve), (holdsSlot) => {
-          if (holdsSlot) reserved--
-          // re-check, then commit, in one synchronous step
-          const closedNow = closedError()
-          if (closedNow) {
-            grant()
-            return Effect.fail(closedNow)
-          }
-          push(a)
-          grant() // with a weight bound the next producer in line gets its slot after this commit
-          return Effect.void
-        })
-      )
-    })
-
-  const unsafeTryOffer = (a: A): TryOffer | GateClosed<R> => {
-    const closed = closedError()
-    if (closed) return closed
-    if (line.length === 0 && hasRoom()) {
-      push(a)
-      return "accepted"
-    }
-    return "full"
-  }
-
-  const awaitTaker = Effect.async<void>((resume) => {
-    const w = () => resume(Effect.void)
-    takeWaiter = w
-    return Effect.sync(() => {
-      if (takeWaiter === w) takeWaiter = undefined
-    })
-  })
-  let notified = false
-  const awaitItems: Effect.Effect<boolean> = Effect.suspend(() => {
-    if (notified) {
-      notified = false
-      return Effect.succeed(true)
-    }
-    if (count > 0) return Effect.succeed(true)
-    // once closed, nothing can be committed any more (every re-check fails)
-    if (Option.isSome(gate.unsafeReason())) return Effect.succeed(false)
-    return Effect.zipRight(awaitTaker, awaitItems)
-  })
-
-  return {
-    gate,
-    capacity,
-    offer,
-    tryOffer: (a) =>
-      Effect.suspend(() => {
-        const r = unsafeTryOffer(a)
-        return typeof r === "string" ? Effect.succeed(r) : Effect.fail(r)
-      }),
-    unsafeTryOffer,
-    size: () => count,
-    queuedWeight: () => queuedWeight,
-    waiting: () => line.length,
-    unsafeNotify: () => {
-      notified = true
-      wakeTaker()
-    },
-    unsafeTakeUpTo: (max, maxWeight) => {
-      const out: Array<A> = []
-      let total = 0
-      while (count > 0 && out.length < max) {
-        if (weight !== undefined && maxWeight !== undefined) {
-          const next = weight(items[head] as A)
-          if (out.length > 0 && total + next > maxWeight) break
-          total += next
-        }
-        out.push(shift())
-      }
-      if (out.length > 0) grant()
-      return out
-    },
-    unsafeTakeAll: () => {
-      const out: Array<A> = []
-      while (count > 0) out.push(shift())
-      if (out.length > 0) grant()
-      return out
-    },
-    awaitItems
-  }
-}
-
-interface Waiter {
-  granted: boolean
-  readonly wake: () => void
-}
 
 /**
  * What {@link closeAndDrain} did.
