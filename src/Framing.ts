@@ -207,6 +207,15 @@ class ChunkAccumulator {
  */
 export const lengthPrefixed = (options?: { readonly maxFrameBytes?: number | undefined }): Codec => {
   const max = options?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
+  // a codec holds no state (each decoder has its own): one instance with the default bound serves every
+  // connection that names no codec, instead of a codec object and six closures per connection
+  if (max === DEFAULT_MAX_FRAME_BYTES) return defaultLengthPrefixed ??= makeLengthPrefixed(max)
+  return makeLengthPrefixed(max)
+}
+
+let defaultLengthPrefixed: Codec | undefined
+
+const makeLengthPrefixed = (max: number): Codec => {
   return {
     name: "length-prefixed",
     maxFrameBytes: max,
