@@ -3,7 +3,7 @@
  * WebSocket): event callbacks push chunks; the connection's reader takes them
  * all at once. Above the high-water mark the source is paused until the reader
  * takes what is buffered, so a slow consumer pushes back on the peer through
- * TCP. One reader at a time.
+ * TCP. One reader at a time. Its members are methods (call them on the buffer).
  * @internal
  */
 import * as Effect from "effect/Effect"
@@ -13,30 +13,30 @@ import { TransportError } from "./transportError.js"
 /** @internal */
 export interface Inbound {
   /** Appends a chunk (from a 'data'/'message' callback); pauses the source above the high-water mark. */
-  readonly push: (chunk: Uint8Array) => void
+  push(chunk: Uint8Array): void
   /** The peer's end of stream. */
-  readonly end: () => void
+  end(): void
   /** A read-side failure (the first one wins). */
-  readonly fail: (error: TransportError) => void
+  fail(error: TransportError): void
   /** The source closed (without necessarily an EOF or an error). */
-  readonly close: () => void
+  close(): void
   /** Wakes the reader to re-check (after a state change made elsewhere). */
-  readonly wake: () => void
+  wake(): void
   /** Every buffered chunk, waiting for one; `[]` is the EOF. */
   readonly read: Effect.Effect<ReadonlyArray<Uint8Array>, TransportError>
   /** `read` without waiting: `undefined` when nothing is buffered and the stream has not ended. */
-  readonly poll: () => ReadonlyArray<Uint8Array> | TransportError | undefined
+  poll(): ReadonlyArray<Uint8Array> | TransportError | undefined
   /** Registers the one push reader's wake-up, called on every chunk, end, failure or close. */
-  readonly onReadable: (wake: () => void) => void
-  readonly bytesRead: () => number
-  readonly ended: () => boolean
-  readonly closed: () => boolean
+  onReadable(wake: () => void): void
+  bytesRead(): number
+  ended(): boolean
+  closed(): boolean
   /** The transport's state, given whether the socket is destroyed and whether our side sent its FIN. */
-  readonly state: (destroyed: boolean, localEnded: boolean) => TransportState
+  state(destroyed: boolean, localEnded: boolean): TransportState
 }
 
 /** @internal */
-export const make = (options: {
+export interface InboundOptions {
   readonly highWaterMark: number
   readonly pause: () => void
   readonly resume: () => void
@@ -45,92 +45,109 @@ export const make = (options: {
   readonly closedMessage: string
   /** Whether an EOF is reported before a pending failure (WebSocket: a Close frame ends reading cleanly). */
   readonly eofBeforeFailure?: boolean | undefined
-}): Inbound => {
-  let chunks: Array<Uint8Array> = []
-  let buffered = 0
-  let bytesRead = 0
-  let paused = false
-  let ended = false
-  let closed = false
-  let failure: TransportError | undefined
-  let waiter: (() => void) | undefined
-  let readable: (() => void) | undefined
+}
 
-  const wake = () => {
-    if (waiter !== undefined) {
-      const w = waiter
-      waiter = undefined
+// A class with its methods on the prototype (one per connection: a closure per method and the
+// context they share was ~1 KB of every idle connection); `read`'s waiting effect is built on use.
+/** @internal */
+export class InboundBuffer implements Inbound {
+  private chunks: Array<Uint8Array> = []
+  private buffered = 0
+  private bytes = 0
+  private paused = false
+  private isEnded = false
+  private isClosed = false
+  private failure: TransportError | undefined = undefined
+  private waiter: (() => void) | undefined = undefined
+  private readable: (() => void) | undefined = undefined
+  constructor(private readonly options: InboundOptions) {}
+
+  push(chunk: Uint8Array): void {
+    this.chunks.push(chunk)
+    this.buffered += chunk.length
+    this.bytes += chunk.length
+    if (this.buffered >= this.options.highWaterMark && !this.paused) {
+      this.paused = true
+      this.options.pause()
+    }
+    this.wake()
+  }
+  end(): void {
+    this.isEnded = true
+    this.wake()
+  }
+  fail(error: TransportError): void {
+    if (this.failure === undefined) this.failure = error
+    this.wake()
+  }
+  close(): void {
+    this.isClosed = true
+    this.wake()
+  }
+  wake(): void {
+    const w = this.waiter
+    if (w !== undefined) {
+      this.waiter = undefined
       w()
     }
-    if (readable !== undefined) readable()
+    if (this.readable !== undefined) this.readable()
   }
-  const awaitChange = Effect.async<void>((resume) => {
-    const w = () => resume(Effect.void)
-    waiter = w
-    return Effect.sync(() => {
-      if (waiter === w) waiter = undefined
-    })
-  })
-
-  const poll = (): ReadonlyArray<Uint8Array> | TransportError | undefined => {
-    if (chunks.length > 0) {
-      const out = chunks
-      chunks = []
-      buffered = 0
-      if (paused) {
-        paused = false
-        options.resume()
+  poll(): ReadonlyArray<Uint8Array> | TransportError | undefined {
+    if (this.chunks.length > 0) {
+      const out = this.chunks
+      this.chunks = []
+      this.buffered = 0
+      if (this.paused) {
+        this.paused = false
+        this.options.resume()
       }
       return out
     }
-    if (options.eofBeforeFailure && ended) return []
-    if (failure !== undefined) return failure
-    if (ended) return []
-    if (closed || options.destroyed()) {
-      return new TransportError({ reason: "Closed", message: options.closedMessage })
+    if (this.options.eofBeforeFailure && this.isEnded) return []
+    if (this.failure !== undefined) return this.failure
+    if (this.isEnded) return []
+    if (this.isClosed || this.options.destroyed()) {
+      return new TransportError({ reason: "Closed", message: this.options.closedMessage })
     }
     return undefined
   }
-
-  const read: Effect.Effect<ReadonlyArray<Uint8Array>, TransportError> = Effect.suspend(() => {
-    const r = poll()
-    if (r === undefined) return Effect.zipRight(awaitChange, read)
-    return r instanceof TransportError ? Effect.fail(r) : Effect.succeed(r)
-  })
-
-  return {
-    push: (chunk) => {
-      chunks.push(chunk)
-      buffered += chunk.length
-      bytesRead += chunk.length
-      if (buffered >= options.highWaterMark && !paused) {
-        paused = true
-        options.pause()
-      }
-      wake()
-    },
-    end: () => {
-      ended = true
-      wake()
-    },
-    fail: (error) => {
-      if (failure === undefined) failure = error
-      wake()
-    },
-    close: () => {
-      closed = true
-      wake()
-    },
-    wake,
-    read,
-    poll,
-    onReadable: (w) => {
-      readable = w
-    },
-    bytesRead: () => bytesRead,
-    ended: () => ended,
-    closed: () => closed,
-    state: (destroyed, localEnded) =>
-      destroyed || closed ? "closed" : localEnded ? "half-closed-local" : ended ? "half-closed-remote" : "open"
+  get read(): Effect.Effect<ReadonlyArray<Uint8Array>, TransportError> {
+    const awaitChange = Effect.async<void>((resume) => {
+      const w = () => resume(Effect.void)
+      this.waiter = w
+      return Effect.sync(() => {
+        if (this.waiter === w) this.waiter = undefined
+      })
+    })
+    const read: Effect.Effect<ReadonlyArray<Uint8Array>, TransportError> = Effect.suspend(() => {
+      const r = this.poll()
+      if (r === undefined) return Effect.zipRight(awaitChange, read)
+      return r instanceof TransportError ? Effect.fail(r) : Effect.succeed(r)
+    })
+    return read
+  }
+  onReadable(wake: () => void): void {
+    this.readable = wake
+  }
+  bytesRead(): number {
+    return this.bytes
+  }
+  ended(): boolean {
+    return this.isEnded
+  }
+  closed(): boolean {
+    return this.isClosed
+  }
+  state(destroyed: boolean, localEnded: boolean): TransportState {
+    return destroyed || this.isClosed
+      ? "closed"
+      : localEnded
+      ? "half-closed-local"
+      : this.isEnded
+      ? "half-closed-remote"
+      : "open"
   }
 }
+
+/** @internal */
+export const make = (options: InboundOptions): Inbound => new InboundBuffer(options)

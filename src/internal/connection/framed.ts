@@ -79,6 +79,12 @@ const pullingReader = (transport: Transport.Transport): Effect.Effect<{
     }
   })
 
+/** The transport's own push reader, called on the transport (its members may be methods). */
+const pushReader = (transport: Transport.Transport) => ({
+  poll: () => transport.unsafePoll!(),
+  onReadable: (wake: () => void) => transport.unsafeOnReadable!(wake)
+})
+
 /** @internal */
 export const fromTransport = <In, Out>(
   transport: Transport.Transport,
@@ -86,7 +92,7 @@ export const fromTransport = <In, Out>(
 ): Effect.Effect<Framed.Framed<In, Out>, never, Scope.Scope> =>
   Effect.map(
     transport.unsafePoll !== undefined && transport.unsafeOnReadable !== undefined
-      ? Effect.succeed({ poll: transport.unsafePoll, onReadable: transport.unsafeOnReadable })
+      ? Effect.succeed(pushReader(transport))
       : pullingReader(transport),
     (reader) => {
       const weight = (o: Out | Encoded<Out>): number => (o instanceof Encoded ? o.bytes.length : codec.encodedLength(o))
@@ -203,7 +209,7 @@ export const fromTransport = <In, Out>(
         control: transport.control,
         shutdownWrite: transport.shutdownWrite,
         destroy: transport.destroy,
-        stats: transport.stats,
+        stats: () => transport.stats(),
         transport
       }
     }
