@@ -100,6 +100,11 @@ export interface TransportStats {
 /**
  * The byte-duplex every connection sits on.
  *
+ * The TCP and TLS transports are class instances whose members are methods and getters on the
+ * prototype (an idle connection pays no closure per member). To decorate one, delegate to it
+ * (`write: (chunks) => inner.write(chunks)`, `get destroy() { return inner.destroy }`) rather than
+ * spreading it (`{ ...inner }` copies none of its members), and call its members on it.
+ *
  * @example
  * ```ts
  * import { Effect } from "effect"
