@@ -436,8 +436,10 @@ export const makeCodec = (options: CodecOptions, sink: ControlSink): Framing.Cod
         if (len === 126) len = (byteAt(2) << 8) | byteAt(3)
         else if (len === 127) {
           const hi = byteAt(2) * 0x1000000 + ((byteAt(3) << 16) | (byteAt(4) << 8) | byteAt(5))
-          if (hi > 0x1fffff) return fail(protocolError(sink, 1009, "64-bit payload length out of range"))
           len = hi * 0x100000000 + (byteAt(6) * 0x1000000 + ((byteAt(7) << 16) | (byteAt(8) << 8) | byteAt(9)))
+          // 2^53 or more (not exact as a number): too large whatever maxPayload, and reported like any other
+          // message too large (FrameTooLarge, as the 1009 Close says), not as a malformed frame
+          if (hi > 0x1fffff) return fail(tooLarge(sink, len, max))
         }
         // header checks, before waiting for the payload
         if ((b0 & 0x30) !== 0) return fail(protocolError(sink, 1002, "reserved bits RSV2/RSV3 set"))
