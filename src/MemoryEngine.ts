@@ -24,6 +24,9 @@ import * as internal from "./internal/memoryEngine.js"
  * const a = cluster.layer("a")
  * const b = cluster.layer("b")
  * cluster.crash("b")
+ * // a retried append the engine cannot dedup: the next append's reply is lost, then the ids are forgotten
+ * cluster.loseAppendReply("venue-1")
+ * cluster.forgetAppendIds()
  * ```
  *
  * @since 0.2.0
@@ -40,6 +43,16 @@ export interface Cluster {
   readonly revive: (node: string) => void
   /** While true, no node can reach the engine. */
   readonly setUnavailable: (unavailable: boolean) => void
+  /**
+   * The next append to `key` is stored, but its caller gets `Unavailable` (the reply was lost on its way back):
+   * the sender cannot know it was stored.
+   */
+  readonly loseAppendReply: (key: string) => void
+  /**
+   * The engine forgets the ids of the appends it stored, as a restarted server's dedup may: a retry of one of
+   * them is stored again.
+   */
+  readonly forgetAppendIds: () => void
   /** The last holder of an outbound peer's lease (test aid; does not check expiry). */
   readonly holderOf: (key: string) => Option.Option<string>
   /** Entries a peer's log holds (test aid). */

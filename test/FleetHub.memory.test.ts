@@ -341,6 +341,63 @@ describe("FleetHub (MemoryEngine, TestClock)", () => {
       expect(overflow).toEqual(["d4"])
     }))
 
+  it.scoped("a frame stored twice (its append's reply lost, the retry not deduplicated) reaches the venue once", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      yield* v.add("v1")
+      const kind = kindFor(v)
+      const a = yield* node(cluster, "a", { kinds: [kind] })
+      yield* a.fleet.addPeer("v1", kind, { venue: "v1" })
+      yield* advance(1500)
+      expect(yield* a.fleet.held).toEqual(["v1"])
+      // m1 is stored but its sender hears `Unavailable`: it keeps m1 and retries it; the engine has forgotten the
+      // id by then (a restarted server), so the retry is stored again, marked retried
+      cluster.loseAppendReply("v1")
+      yield* a.fleet.send("v1", utf8("m1"))
+      cluster.forgetAppendIds()
+      yield* advance(1000)
+      yield* a.fleet.send("v1", utf8("m2"))
+      yield* advance(500)
+      // the holder handed m1's id to its dialer already: the second copy is skipped, not written (nor flagged)
+      expect(yield* v.received("v1")).toEqual(["m1", "m2"])
+      expect((yield* a.drain).filter(FleetHub.FleetEvent.$is("PossibleDuplicate"))).toEqual([])
+      // and acked with the rest
+      expect(cluster.logSize("v1")).toBe(0)
+    }))
+
+  it.scoped("a retried append that reaches another holder than the first copy is written flagged (PossibleDuplicate)", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      yield* v.add("v1")
+      const kind = kindFor(v)
+      const a = yield* node(cluster, "a", { kinds: [kind] })
+      const c = yield* node(cluster, "c", { kinds: [kind], hold: false })
+      yield* c.fleet.addPeer("v1", kind, { venue: "v1" })
+      yield* advance(1500)
+      expect(yield* a.fleet.held).toEqual(["v1"])
+      const b = yield* node(cluster, "b", { kinds: [kind] })
+      // c's append of m1 is stored, its reply lost; c is cut off before it can retry
+      cluster.loseAppendReply("v1")
+      yield* c.fleet.send("v1", utf8("m1"))
+      cluster.crash("c")
+      yield* advance(500)
+      expect(yield* v.received("v1")).toEqual(["m1"])
+      // a leaves (what it wrote is acked), b takes v1; the engine forgets the append ids (a restart)
+      yield* Scope.close(a.scope, Exit.void)
+      yield* advance(1200)
+      expect(yield* b.fleet.held).toEqual(["v1"])
+      cluster.forgetAppendIds()
+      // c is back and retries m1: stored again, and b cannot tell it was written, so it flags it
+      cluster.revive("c")
+      yield* advance(1000)
+      expect(yield* v.received("v1")).toEqual(["m1", "m1!"])
+      const dups = (yield* b.drain).filter(FleetHub.FleetEvent.$is("PossibleDuplicate")).flatMap((e) => e.frames.map(text))
+      expect(dups).toEqual(["m1"])
+      expect(cluster.logSize("v1")).toBe(0)
+    }))
+
   it.scoped("the Hub tag works on a FleetHub layer; closing a node hands its peers over at once (lease released)", () =>
     Effect.gen(function*() {
       const cluster = MemoryEngine.makeCluster()

@@ -95,7 +95,14 @@ describe.skipIf(skipWithoutNats("NatsEngine tests"))("NatsEngine (nats-server)",
       yield* ca.fetch(10, 1000)
       const stale = yield* Effect.flip(ca.fetch(1, 1000))
       expect(stale).toMatchObject({ reason: "Fenced" })
+      expect(again.map((e) => e.retried)).toEqual([false, false, false])
       yield* cb.ack(4)
+      // a retry of an append whose outcome was unknown carries the Tether-Retry header: its entry comes marked
+      expect(yield* a.append("p 1", "id-5", utf8("f5"), true)).toMatchObject({ _tag: "Appended", seq: 5 })
+      expect((yield* cb.fetch(10, 1000)).map((e) => [e.seq, e.id, text(e.frame), e.retried])).toEqual([
+        [5, "id-5", "f5", true]
+      ])
+      yield* cb.ack(5)
       expect(yield* a.undeclare("p 1")).toEqual([])
       // node leases and the registry: no ghost after the node's lease expired
       const na = Option.getOrThrow(yield* a.acquire("node.a", 1500))

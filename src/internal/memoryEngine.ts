@@ -55,6 +55,8 @@ export const makeCluster = (): MemoryEngine.Cluster => {
   const handlers = new Map<string, (message: Uint8Array) => Effect.Effect<Uint8Array>>()
   const down = new Set<string>()
   let unavailable = false
+  /** Peers whose next append is stored but answered `Unavailable` (its reply lost). */
+  const loseReply = new Set<string>()
 
   const gate = (node: string) =>
     Effect.suspend(() =>
@@ -196,6 +198,9 @@ export const makeCluster = (): MemoryEngine.Cluster => {
           log.bytes += size
           log.dedup.set(id, { seq, at: now })
           notify(log)
+          if (loseReply.delete(key)) {
+            return Effect.fail(new EngineError({ reason: "Unavailable", detail: `append to ${key}: reply lost` }))
+          }
           return Effect.succeed({ _tag: "Appended", seq })
         }),
       consume,
@@ -279,6 +284,12 @@ export const makeCluster = (): MemoryEngine.Cluster => {
     },
     setUnavailable: (u) => {
       unavailable = u
+    },
+    loseAppendReply: (key) => {
+      loseReply.add(key)
+    },
+    forgetAppendIds: () => {
+      for (const log of logs.values()) log.dedup.clear()
     },
     holderOf: (key) => {
       const l = leases.get(outLease(key))
