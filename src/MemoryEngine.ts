@@ -27,6 +27,8 @@ import * as internal from "./internal/memoryEngine.js"
  * // a retried append the engine cannot dedup: the next append's reply is lost, then the ids are forgotten
  * cluster.loseAppendReply("venue-1")
  * cluster.forgetAppendIds()
+ * // a slow link: a's leases are granted when asked, the grant reaches a 2 s later
+ * cluster.setReplyDelay("a", 2000, ["acquire"])
  * ```
  *
  * @since 0.2.0
@@ -48,6 +50,31 @@ export interface Cluster {
    * the sender cannot know it was stored.
    */
   readonly loseAppendReply: (key: string) => void
+  /**
+   * From now on the replies to `node`'s operations (all of them, or those named in `ops`) reach it `millis` late
+   * (`0`: on time again). The engine acts when it is asked — a lease runs from the request, as on NATS — only
+   * the answer is slow. Consumers (`consume`, `fetch`, `ack`) and `serve` are not delayed.
+   */
+  readonly setReplyDelay: (
+    node: string,
+    millis: number,
+    ops?: ReadonlyArray<
+      | "declare"
+      | "undeclare"
+      | "peers"
+      | "peer"
+      | "append"
+      | "acquire"
+      | "refresh"
+      | "release"
+      | "register"
+      | "unregister"
+      | "locate"
+      | "nodes"
+      | "holders"
+      | "request"
+    >
+  ) => void
   /**
    * The engine forgets the ids of the appends it stored, as a restarted server's dedup may: a retry of one of
    * them is stored again.

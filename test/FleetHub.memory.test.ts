@@ -398,6 +398,41 @@ describe("FleetHub (MemoryEngine, TestClock)", () => {
       expect(cluster.logSize("v1")).toBe(0)
     }))
 
+  it.scoped("a held lease is valid from the acquire request: a holder whose grant came late stops when the lease expires, before another node takes the peer", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      yield* v.add("v1")
+      const kind = kindFor(v)
+      const a = yield* node(cluster, "a", { kinds: [kind], leaseTtl: "3 seconds" })
+      // a's lease grants reach it 2.5 s after the engine gave them (a 3 s lease: 0.5 s of it left on arrival)
+      cluster.setReplyDelay("a", 2500, ["acquire"])
+      yield* a.fleet.addPeer("v1", kind, { venue: "v1" })
+      let waited = 0
+      while (!(yield* a.fleet.held).includes("v1")) {
+        expect(waited).toBeLessThan(10_000)
+        yield* advance(50)
+        waited += 50
+      }
+      // a is cut off from the engine as the grant arrives: it cannot renew the lease, and b will take the peer
+      // once the engine's lease expired
+      cluster.crash("a")
+      const b = yield* node(cluster, "b", { kinds: [kind], leaseTtl: "3 seconds" })
+      let stoppedAfter: number | undefined = undefined
+      for (let t = 50; t <= 5000; t += 50) {
+        yield* advance(50)
+        const aHolds = (yield* a.fleet.held).includes("v1")
+        if (!aHolds && stoppedAfter === undefined) stoppedAfter = t
+        // never two writers
+        expect(aHolds && (yield* b.fleet.held).includes("v1")).toBe(false)
+      }
+      // a stopped within what was left of the lease as the engine counts it (0.5 s; the clock moves in 50 ms
+      // steps), not a TTL after the grant reached it
+      expect(stoppedAfter).toBeLessThanOrEqual(550)
+      expect((yield* a.drain).filter(FleetHub.FleetEvent.$is("LeaseLost")).map((e) => e.key)).toEqual(["v1"])
+      expect(yield* b.fleet.held).toEqual(["v1"])
+    }))
+
   it.scoped("the Hub tag works on a FleetHub layer; closing a node hands its peers over at once (lease released)", () =>
     Effect.gen(function*() {
       const cluster = MemoryEngine.makeCluster()
