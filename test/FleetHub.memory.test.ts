@@ -6,7 +6,7 @@
  * in-memory backlog while the engine is unreachable).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, ConfigProvider, Duration, Effect, Exit, Layer, Metric, Option, Queue, Schedule, Schema, Scope, TestClock } from "effect"
+import { Chunk, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Queue, Schedule, Schema, Scope, TestClock } from "effect"
 import { Connection, Engine, FleetHub, Framing, Hub, MemoryEngine, PeerKind, Settings, Transport } from "effect-tether"
 import * as Testing from "effect-tether/testing"
 import { settle } from "./helpers/dial.js"
@@ -225,6 +225,49 @@ describe("FleetHub (MemoryEngine, TestClock)", () => {
       expect(yield* Effect.flip(a.fleet.send("client-1", utf8("x")))).toMatchObject({ _tag: "UnknownPeer" })
       expect(Option.isNone(yield* cluster.engine("a").locate("client-1"))).toBe(true)
       expect(yield* cluster.engine("a").nodes).toEqual(["a"])
+    }))
+
+  it.scoped("a send the engine could not route because it was unreachable fails as that (ConnectionClosed, IoError EngineUnavailable), not UnknownPeer; a key it last said was gone stays UnknownPeer", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const a = yield* node(cluster, "a", { kinds: [], leaseTtl: "3 seconds" })
+      const b = yield* node(cluster, "b", { kinds: [], leaseTtl: "3 seconds" })
+      const [near, far] = yield* Transport.memoryPair()
+      yield* b.fleet.addInbound("client-1", yield* Connection.make(near))
+      yield* a.fleet.send("client-1", utf8("one"))
+      yield* settle
+      const engineDown = { _tag: "ConnectionClosed", reason: { _tag: "IoError", code: "EngineUnavailable" } }
+      // the engine is down: a cannot ask where client-1 is (nor whether an unknown key is a peer at all)
+      cluster.setUnavailable(true)
+      const down = yield* Effect.flip(a.fleet.send("client-1", utf8("lost")))
+      expect(down).toMatchObject(engineDown)
+      expect(FleetHub.isEngineUnavailable(down)).toBe(true)
+      expect(yield* Effect.flip(a.fleet.send("nobody", utf8("x")))).toMatchObject(engineDown)
+      cluster.setUnavailable(false)
+      // a finds client-1, then loses the engine before its request to b goes out
+      cluster.setReplyDelay("a", 500, ["locate"])
+      const late = yield* Effect.fork(Effect.flip(a.fleet.send("client-1", utf8("late"))))
+      yield* advance(100)
+      cluster.crash("a")
+      yield* advance(500)
+      expect(yield* Fiber.join(late)).toMatchObject(engineDown)
+      cluster.revive("a")
+      cluster.setReplyDelay("a", 0)
+      // the engine is back: delivered, and an unknown key is UnknownPeer again
+      yield* a.fleet.send("client-1", utf8("two"))
+      yield* settle
+      expect(Testing.receivedFrames(far)).toEqual(["one", "two"])
+      const unknown = yield* Effect.flip(a.fleet.send("nobody", utf8("x")))
+      expect(unknown).toMatchObject({ _tag: "UnknownPeer" })
+      expect(FleetHub.isEngineUnavailable(unknown)).toBe(false)
+      // what a knew when the engine last answered still stands while it cannot be asked: b died (its lease expired,
+      // a's last tick saw it gone), so its client is gone too; a key the engine said was not registered stays so
+      cluster.crash("b")
+      yield* advance(3500)
+      cluster.setUnavailable(true)
+      expect(yield* Effect.flip(a.fleet.send("client-1", utf8("x")))).toMatchObject({ _tag: "UnknownPeer" })
+      expect(yield* Effect.flip(a.fleet.send("nobody", utf8("x")))).toMatchObject({ _tag: "UnknownPeer" })
+      expect(yield* Effect.flip(a.fleet.send("never-asked", utf8("x")))).toMatchObject(engineDown)
     }))
 
   it.scoped("a node cut off from the engine past its lease TTL: its inbound keys are removed as ghosts, and registered again when it is back", () =>
