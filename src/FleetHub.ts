@@ -18,7 +18,11 @@
  *   its age backstop) shows as a gap in the log's sequence, reported as `Lost` with a count.
  * - **Inbound peers** (and `addDialer`, a node-local dialer as with `Hub`) stay on their node; other nodes
  *   reach them through the engine's registry, whose entries die with the node's lease: a send to a peer of a
- *   dead node fails `UnknownPeer`, no ghosts.
+ *   dead node fails `UnknownPeer`, no ghosts. A send the engine could not route because it was unreachable (to
+ *   a peer this node does not have, while the engine is `Unavailable`) fails `ConnectionClosed` with an
+ *   `IoError` reason coded `"EngineUnavailable"` — {@link isEngineUnavailable} — not `UnknownPeer`: the peer
+ *   may well exist. (What the engine said last still stands: a key it last reported unregistered, or on a node
+ *   gone since, fails `UnknownPeer` as before.)
  * - `broadcast` reaches every declared outbound peer and every peer on every live node.
  *
  * @since 0.2.0
@@ -238,6 +242,32 @@ export const isFleetHub: (u: unknown) => u is FleetHub = internal.isFleetHub
  * @category guards
  */
 export const isPossibleDuplicate: (frame: Uint8Array) => boolean = internal.isPossibleDuplicate
+
+/**
+ * Whether a send failed because the engine could not be reached to route it: a send to a peer this node does
+ * not have (an inbound peer of another node; an outbound peer it has not cached) while the engine is
+ * `Unavailable`, or a request to the peer's node that could not go out. Such a send fails `ConnectionClosed`
+ * whose reason is an `IoError` with `code: "EngineUnavailable"` (`"EngineError"` for another engine failure),
+ * within `Hub.SendError`, and not `UnknownPeer`: the peer may well exist, and a later send may reach it.
+ * What the engine said last still stands while it cannot be asked: a key it last reported as not registered,
+ * or registered on a node that is no longer live (as of this node's last tick), fails `UnknownPeer`. (A send to
+ * an outbound peer in the node's directory does not fail: it waits in the node's bounded backlog.)
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schedule } from "effect"
+ * import { FleetHub, Framing, type Hub } from "effect-tether"
+ *
+ * const sendSoon = (hub: Hub.Hub, key: string) =>
+ *   hub.send(key, Framing.utf8("x")).pipe(
+ *     Effect.retry({ while: FleetHub.isEngineUnavailable, schedule: Schedule.spaced("1 second"), times: 5 })
+ *   )
+ * ```
+ *
+ * @since 0.2.0
+ * @category guards
+ */
+export const isEngineUnavailable: (error: Hub.SendError) => boolean = internal.isEngineUnavailable
 
 /**
  * The service tag of a {@link FleetHub} (its layer provides `Hub.Tag` too).

@@ -24,6 +24,11 @@ import * as internal from "./internal/memoryEngine.js"
  * const a = cluster.layer("a")
  * const b = cluster.layer("b")
  * cluster.crash("b")
+ * // a retried append the engine cannot dedup: the next append's reply is lost, then the ids are forgotten
+ * cluster.loseAppendReply("venue-1")
+ * cluster.forgetAppendIds()
+ * // a slow link: a's leases are granted when asked, the grant reaches a 2 s later
+ * cluster.setReplyDelay("a", 2000, ["acquire"])
  * ```
  *
  * @since 0.2.0
@@ -40,6 +45,41 @@ export interface Cluster {
   readonly revive: (node: string) => void
   /** While true, no node can reach the engine. */
   readonly setUnavailable: (unavailable: boolean) => void
+  /**
+   * The next append to `key` is stored, but its caller gets `Unavailable` (the reply was lost on its way back):
+   * the sender cannot know it was stored.
+   */
+  readonly loseAppendReply: (key: string) => void
+  /**
+   * From now on the replies to `node`'s operations (all of them, or those named in `ops`) reach it `millis` late
+   * (`0`: on time again). The engine acts when it is asked — a lease runs from the request, as on NATS — only
+   * the answer is slow. Consumers (`consume`, `fetch`, `ack`) and `serve` are not delayed.
+   */
+  readonly setReplyDelay: (
+    node: string,
+    millis: number,
+    ops?: ReadonlyArray<
+      | "declare"
+      | "undeclare"
+      | "peers"
+      | "peer"
+      | "append"
+      | "acquire"
+      | "refresh"
+      | "release"
+      | "register"
+      | "unregister"
+      | "locate"
+      | "nodes"
+      | "holders"
+      | "request"
+    >
+  ) => void
+  /**
+   * The engine forgets the ids of the appends it stored, as a restarted server's dedup may: a retry of one of
+   * them is stored again.
+   */
+  readonly forgetAppendIds: () => void
   /** The last holder of an outbound peer's lease (test aid; does not check expiry). */
   readonly holderOf: (key: string) => Option.Option<string>
   /** Entries a peer's log holds (test aid). */

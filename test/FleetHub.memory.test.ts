@@ -6,7 +6,7 @@
  * in-memory backlog while the engine is unreachable).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, ConfigProvider, Duration, Effect, Exit, Layer, Metric, Option, Queue, Schedule, Schema, Scope, TestClock } from "effect"
+import { Chunk, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Queue, Schedule, Schema, Scope, TestClock } from "effect"
 import { Connection, Engine, FleetHub, Framing, Hub, MemoryEngine, PeerKind, Settings, Transport } from "effect-tether"
 import * as Testing from "effect-tether/testing"
 import { settle } from "./helpers/dial.js"
@@ -227,6 +227,49 @@ describe("FleetHub (MemoryEngine, TestClock)", () => {
       expect(yield* cluster.engine("a").nodes).toEqual(["a"])
     }))
 
+  it.scoped("a send the engine could not route because it was unreachable fails as that (ConnectionClosed, IoError EngineUnavailable), not UnknownPeer; a key it last said was gone stays UnknownPeer", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const a = yield* node(cluster, "a", { kinds: [], leaseTtl: "3 seconds" })
+      const b = yield* node(cluster, "b", { kinds: [], leaseTtl: "3 seconds" })
+      const [near, far] = yield* Transport.memoryPair()
+      yield* b.fleet.addInbound("client-1", yield* Connection.make(near))
+      yield* a.fleet.send("client-1", utf8("one"))
+      yield* settle
+      const engineDown = { _tag: "ConnectionClosed", reason: { _tag: "IoError", code: "EngineUnavailable" } }
+      // the engine is down: a cannot ask where client-1 is (nor whether an unknown key is a peer at all)
+      cluster.setUnavailable(true)
+      const down = yield* Effect.flip(a.fleet.send("client-1", utf8("lost")))
+      expect(down).toMatchObject(engineDown)
+      expect(FleetHub.isEngineUnavailable(down)).toBe(true)
+      expect(yield* Effect.flip(a.fleet.send("nobody", utf8("x")))).toMatchObject(engineDown)
+      cluster.setUnavailable(false)
+      // a finds client-1, then loses the engine before its request to b goes out
+      cluster.setReplyDelay("a", 500, ["locate"])
+      const late = yield* Effect.fork(Effect.flip(a.fleet.send("client-1", utf8("late"))))
+      yield* advance(100)
+      cluster.crash("a")
+      yield* advance(500)
+      expect(yield* Fiber.join(late)).toMatchObject(engineDown)
+      cluster.revive("a")
+      cluster.setReplyDelay("a", 0)
+      // the engine is back: delivered, and an unknown key is UnknownPeer again
+      yield* a.fleet.send("client-1", utf8("two"))
+      yield* settle
+      expect(Testing.receivedFrames(far)).toEqual(["one", "two"])
+      const unknown = yield* Effect.flip(a.fleet.send("nobody", utf8("x")))
+      expect(unknown).toMatchObject({ _tag: "UnknownPeer" })
+      expect(FleetHub.isEngineUnavailable(unknown)).toBe(false)
+      // what a knew when the engine last answered still stands while it cannot be asked: b died (its lease expired,
+      // a's last tick saw it gone), so its client is gone too; a key the engine said was not registered stays so
+      cluster.crash("b")
+      yield* advance(3500)
+      cluster.setUnavailable(true)
+      expect(yield* Effect.flip(a.fleet.send("client-1", utf8("x")))).toMatchObject({ _tag: "UnknownPeer" })
+      expect(yield* Effect.flip(a.fleet.send("nobody", utf8("x")))).toMatchObject({ _tag: "UnknownPeer" })
+      expect(yield* Effect.flip(a.fleet.send("never-asked", utf8("x")))).toMatchObject(engineDown)
+    }))
+
   it.scoped("a node cut off from the engine past its lease TTL: its inbound keys are removed as ghosts, and registered again when it is back", () =>
     Effect.gen(function*() {
       const cluster = MemoryEngine.makeCluster()
@@ -339,6 +382,98 @@ describe("FleetHub (MemoryEngine, TestClock)", () => {
       expect(yield* v.received("v1")).toEqual(["before", "d0", "d1", "d2", "d3", "after"])
       const overflow = (yield* a.drain).filter(Hub.Event.$is("BacklogOverflow")).flatMap((e) => e.frames.map(text))
       expect(overflow).toEqual(["d4"])
+    }))
+
+  it.scoped("a frame stored twice (its append's reply lost, the retry not deduplicated) reaches the venue once", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      yield* v.add("v1")
+      const kind = kindFor(v)
+      const a = yield* node(cluster, "a", { kinds: [kind] })
+      yield* a.fleet.addPeer("v1", kind, { venue: "v1" })
+      yield* advance(1500)
+      expect(yield* a.fleet.held).toEqual(["v1"])
+      // m1 is stored but its sender hears `Unavailable`: it keeps m1 and retries it; the engine has forgotten the
+      // id by then (a restarted server), so the retry is stored again, marked retried
+      cluster.loseAppendReply("v1")
+      yield* a.fleet.send("v1", utf8("m1"))
+      cluster.forgetAppendIds()
+      yield* advance(1000)
+      yield* a.fleet.send("v1", utf8("m2"))
+      yield* advance(500)
+      // the holder handed m1's id to its dialer already: the second copy is skipped, not written (nor flagged)
+      expect(yield* v.received("v1")).toEqual(["m1", "m2"])
+      expect((yield* a.drain).filter(FleetHub.FleetEvent.$is("PossibleDuplicate"))).toEqual([])
+      // and acked with the rest
+      expect(cluster.logSize("v1")).toBe(0)
+    }))
+
+  it.scoped("a retried append that reaches another holder than the first copy is written flagged (PossibleDuplicate)", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      yield* v.add("v1")
+      const kind = kindFor(v)
+      const a = yield* node(cluster, "a", { kinds: [kind] })
+      const c = yield* node(cluster, "c", { kinds: [kind], hold: false })
+      yield* c.fleet.addPeer("v1", kind, { venue: "v1" })
+      yield* advance(1500)
+      expect(yield* a.fleet.held).toEqual(["v1"])
+      const b = yield* node(cluster, "b", { kinds: [kind] })
+      // c's append of m1 is stored, its reply lost; c is cut off before it can retry
+      cluster.loseAppendReply("v1")
+      yield* c.fleet.send("v1", utf8("m1"))
+      cluster.crash("c")
+      yield* advance(500)
+      expect(yield* v.received("v1")).toEqual(["m1"])
+      // a leaves (what it wrote is acked), b takes v1; the engine forgets the append ids (a restart)
+      yield* Scope.close(a.scope, Exit.void)
+      yield* advance(1200)
+      expect(yield* b.fleet.held).toEqual(["v1"])
+      cluster.forgetAppendIds()
+      // c is back and retries m1: stored again, and b cannot tell it was written, so it flags it
+      cluster.revive("c")
+      yield* advance(1000)
+      expect(yield* v.received("v1")).toEqual(["m1", "m1!"])
+      const dups = (yield* b.drain).filter(FleetHub.FleetEvent.$is("PossibleDuplicate")).flatMap((e) => e.frames.map(text))
+      expect(dups).toEqual(["m1"])
+      expect(cluster.logSize("v1")).toBe(0)
+    }))
+
+  it.scoped("a held lease is valid from the acquire request: a holder whose grant came late stops when the lease expires, before another node takes the peer", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      yield* v.add("v1")
+      const kind = kindFor(v)
+      const a = yield* node(cluster, "a", { kinds: [kind], leaseTtl: "3 seconds" })
+      // a's lease grants reach it 2.5 s after the engine gave them (a 3 s lease: 0.5 s of it left on arrival)
+      cluster.setReplyDelay("a", 2500, ["acquire"])
+      yield* a.fleet.addPeer("v1", kind, { venue: "v1" })
+      let waited = 0
+      while (!(yield* a.fleet.held).includes("v1")) {
+        expect(waited).toBeLessThan(10_000)
+        yield* advance(50)
+        waited += 50
+      }
+      // a is cut off from the engine as the grant arrives: it cannot renew the lease, and b will take the peer
+      // once the engine's lease expired
+      cluster.crash("a")
+      const b = yield* node(cluster, "b", { kinds: [kind], leaseTtl: "3 seconds" })
+      let stoppedAfter: number | undefined = undefined
+      for (let t = 50; t <= 5000; t += 50) {
+        yield* advance(50)
+        const aHolds = (yield* a.fleet.held).includes("v1")
+        if (!aHolds && stoppedAfter === undefined) stoppedAfter = t
+        // never two writers
+        expect(aHolds && (yield* b.fleet.held).includes("v1")).toBe(false)
+      }
+      // a stopped within what was left of the lease as the engine counts it (0.5 s; the clock moves in 50 ms
+      // steps), not a TTL after the grant reached it
+      expect(stoppedAfter).toBeLessThanOrEqual(550)
+      expect((yield* a.drain).filter(FleetHub.FleetEvent.$is("LeaseLost")).map((e) => e.key)).toEqual(["v1"])
+      expect(yield* b.fleet.held).toEqual(["v1"])
     }))
 
   it.scoped("the Hub tag works on a FleetHub layer; closing a node hands its peers over at once (lease released)", () =>

@@ -1,9 +1,9 @@
 /**
  * NatsEngine against a real nats-server (JetStream, a free loopback port, a temporary store): the engine
  * contract (idempotent appends, rejectNew, ack = purge, a new holder's consumer flags what the previous one
- * delivered, leases with CAS and TTL, registry entries that die with their node, node requests) and two
- * FleetHub nodes over it with real TCP venues. Under CI=true a missing nats-server fails; otherwise the
- * suite skips saying why.
+ * delivered, leases with CAS and TTL, registry entries that die with their node, node requests, listings that
+ * name each key once and end while keys are written) and two FleetHub nodes over it with real TCP venues.
+ * Under CI=true a missing nats-server fails; otherwise the suite skips saying why.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Option, Schedule, Schema, Scope } from "effect"
@@ -95,7 +95,14 @@ describe.skipIf(skipWithoutNats("NatsEngine tests"))("NatsEngine (nats-server)",
       yield* ca.fetch(10, 1000)
       const stale = yield* Effect.flip(ca.fetch(1, 1000))
       expect(stale).toMatchObject({ reason: "Fenced" })
+      expect(again.map((e) => e.retried)).toEqual([false, false, false])
       yield* cb.ack(4)
+      // a retry of an append whose outcome was unknown carries the Tether-Retry header: its entry comes marked
+      expect(yield* a.append("p 1", "id-5", utf8("f5"), true)).toMatchObject({ _tag: "Appended", seq: 5 })
+      expect((yield* cb.fetch(10, 1000)).map((e) => [e.seq, e.id, text(e.frame), e.retried])).toEqual([
+        [5, "id-5", "f5", true]
+      ])
+      yield* cb.ack(5)
       expect(yield* a.undeclare("p 1")).toEqual([])
       // node leases and the registry: no ghost after the node's lease expired
       const na = Option.getOrThrow(yield* a.acquire("node.a", 1500))
@@ -109,6 +116,34 @@ describe.skipIf(skipWithoutNats("NatsEngine tests"))("NatsEngine (nats-server)",
       yield* Effect.sleep("1700 millis")
       expect(Option.isNone(yield* b.locate("client-1"))).toBe(true)
       expect(Option.isSome(na.previous)).toBe(false)
+    })), { timeout: 30_000 })
+
+  it.live("a listing names each key once and ends, while a listed key is updated without pause", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* natsServer
+      const make = (node: string) => NatsEngine.make({ servers: [server.url], node, leaseTtl: 30_000 })
+      const a = yield* make("a")
+      const b = yield* make("b")
+      const c = yield* make("c")
+      // a listing long enough to be written to while it runs: 200 more node leases, all held by c
+      const pads = 200
+      for (let i = 0; i < pads; i++) Option.getOrThrow(yield* c.acquire(`node.pad-${i}`, 30_000))
+      Option.getOrThrow(yield* a.acquire("node.a", 30_000))
+      let lb = Option.getOrThrow(yield* b.acquire("node.b", 30_000))
+      // b refreshes its lease without pause (each refresh is a KV update of node.b) while a lists the nodes
+      let refreshes = 0
+      yield* Effect.gen(function*() {
+        lb = Option.getOrThrow(yield* b.refresh(lb, 30_000))
+        refreshes++
+      }).pipe(Effect.forever, Effect.forkScoped)
+      const expected = ["a", "b", ...Array.from({ length: pads }, () => "c")]
+      // (a listing that reads a consumer of the bucket sees node.b again with every update it makes while the
+      // listing runs, and one updated faster than the listing reads keeps it from ever ending)
+      const listed = a.nodes.pipe(
+        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("the listing did not end") })
+      )
+      for (let i = 0; i < 5; i++) expect(yield* listed).toEqual(expected)
+      expect(refreshes).toBeGreaterThan(5)
     })), { timeout: 30_000 })
 
   it.live("two FleetHub nodes over NATS: sends from both reach a TCP venue in order; a node leaving hands its peer over", () =>

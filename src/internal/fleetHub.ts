@@ -81,6 +81,24 @@ export const publishLatency = Metric.timerWithBoundaries("tether_fleet_publish_s
   1
 ], "engine append latency")
 
+/** The `IoError` code of a send the engine could not route (unreachable: the peer may well exist). @internal */
+export const engineUnavailableCode = "EngineUnavailable"
+/** The `IoError` code of a send the engine could not route for another engine failure. @internal */
+export const engineErrorCode = "EngineError"
+
+/** A send the engine could not route: reported as the failure it is, not as an unknown peer. @internal */
+export const engineFailure = (key: string, e: EngineError): Connection.ConnectionClosed =>
+  new Connection.ConnectionClosed({
+    reason: DR.IoError({
+      message: `${key} not reached: ${e.message}`,
+      code: e.reason === "Unavailable" ? engineUnavailableCode : engineErrorCode
+    })
+  })
+
+/** @internal */
+export const isEngineUnavailable = (e: Hub.SendError): boolean =>
+  e._tag === "ConnectionClosed" && e.reason._tag === "IoError" && e.reason.code === engineUnavailableCode
+
 const possibleDuplicates = new WeakSet<Uint8Array>()
 /** @internal */
 export const isPossibleDuplicate = (frame: Uint8Array): boolean => possibleDuplicates.has(frame)
@@ -248,14 +266,15 @@ export const make = (
 
     // ---- the peer directory, cached between ticks ----
     const directory = new Map<string, Engine.PeerRecord>()
-    const lookup = (key: string): Effect.Effect<Option.Option<Engine.PeerRecord>> => {
+    const find = (key: string): Effect.Effect<Option.Option<Engine.PeerRecord>, EngineError> => {
       const hit = directory.get(key)
       if (hit !== undefined) return Effect.succeed(Option.some(hit))
       return engine.peer(key).pipe(
-        Effect.tap((r) => Option.isSome(r) ? Effect.sync(() => directory.set(key, r.value)) : Effect.void),
-        Effect.orElseSucceed(() => Option.none())
+        Effect.tap((r) => Option.isSome(r) ? Effect.sync(() => directory.set(key, r.value)) : Effect.void)
       )
     }
+    const lookup = (key: string): Effect.Effect<Option.Option<Engine.PeerRecord>> =>
+      Effect.orElseSucceed(find(key), () => Option.none())
 
     // ---- outbound sends: the durable log, with a bounded in-memory backlog in front while the engine is away ----
     const lanes = new Map<string, Lane>()
@@ -366,22 +385,46 @@ export const make = (
 
     const remoteSend = (to: string, key: string, frame: Uint8Array): Effect.Effect<void, Hub.SendError> =>
       engine.request(to, enc({ op: "send", key, frame: b64(frame) } satisfies Request), requestTimeout).pipe(
-        Effect.mapError(() => new hub.UnknownPeer({ key, reason: "NotRegistered" })),
+        // no responder: the node is gone, and its inbound peers with it; the engine down: it could not be asked
+        Effect.mapError((e): Hub.SendError =>
+          e._tag === "NoResponder" ? new hub.UnknownPeer({ key, reason: "NotRegistered" }) : engineFailure(key, e)
+        ),
         Effect.flatMap((bytes) => {
           const r = dec(bytes) as Reply
           return r.ok === false ? Effect.fail(fromWire(key, r.error)) : Effect.void
         })
       )
 
+    /** What the engine last said of a key this node sent to and did not find in its directory: the node it is
+     * registered on, or `null` (not registered). Bounded (oldest first out). */
+    const located = new Map<string, string | null>()
+    const remember = (key: string, at: string | null) => {
+      located.delete(key)
+      located.set(key, at)
+      if (located.size > 4096) located.delete(located.keys().next().value!)
+    }
+    /** As far as this node knew when the engine last answered: no peer under `key` (none, or on a dead node). */
+    const knownGone = (key: string) => {
+      const last = located.get(key)
+      return last === null || (last !== undefined && (last === node || !liveNodes.includes(last)))
+    }
+
     const send = (key: string, frame: Uint8Array): Effect.Effect<void, Hub.SendError> =>
       Effect.gen(function*() {
         const err = codec.check(frame)
         if (err) return yield* Effect.fail(err)
         if (yield* Effect.map(local.peer(key), Option.isSome)) return yield* local.send(key, frame)
-        const rec = yield* lookup(key)
-        if (Option.isSome(rec)) return yield* sendOutbound(rec.value, frame)
-        const at = yield* Effect.orElseSucceed(engine.locate(key), () => Option.none<string>())
-        if (Option.isSome(at) && at.value !== node) return yield* remoteSend(at.value, key, frame)
+        const rec = yield* Effect.either(find(key))
+        if (rec._tag === "Right" && Option.isSome(rec.right)) return yield* sendOutbound(rec.right.value, frame)
+        const at = yield* Effect.either(engine.locate(key))
+        if (at._tag === "Right") {
+          remember(key, Option.getOrNull(at.right))
+          if (Option.isSome(at.right) && at.right.value !== node) return yield* remoteSend(at.right.value, key, frame)
+        }
+        // the engine could not say whether (or where) the peer is: that is the failure, not an unknown peer —
+        // unless what it said last (and the directory and live nodes as of the last tick) leave no peer there
+        const failed = rec._tag === "Left" ? rec.left : at._tag === "Left" ? at.left : undefined
+        if (failed !== undefined && !knownGone(key)) return yield* Effect.fail(engineFailure(key, failed))
         return yield* Effect.fail(new hub.UnknownPeer({ key, reason: "NotRegistered" }))
       })
 

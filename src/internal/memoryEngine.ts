@@ -55,6 +55,10 @@ export const makeCluster = (): MemoryEngine.Cluster => {
   const handlers = new Map<string, (message: Uint8Array) => Effect.Effect<Uint8Array>>()
   const down = new Set<string>()
   let unavailable = false
+  /** Peers whose next append is stored but answered `Unavailable` (its reply lost). */
+  const loseReply = new Set<string>()
+  /** Per node: how late the replies to its operations (all, or those named) arrive. */
+  const replyDelays = new Map<string, { readonly millis: number; readonly ops: ReadonlySet<string> | undefined }>()
 
   const gate = (node: string) =>
     Effect.suspend(() =>
@@ -81,6 +85,13 @@ export const makeCluster = (): MemoryEngine.Cluster => {
   }
 
   const engineFor = (node: string): Engine.Engine => {
+    /** The engine acts when asked; its reply (success or failure) reaches the node `millis` later. */
+    const delayed = <A, E>(name: string, self: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      Effect.suspend(() => {
+        const d = replyDelays.get(node)
+        if (d === undefined || d.millis <= 0 || (d.ops !== undefined && !d.ops.has(name))) return self
+        return Effect.flatMap(Effect.exit(self), (exit) => Effect.zipRight(Effect.sleep(Duration.millis(d.millis)), exit))
+      })
     const op = <A, E>(f: (now: number) => Effect.Effect<A, E>): Effect.Effect<A, E | EngineError> =>
       Effect.zipRight(gate(node), Effect.flatMap(Clock.currentTimeMillis, f))
     const sync = <A>(f: (now: number) => A): Effect.Effect<A, EngineError> => op((now) => Effect.sync(() => f(now)))
@@ -139,7 +150,7 @@ export const makeCluster = (): MemoryEngine.Cluster => {
         return Effect.succeed({ start: cursor, fetch, ack })
       })
 
-    return {
+    const base: Engine.Engine = {
       node,
       declare: (record, bounds) =>
         op((): Effect.Effect<void, PeerExists> => {
@@ -196,6 +207,9 @@ export const makeCluster = (): MemoryEngine.Cluster => {
           log.bytes += size
           log.dedup.set(id, { seq, at: now })
           notify(log)
+          if (loseReply.delete(key)) {
+            return Effect.fail(new EngineError({ reason: "Unavailable", detail: `append to ${key}: reply lost` }))
+          }
           return Effect.succeed({ _tag: "Appended", seq })
         }),
       consume,
@@ -266,6 +280,23 @@ export const makeCluster = (): MemoryEngine.Cluster => {
             }))
         ).pipe(Effect.asVoid)
     }
+    return {
+      ...base,
+      declare: (record, bounds) => delayed("declare", base.declare(record, bounds)),
+      undeclare: (key) => delayed("undeclare", base.undeclare(key)),
+      peers: delayed("peers", base.peers),
+      peer: (key) => delayed("peer", base.peer(key)),
+      append: (key, id, frame, retry) => delayed("append", base.append(key, id, frame, retry)),
+      acquire: (name, ttlMillis) => delayed("acquire", base.acquire(name, ttlMillis)),
+      refresh: (lease, ttlMillis) => delayed("refresh", base.refresh(lease, ttlMillis)),
+      release: (lease) => delayed("release", base.release(lease)),
+      register: (key) => delayed("register", base.register(key)),
+      unregister: (key) => delayed("unregister", base.unregister(key)),
+      locate: (key) => delayed("locate", base.locate(key)),
+      nodes: delayed("nodes", base.nodes),
+      holders: delayed("holders", base.holders),
+      request: (to, message, timeoutMillis) => delayed("request", base.request(to, message, timeoutMillis))
+    }
   }
 
   return {
@@ -279,6 +310,15 @@ export const makeCluster = (): MemoryEngine.Cluster => {
     },
     setUnavailable: (u) => {
       unavailable = u
+    },
+    loseAppendReply: (key) => {
+      loseReply.add(key)
+    },
+    setReplyDelay: (node, millis, ops) => {
+      replyDelays.set(node, { millis, ops: ops === undefined ? undefined : new Set(ops) })
+    },
+    forgetAppendIds: () => {
+      for (const log of logs.values()) log.dedup.clear()
     },
     holderOf: (key) => {
       const l = leases.get(outLease(key))

@@ -95,6 +95,21 @@ const unavailable = (what: string) => (cause: unknown) =>
   })
 const isNotFound = (e: unknown) => /not found/i.test(describe(e))
 
+const peersBucket = "tether_peers"
+const leasesBucket = "tether_leases"
+
+/**
+ * The keys of a KV bucket (those matching `filter`), each once, as of one moment: the subjects its stream holds
+ * (one stream info request with a subjects filter, paged by the client; deleted keys included, as markers). Not
+ * the client's `kv.keys()`: it lists with a consumer that also delivers what is written while it runs, so a key
+ * updated during a listing came twice, and one updated faster than the listing read kept it from ever ending.
+ */
+const listKeys = (jsm: JetStreamManager, bucket: string, filter = ">"): Promise<Array<string>> =>
+  jsm.streams.info(`KV_${bucket}`, { subjects_filter: `$KV.${bucket}.${filter}` }).then((info) => {
+    const prefix = `$KV.${bucket}.`.length
+    return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix))
+  })
+
 /** @internal */
 export const make = (
   options: NatsEngine.Options
@@ -137,8 +152,8 @@ export const make = (
         try: () => kvm.create(name, { history: 1, replicas, ...extra }),
         catch: unavailable(`kv ${name}`)
       })
-    const peersKv: KV = yield* bucket("tether_peers", {})
-    const leasesKv: KV = yield* bucket("tether_leases", { ttl })
+    const peersKv: KV = yield* bucket(peersBucket, {})
+    const leasesKv: KV = yield* bucket(leasesBucket, { ttl })
     const inboundKv: KV = yield* bucket("tether_inbound", {})
     // per peer, the last sequence its holder acknowledged as written, recorded before the consumer ack: a
     // consumer's ack floor is persisted lazily by the server, and a kill -9 of it can roll the floor back behind
@@ -240,11 +255,7 @@ export const make = (
     const readRecord = (bytes: Uint8Array): Engine.PeerRecord => JSON.parse(new TextDecoder().decode(bytes))
 
     const peers = Effect.gen(function*() {
-      const keys = yield* attempt("peers", async () => {
-        const out: Array<string> = []
-        for await (const k of await peersKv.keys()) out.push(k)
-        return Array.from(new Set(out))
-      })
+      const keys = yield* attempt("peers", () => listKeys(jsm, peersBucket))
       const out: Array<Engine.PeerRecord> = []
       for (const k of keys) {
         const e = yield* attempt("peer", () => peersKv.get(k))
@@ -475,12 +486,7 @@ export const make = (
 
     const live = (prefix: "node" | "hold") => Effect.gen(function*() {
       const out: Array<string> = []
-      const keys = yield* attempt("nodes", async () => {
-        const ks: Array<string> = []
-        for await (const k of await leasesKv.keys(`${prefix}.>`)) ks.push(k)
-        // a key updated while it is listed comes twice
-        return Array.from(new Set(ks))
-      })
+      const keys = yield* attempt("nodes", () => listKeys(jsm, leasesBucket, `${prefix}.>`))
       for (const k of keys) {
         const e = yield* attempt("lease", () => leasesKv.get(k))
         if (e !== null && e.operation === "PUT") out.push(e.string())
