@@ -237,6 +237,16 @@ export const makeCore = <E, R, RA>(
         if (shuttingDown) conn.unsafeRequestClose(DR.Shutdown(), "graceful")
       })
 
+    // a handler that failed: logged, unless it was interrupted (its grace expired) or failed a send on its closed
+    // connection (how most handlers learn of the close)
+    const handlerFailed = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
+      if (Cause.isInterruptedOnly(cause)) return Effect.void
+      const failure = Cause.failureOption(cause)
+      const closedSend = Option.isSome(failure) && typeof failure.value === "object" && failure.value !== null &&
+        "_tag" in failure.value && failure.value._tag === "ConnectionClosed"
+      return closedSend ? Effect.void : Effect.logWarning("session handler failed", cause)
+    }
+
     // what every session's connection is opened with (its id and hooks are the session's own)
     const sessionOptions: Connection.Options = { ...options.connection, labels: serverLabels }
     const noHandshake = Effect.void
@@ -249,7 +259,9 @@ export const makeCore = <E, R, RA>(
     const session = (id: string, a: Accepted<RA>): Effect.Effect<void, never, Exclude<R, Listener.Session> | RA> =>
       Effect.flatMap(Scope.make(), (scope) =>
         Effect.onExit(
-          Effect.gen(function*() {
+          // the set-up returns the handler, run once the set-up has ended: nothing of the set-up (its generator,
+          // its continuation) stays on the session's stack while the handler runs
+          Effect.flatten(Effect.gen(function*() {
             yield* FiberRef.update(
               FiberRef.currentLogAnnotations,
               (m) => HashMap.set(HashMap.set(m, "session", id), "remote", a.remoteAddress ?? "?")
@@ -264,7 +276,7 @@ export const makeCore = <E, R, RA>(
             const transport = yield* a.open
             if (Option.isNone(transport)) {
               rejected++
-              return
+              return Effect.void
             }
             accepted++
             const since = yield* Clock.currentTimeMillis
@@ -326,17 +338,14 @@ export const makeCore = <E, R, RA>(
             inHandler = true
             if (conn.unsafeStats().state === "Closed") startGrace()
             // the Session and the scope are in this fiber's context (set above)
-            yield* Effect.catchAllCause(handler(conn) as Effect.Effect<void, E>, (cause) => {
-              if (Cause.isInterruptedOnly(cause)) return Effect.void
-              // a send on a closed connection is how most handlers learn of the close: not a failure
-              const failure = Cause.failureOption(cause)
-              const closedSend = Option.isSome(failure) && typeof failure.value === "object" && failure.value !== null &&
-                "_tag" in failure.value && failure.value._tag === "ConnectionClosed"
-              return closedSend ? Effect.void : Effect.logWarning("session handler failed", cause)
-            })
-            inHandler = false
-            cancelGrace?.()
-          }) as Effect.Effect<void, never, Scope.Scope | Exclude<R, Listener.Session> | RA>,
+            return Effect.zipLeft(
+              Effect.catchAllCause(handler(conn) as Effect.Effect<void, E>, handlerFailed),
+              Effect.sync(() => {
+                inHandler = false
+                cancelGrace?.()
+              })
+            )
+          })) as Effect.Effect<void, never, Scope.Scope | Exclude<R, Listener.Session> | RA>,
           (exit) =>
             Effect.suspend(() => {
               // the connection's full shutdown (socket destroyed) is a finalizer of this scope
