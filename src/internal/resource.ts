@@ -13,7 +13,6 @@
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
 import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 
@@ -32,11 +31,11 @@ export const acquireRelease = <A, E, R>(
 
 /**
  * Runs effects as fibers from synchronous code (a socket callback, a send's commit) in the current
- * scope: forked with the runtime captured here, and interrupted when the scope closes (a fiber run
- * after that is interrupted at once). What `FiberSet.makeRuntime` does, without what a connection
- * pays for at every close and never uses: the set's `acquireRelease` (the FiberRefs diff/patch
- * above) and its Deferred (for `FiberSet.join`; nobody joins a connection's fibers, and none of them
- * fails: each handles its own errors).
+ * scope: forked with the runtime captured here, and interrupted when the scope closes (an effect
+ * run after that never starts: its fiber is an interrupted one). What `FiberSet.makeRuntime` does,
+ * without what a connection pays for at every close and never uses: the set's `acquireRelease`
+ * (the FiberRefs diff/patch above) and its Deferred (for `FiberSet.join`; nobody joins a
+ * connection's fibers, and none of them fails: each handles its own errors).
  * @internal
  */
 export const makeRunner: Effect.Effect<
@@ -54,11 +53,9 @@ export const makeRunner: Effect.Effect<
     fibers.delete(fiber)
   }
   const run = <A, E>(effect: Effect.Effect<A, E>, options?: Runtime.RunForkOptions): Fiber.RuntimeFiber<A, E> => {
+    // after the scope closed the effect never starts (as with a closed FiberSet): an interrupted fiber stands for it
+    if (closed) return runFork(Effect.interrupt, options) as Fiber.RuntimeFiber<never, never>
     const fiber = runFork(effect, options)
-    if (closed) {
-      fiber.unsafeInterruptAsFork(FiberId.none)
-      return fiber
-    }
     fibers.add(fiber)
     fiber.addObserver(forget(fiber))
     return fiber
