@@ -123,6 +123,10 @@ export interface Framed<In = Uint8Array, Out = In> {
  * (`unsafePoll`, every built-in one) are read in their callbacks; others through one pulling fiber
  * in the current scope.
  *
+ * The seam is a class instance whose members are methods on its prototype: decorate it by
+ * delegation (`{ ...framed }` copies none of them), and call them on it. `weight` and `check`
+ * may be passed point-free.
+ *
  * @example
  * ```ts
  * import { Effect } from "effect"

@@ -96,7 +96,7 @@ export interface StopGate<R> {
  * @since 0.1.0
  * @category constructors
  */
-export const unsafeMake = <R>(): StopGate<R> => new internal.Gate<R>()
+export const unsafeMake = <R>(): StopGate<R> => new internal.BoundGate<R>()
 
 /**
  * Makes an open stop-gate.

@@ -11,11 +11,13 @@ import * as Config from "effect/Config"
 import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Effectable from "effect/Effectable"
 import * as FiberRef from "effect/FiberRef"
 import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
+import type * as Scheduler from "effect/Scheduler"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tls from "node:tls"
@@ -38,6 +40,7 @@ import { incoming, pump, read } from "./connection/reader.js"
 import * as St from "./connection/state.js"
 import { kick } from "./connection/writer.js"
 import { currentWriterScheduler } from "./scheduler.js"
+import { Gate } from "./stopGate.js"
 import type { Timers } from "./timers.js"
 
 /** @internal */
@@ -148,15 +151,17 @@ class ConnectionImpl<In, Out> implements Connection.Connection<In, Out> {
     // Own properties, not prototype getters, so that a decorator spreading the connection
     // (`{ ...conn, send: ... }`) keeps them; the streams are suspended, so nothing of them is built
     // until they run (the inbound stream once: consume it once).
+    // The effects are small commit objects (one per member, holding the record) rather than an
+    // `Effect.sync` or `Effect.suspend` with a closure and its context each: a few hundred bytes of
+    // every connection, idle or not.
     let inbound: Stream.Stream<In> | undefined
-    let reading: Effect.Effect<Option.Option<Chunk.Chunk<In>>> | undefined
     this.incoming = Stream.suspend(() => inbound ??= incoming(core, requestClose))
-    this.read = Effect.suspend(() => reading ??= read(core, requestClose))
-    this.state = Effect.sync(() => core.phase)
+    this.read = new ReadEffect(core, requestClose)
+    this.state = new StateEffect(core)
     this.stateChanges = Stream.suspend(() => St.stateChanges(core))
-    this.outcome = core.outcome.await
-    this.closed = Effect.map(this.outcome, (o) => o.reason)
-    this.stats = Effect.sync(() => statsOf(core))
+    this.outcome = new OutcomeEffect(core)
+    this.closed = new ClosedEffect(core)
+    this.stats = new StatsEffect(core)
   }
   toJSON(): unknown {
     const s = statsOf(this.core)
@@ -171,14 +176,67 @@ class ConnectionImpl<In, Out> implements Connection.Connection<In, Out> {
 }
 Object.defineProperty(ConnectionImpl.prototype, TypeId, { value: TypeId })
 
+/** `conn.state`. */
+class StateEffect<In, Out> extends Effectable.Class<Connection.State> {
+  constructor(private readonly core: St.Core<In, Out>) {
+    super()
+  }
+  commit(): Effect.Effect<Connection.State> {
+    return Effect.succeed(this.core.phase)
+  }
+}
+
+/** `conn.stats`. */
+class StatsEffect<In, Out> extends Effectable.Class<Connection.Stats> {
+  constructor(private readonly core: St.Core<In, Out>) {
+    super()
+  }
+  commit(): Effect.Effect<Connection.Stats> {
+    return Effect.succeed(statsOf(this.core))
+  }
+}
+
+/** `conn.outcome`: waits for the close's outcome. */
+class OutcomeEffect<In, Out> extends Effectable.Class<Connection.CloseOutcome<Out>> {
+  constructor(private readonly core: St.Core<In, Out>) {
+    super()
+  }
+  commit(): Effect.Effect<Connection.CloseOutcome<Out>> {
+    return this.core.outcome.await
+  }
+}
+
+/** `conn.closed`: waits for the close's reason. */
+class ClosedEffect<In, Out> extends Effectable.Class<DisconnectReason> {
+  constructor(private readonly core: St.Core<In, Out>) {
+    super()
+  }
+  commit(): Effect.Effect<DisconnectReason> {
+    return Effect.map(this.core.outcome.await, reasonOf)
+  }
+}
+const reasonOf = <Out>(o: Connection.CloseOutcome<Out>): DisconnectReason => o.reason
+
+/** `conn.read`: the pull is built on first use. */
+class ReadEffect<In, Out> extends Effectable.Class<Option.Option<Chunk.Chunk<In>>> {
+  private pull: Effect.Effect<Option.Option<Chunk.Chunk<In>>> | undefined = undefined
+  constructor(private readonly core: St.Core<In, Out>, private readonly requestClose: RequestClose) {
+    super()
+  }
+  commit(): Effect.Effect<Option.Option<Chunk.Chunk<In>>> {
+    return this.pull ??= read(this.core, this.requestClose)
+  }
+}
+
 /** The narrow handle watchdogs and other attachments get: one per connection, methods on the prototype. */
 class HandleImpl<In, Out> implements Connection.Handle<In, Out> {
   readonly id: string
-  readonly destroy: Effect.Effect<void>
   constructor(readonly connection: ConnectionImpl<In, Out>, readonly unsafeRequestClose: RequestClose) {
     this.id = connection.id
-    // a destroy outside the writer: the socket's callbacks end the writer and reader
-    this.destroy = connection.core.framed.destroy
+  }
+  /** A destroy outside the writer: the socket's callbacks end the writer and reader. */
+  get destroy(): Effect.Effect<void> {
+    return this.connection.core.framed.destroy
   }
   unsafeStats(): Connection.Stats {
     return statsOf(this.connection.core)
@@ -246,6 +304,51 @@ const statsOf = <In, Out>(core: St.Core<In, Out>): Connection.Stats => {
   }
 }
 
+// Connections opened with the same settings share one record of them (a listener's sessions, a
+// service's connections): ~0.3 KB of every connection otherwise (the record, three Durations).
+// Keyed by value, so that options spread into a fresh object per connection share it too; a few
+// distinct settings are expected, and the cache is dropped whole if that ever stops being true.
+const settingsCache = new Map<Scheduler.Scheduler, Map<string, St.Settings>>()
+const SETTINGS_CACHE_MAX = 256
+const nanosKey = (d: Duration.Duration): string => {
+  const n = Duration.toNanos(d)
+  return n._tag === "Some" ? String(n.value) : "inf"
+}
+const settingsOf = <In, Out>(
+  options: Connection.Options<In, Out> | undefined,
+  scheduler: Scheduler.Scheduler
+): St.Settings => {
+  const maxBatchFrames = options?.maxBatchFrames ?? defaults.maxBatchFrames
+  const maxBatchBytes = options?.maxBatchBytes ?? defaults.maxBatchBytes
+  const writeTimeout = Duration.decode(options?.writeTimeout ?? defaults.writeTimeout)
+  const drainTimeout = Duration.decode(options?.drainTimeout ?? defaults.drainTimeout)
+  const lingerTimeout = Duration.decode(options?.lingerTimeout ?? defaults.lingerTimeout)
+  const inboundCapacity = options?.inboundCapacity ?? defaults.inboundCapacity
+  const key = `${maxBatchFrames}|${maxBatchBytes}|${nanosKey(writeTimeout)}|${nanosKey(drainTimeout)}|${
+    nanosKey(lingerTimeout)
+  }|${inboundCapacity}`
+  let byKey = settingsCache.get(scheduler)
+  if (byKey === undefined) {
+    if (settingsCache.size >= SETTINGS_CACHE_MAX) settingsCache.clear()
+    settingsCache.set(scheduler, byKey = new Map())
+  }
+  const cached = byKey.get(key)
+  if (cached !== undefined) return cached
+  if (byKey.size >= SETTINGS_CACHE_MAX) byKey.clear()
+  const settings: St.Settings = {
+    maxBatchFrames,
+    maxBatchBytes,
+    writeTimeout,
+    writeTimeoutNanos: Option.getOrUndefined(Duration.toNanos(writeTimeout)),
+    drainTimeout,
+    lingerTimeout,
+    inboundCapacity,
+    scheduler
+  }
+  byKey.set(key, settings)
+  return settings
+}
+
 const scopeClosed = DR.LocalClose({ message: "scope closed" })
 
 /** @internal */
@@ -256,18 +359,9 @@ export const fromFramed = <In, Out>(
 ): Effect.Effect<Connection.Connection<In, Out>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const id = hooks?.id ?? options?.id ?? `conn-${++nextId}`
-    const writeTimeout = Duration.decode(options?.writeTimeout ?? defaults.writeTimeout)
-    const settings: St.Settings = {
-      maxBatchFrames: options?.maxBatchFrames ?? defaults.maxBatchFrames,
-      maxBatchBytes: options?.maxBatchBytes ?? defaults.maxBatchBytes,
-      writeTimeout,
-      writeTimeoutNanos: Option.getOrUndefined(Duration.toNanos(writeTimeout)),
-      drainTimeout: Duration.decode(options?.drainTimeout ?? defaults.drainTimeout),
-      lingerTimeout: Duration.decode(options?.lingerTimeout ?? defaults.lingerTimeout),
-      inboundCapacity: options?.inboundCapacity ?? defaults.inboundCapacity,
-      scheduler: yield* FiberRef.get(currentWriterScheduler)
-    }
-    const gate = StopGate.unsafeMake<DisconnectReason>()
+    const settings = settingsOf(options, yield* FiberRef.get(currentWriterScheduler))
+    // the gate is used only through method calls here: the unbound one (no closures)
+    const gate = new Gate<DisconnectReason>()
     const queue = StopGate.unsafeMakeQueue<St.Outbound<Out>, DisconnectReason>(gate, {
       capacity: options?.sendQueueCapacity ?? defaults.sendQueueCapacity,
       weight: framed.weight,
@@ -279,12 +373,12 @@ export const fromFramed = <In, Out>(
     // demand, interrupted when the scope closes (after the graceful close below has run). Their log
     // lines carry the connection's annotations where they are written (`St.log`), not through a
     // FiberRef set here: annotating costs two FiberRef updates per connection, logged or not.
-    const run = yield* Resource.makeRunner
+    const runner = yield* Resource.makeRunner
     const core: St.Core<In, Out> = St.makeCore({
       id,
       framed,
       clock: yield* Effect.clock,
-      run: run as St.Run,
+      runner,
       labels,
       settings,
       gate,
@@ -297,7 +391,7 @@ export const fromFramed = <In, Out>(
 
     const requestClose: RequestClose = (reason, mode) => St.requestClose(core, reason, mode, startClose)
     const startClose = () => {
-      run(procedure(core, requestClose))
+      runner.run(procedure(core, requestClose))
     }
     const fail = (reason: DisconnectReason) => requestClose(reason, "abort")
     const wakeWriter = () => kick(core, fail)

@@ -37,6 +37,10 @@ const applySocketOptions = (socket: Net.Socket, options: SocketOptions | undefin
 const address = (host: string | undefined, port: number | undefined) =>
   host === undefined ? undefined : `${host.includes(":") ? `[${host}]` : host}:${port}`
 
+// A release made at module level: one made inside a constructor keeps that constructor's context
+// (its options, its connect callbacks) alive for as long as the transport is.
+const destroyOf = (t: Transport): Effect.Effect<void> => t.destroy
+
 /** A write handed to the socket whose callback has not reported success yet. */
 interface InFlightWrite {
   readonly chunks: ReadonlyArray<Uint8Array>
@@ -339,7 +343,7 @@ const connectWith = <S extends Net.Socket>(
       applySocketOptions(socket, options)
       return makeSocketTransport(socket, kind, options)
     }),
-    (t) => t.destroy
+    destroyOf
   )
 }
 
@@ -396,5 +400,5 @@ export const fromSocket = (
       applySocketOptions(socket, options)
       return makeSocketTransport(socket, options?.kind ?? (socket instanceof Tls.TLSSocket ? "tls" : "tcp"), options)
     }),
-    (t) => t.destroy
+    destroyOf
   )

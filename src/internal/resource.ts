@@ -26,8 +26,17 @@ export const acquireRelease = <A, E, R>(
   release: (a: A, exit: Exit.Exit<unknown, unknown>) => Effect.Effect<unknown>
 ): Effect.Effect<A, E, R | Scope.Scope> =>
   Effect.uninterruptible(
-    Effect.flatMap(Effect.scope, (scope) => Effect.tap(acquire, (a) => Scope.addFinalizerExit(scope, (exit) => release(a, exit))))
+    Effect.flatMap(Effect.scope, (scope) => Effect.tap(acquire, (a) => Scope.addFinalizerExit(scope, releaseOf(release, a))))
   )
+
+// The finalizer is made here, not inline above: a closure keeps its enclosing contexts, and inline
+// it would keep `acquire` (the whole acquiring effect, e.g. a connect with its callbacks) alive for
+// as long as the resource is.
+const releaseOf = <A>(
+  release: (a: A, exit: Exit.Exit<unknown, unknown>) => Effect.Effect<unknown>,
+  a: A
+) =>
+(exit: Exit.Exit<unknown, unknown>) => release(a, exit)
 
 /**
  * Runs effects as fibers from synchronous code (a socket callback, a send's commit) in the current
@@ -35,39 +44,45 @@ export const acquireRelease = <A, E, R>(
  * run after that never starts: its fiber is an interrupted one). What `FiberSet.makeRuntime` does,
  * without what a connection pays for at every close and never uses: the set's `acquireRelease`
  * (the FiberRefs diff/patch above) and its Deferred (for `FiberSet.join`; nobody joins a
- * connection's fibers, and none of them fails: each handles its own errors).
+ * connection's fibers, and none of them fails: each handles its own errors). A class, one per
+ * connection: its methods are on the prototype, not closures of their own.
  * @internal
  */
-export const makeRunner: Effect.Effect<
-  <A, E>(
-    effect: Effect.Effect<A, E>,
-    options?: Runtime.RunForkOptions
-  ) => Fiber.RuntimeFiber<A, E>,
-  never,
-  Scope.Scope
-> = Effect.flatMap(Effect.runtime<never>(), (runtime) => {
-  const fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
-  let closed = false
-  const runFork = Runtime.runFork(runtime)
-  const forget = (fiber: Fiber.RuntimeFiber<unknown, unknown>) => () => {
-    fibers.delete(fiber)
-  }
-  const run = <A, E>(effect: Effect.Effect<A, E>, options?: Runtime.RunForkOptions): Fiber.RuntimeFiber<A, E> => {
+export class Runner {
+  private readonly fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+  private closed = false
+  constructor(private readonly runtime: Runtime.Runtime<never>) {}
+
+  run<A, E>(effect: Effect.Effect<A, E>, options?: Runtime.RunForkOptions): Fiber.RuntimeFiber<A, E> {
     // after the scope closed the effect never starts (as with a closed FiberSet): an interrupted fiber stands for it
-    if (closed) return runFork(Effect.interrupt, options) as Fiber.RuntimeFiber<never, never>
-    const fiber = runFork(effect, options)
+    if (this.closed) return Runtime.runFork(this.runtime, Effect.interrupt, options) as Fiber.RuntimeFiber<never, never>
+    const fiber = Runtime.runFork(this.runtime, effect, options)
+    const fibers = this.fibers
     fibers.add(fiber)
-    fiber.addObserver(forget(fiber))
+    fiber.addObserver(() => {
+      fibers.delete(fiber)
+    })
     return fiber
   }
-  return Effect.as(
-    addFinalizer(Effect.suspend(() => {
-      closed = true
+
+  /** The scope's finalizer: no effect starts any more, and the running ones are interrupted. */
+  get close(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.closed = true
+      const fibers = this.fibers
       if (fibers.size === 0) return Effect.void
       const all = Array.from(fibers)
       fibers.clear()
       return Fiber.interruptAll(all)
-    })),
-    run
-  )
-})
+    })
+  }
+}
+
+/** A runner for the current scope. @internal */
+export const makeRunner: Effect.Effect<Runner, never, Scope.Scope> = Effect.flatMap(
+  Effect.runtime<never>(),
+  (runtime) => {
+    const runner = new Runner(runtime)
+    return Effect.as(addFinalizer(runner.close), runner)
+  }
+)

@@ -14,8 +14,10 @@ export class GateClosed<R> extends Data.TaggedError("GateClosed")<{ readonly rea
 
 // The Deferred is made on first use (`await`, `deferred`): most gates (one per connection) are only
 // ever checked synchronously, and an Effect Deferred costs ~10 µs and a hidden class of its own. A
-// class (one shared hidden class; an object literal with a getter is left in dictionary mode), with
-// the methods as own closures: callers may pass them point-free.
+// class (one shared hidden class; an object literal with a getter is left in dictionary mode) with
+// its methods on the prototype: a connection's gate, used only through method calls, costs no
+// closure. `BoundGate` (what `StopGate.unsafeMake` returns) has them as own bound functions as well,
+// since users may pass them point-free.
 /** @internal */
 export class Gate<R> implements StopGate<R> {
   private d: Deferred.Deferred<R> | undefined = undefined
@@ -28,8 +30,10 @@ export class Gate<R> implements StopGate<R> {
     }
     return this.d
   }
-  readonly unsafeReason = (): Option.Option<R> => this.reason
-  readonly unsafeClose = (r: R): boolean => {
+  unsafeReason(): Option.Option<R> {
+    return this.reason
+  }
+  unsafeClose(r: R): boolean {
     if (Option.isSome(this.reason)) return false
     this.reason = Option.some(r)
     if (this.d !== undefined) Deferred.unsafeDone(this.d, Effect.succeed(r))
@@ -40,7 +44,7 @@ export class Gate<R> implements StopGate<R> {
     }
     return true
   }
-  readonly unsafeOnClose = (f: (reason: R) => void): () => void => {
+  unsafeOnClose(f: (reason: R) => void): () => void {
     if (Option.isSome(this.reason)) {
       f(this.reason.value)
       return () => {}
@@ -53,6 +57,12 @@ export class Gate<R> implements StopGate<R> {
   }
 }
 
+/** A gate whose methods may be passed point-free. @internal */
+export class BoundGate<R> extends Gate<R> {
+  override readonly unsafeReason: () => Option.Option<R> = Gate.prototype.unsafeReason.bind(this)
+  override readonly unsafeClose: (r: R) => boolean = Gate.prototype.unsafeClose.bind(this)
+  override readonly unsafeOnClose: (f: (reason: R) => void) => () => void = Gate.prototype.unsafeOnClose.bind(this)
+}
 
 interface Waiter {
   granted: boolean

@@ -157,9 +157,19 @@ export const make = (
       }
       let lastBatch: ReadonlyArray<Item> | undefined
       let lastFitted: ReadonlyArray<Item> = []
+      // by delegation: the inner seam's members are methods on its prototype (a spread copies none)
       const framed: Framed.Framed<WS.Message, WS.Message> = {
-        ...inner,
         kind: "websocket",
+        remoteAddress: inner.remoteAddress,
+        localAddress: inner.localAddress,
+        codec: inner.codec,
+        check: inner.check,
+        unsafeOnReadable: (wake) => inner.unsafeOnReadable(wake),
+        get destroy() {
+          return inner.destroy
+        },
+        stats: () => inner.stats(),
+        transport: inner.transport,
         weight: (o) => inner.weight(fit(o)),
         write: (batch) => {
           if (sent !== undefined || earlyClose !== undefined) return Effect.fail(closedError())
@@ -263,7 +273,20 @@ export const binaryFramed = (
     }
   }
   return {
-    ...inner,
+    kind: inner.kind,
+    remoteAddress: inner.remoteAddress,
+    localAddress: inner.localAddress,
+    unsafeOnReadable: (wake) => inner.unsafeOnReadable(wake),
+    unsafeEofReason: inner.unsafeEofReason,
+    control: inner.control,
+    get shutdownWrite() {
+      return inner.shutdownWrite
+    },
+    get destroy() {
+      return inner.destroy
+    },
+    stats: () => inner.stats(),
+    transport: inner.transport,
     codec,
     check: (b) => inner.check(messageOf(b)),
     weight: (o) => inner.weight(map(o)),

@@ -79,138 +79,182 @@ const pullingReader = (transport: Transport.Transport): Effect.Effect<{
     }
   })
 
-/** The transport's own push reader, called on the transport (its members may be methods). */
-const pushReader = (transport: Transport.Transport) => ({
-  poll: () => transport.unsafePoll!(),
-  onReadable: (wake: () => void) => transport.unsafeOnReadable!(wake)
-})
+/** A transport's reader: its own push reader, or the pulling fallback. */
+interface Reader {
+  readonly poll: () => ReadonlyArray<Uint8Array> | TransportError | undefined
+  readonly onReadable: (wake: () => void) => void
+}
+
+// The weight function of a codec, shared by every connection using it (the send queue holds it).
+const weights = new WeakMap<Framing.Codec<any, any>, (o: any) => number>()
+const weightOf = <In, Out>(codec: Framing.Codec<In, Out>): (o: Out | Encoded<Out>) => number => {
+  let w = weights.get(codec)
+  if (w === undefined) {
+    w = (o: Out | Encoded<Out>): number => (o instanceof Encoded ? o.bytes.length : codec.encodedLength(o))
+    weights.set(codec, w)
+  }
+  return w
+}
+
+/** The wire chunks of a batch: runs of small frames packed into one buffer, large ones as they are. */
+const encodeBatch = <In, Out>(
+  codec: Framing.Codec<In, Out>,
+  weight: (o: Out | Encoded<Out>) => number,
+  batch: ReadonlyArray<Out | Encoded<Out>>
+): Array<Uint8Array> => {
+  const chunks: Array<Uint8Array> = []
+  let runStart = 0
+  let runBytes = 0
+  const flushRun = (end: number) => {
+    if (end === runStart) return
+    if (end - runStart === 1) {
+      const o = batch[runStart]!
+      if (o instanceof Encoded) chunks.push(o.bytes)
+      else {
+        const buf = Buffer.allocUnsafe(runBytes)
+        codec.encodeInto(o, buf, 0)
+        chunks.push(buf)
+      }
+    } else {
+      const buf = Buffer.allocUnsafe(runBytes)
+      let off = 0
+      for (let i = runStart; i < end; i++) {
+        const o = batch[i]!
+        if (o instanceof Encoded) {
+          buf.set(o.bytes, off)
+          off += o.bytes.length
+        } else off = codec.encodeInto(o, buf, off)
+      }
+      chunks.push(buf)
+    }
+  }
+  for (let i = 0; i < batch.length; i++) {
+    const o = batch[i]!
+    const w = weight(o)
+    if (w >= PACK_LIMIT) {
+      flushRun(i)
+      if (o instanceof Encoded) chunks.push(o.bytes)
+      else for (const c of codec.encodeChunks(o)) chunks.push(c)
+      runStart = i + 1
+      runBytes = 0
+    } else runBytes += w
+  }
+  flushRun(batch.length)
+  return chunks
+}
+
+/**
+ * The seam over a byte transport. A class, one per connection: its members are on the prototype
+ * (a closure each was ~0.7 KB of every idle connection), the effects are built when used. Decorate
+ * it by delegation, not by spreading it (`{ ...framed }` copies none of its methods).
+ */
+class FramedTransport<In, Out> implements Framed.Framed<In, Out> {
+  readonly kind: Transport.Transport["kind"]
+  readonly remoteAddress: string | undefined
+  readonly localAddress: string | undefined
+  readonly check: (message: Out) => Framing.FrameError | undefined
+  /** Shared per codec, and safe to pass point-free (the send queue does). */
+  readonly weight: (message: Out | Encoded<Out>) => number
+  readonly control: Transport.ControlLane | undefined
+  private lastBatch: ReadonlyArray<Out | Encoded<Out>> | undefined = undefined
+  private lastChunks: ReadonlyArray<Uint8Array> | undefined = undefined
+  private readonly decoder: Framing.Decoder<In>
+  private decoding = true
+  private ended = false
+
+  constructor(
+    readonly transport: Transport.Transport,
+    readonly codec: Framing.Codec<In, Out>,
+    /** undefined: the transport's own push reader */
+    private readonly fallback: Reader | undefined
+  ) {
+    this.kind = transport.kind
+    this.remoteAddress = transport.remoteAddress
+    this.localAddress = transport.localAddress
+    this.check = codec.check
+    this.weight = weightOf(codec)
+    this.control = transport.control
+    this.decoder = codec.makeDecoder()
+  }
+
+  write(batch: ReadonlyArray<Out | Encoded<Out>>): Effect.Effect<number, TransportError> {
+    return Effect.suspend(() => {
+      const chunks = encodeBatch(this.codec, this.weight, batch)
+      this.lastBatch = batch
+      this.lastChunks = chunks
+      let bytes = 0
+      for (const c of chunks) bytes += c.length
+      return Effect.as(this.transport.write(chunks), bytes)
+    })
+  }
+
+  unsafeSplit(batch: ReadonlyArray<Out | Encoded<Out>>): Framed.Split {
+    const lastChunks = this.lastChunks
+    const accepted = batch !== this.lastBatch || lastChunks === undefined
+      ? 0
+      : (this.transport.unsafeKernelAccepted?.(lastChunks) ?? 0)
+    let offset = 0
+    let written = 0
+    let truncated = false
+    for (const o of batch) {
+      const end = offset + this.weight(o)
+      if (end <= accepted) written++
+      else {
+        truncated = offset < accepted
+        break
+      }
+      offset = end
+    }
+    return { written, truncated, bytes: truncated ? accepted : offset }
+  }
+
+  unsafeRead(out: Array<In>): Framed.ReadResult {
+    if (this.ended) return "eof"
+    const r = this.fallback !== undefined ? this.fallback.poll() : this.transport.unsafePoll!()
+    if (r === undefined) return "pending"
+    if (r instanceof TransportError) return r
+    if (r.length === 0) {
+      this.ended = true // the next call answers "eof"
+      const decoder = this.decoder
+      const err = this.decoding && decoder.decodeEof !== undefined ? decoder.decodeEof(out) : undefined
+      return err ?? "eof"
+    }
+    let bytes = 0
+    for (const c of r) bytes += c.length
+    if (!this.decoding) return bytes // a framing error ended decoding: discard until EOF
+    for (const c of r) {
+      const err = this.decoder.decode(c, out)
+      if (err) {
+        this.decoding = false
+        return err
+      }
+    }
+    return bytes
+  }
+
+  unsafeOnReadable(wake: () => void): void {
+    if (this.fallback !== undefined) this.fallback.onReadable(wake)
+    else this.transport.unsafeOnReadable!(wake)
+  }
+
+  get shutdownWrite(): Effect.Effect<void, TransportError> {
+    return this.transport.shutdownWrite
+  }
+
+  get destroy(): Effect.Effect<void> {
+    return this.transport.destroy
+  }
+
+  stats(): Transport.TransportStats {
+    return this.transport.stats()
+  }
+}
 
 /** @internal */
 export const fromTransport = <In, Out>(
   transport: Transport.Transport,
   codec: Framing.Codec<In, Out>
 ): Effect.Effect<Framed.Framed<In, Out>, never, Scope.Scope> =>
-  Effect.map(
-    transport.unsafePoll !== undefined && transport.unsafeOnReadable !== undefined
-      ? Effect.succeed(pushReader(transport))
-      : pullingReader(transport),
-    (reader) => {
-      const weight = (o: Out | Encoded<Out>): number => (o instanceof Encoded ? o.bytes.length : codec.encodedLength(o))
-
-      // ---- write side ----
-      const encodeBatch = (batch: ReadonlyArray<Out | Encoded<Out>>): Array<Uint8Array> => {
-        const chunks: Array<Uint8Array> = []
-        let runStart = 0
-        let runBytes = 0
-        const flushRun = (end: number) => {
-          if (end === runStart) return
-          if (end - runStart === 1) {
-            const o = batch[runStart]!
-            if (o instanceof Encoded) chunks.push(o.bytes)
-            else {
-              const buf = Buffer.allocUnsafe(runBytes)
-              codec.encodeInto(o, buf, 0)
-              chunks.push(buf)
-            }
-          } else {
-            const buf = Buffer.allocUnsafe(runBytes)
-            let off = 0
-            for (let i = runStart; i < end; i++) {
-              const o = batch[i]!
-              if (o instanceof Encoded) {
-                buf.set(o.bytes, off)
-                off += o.bytes.length
-              } else off = codec.encodeInto(o, buf, off)
-            }
-            chunks.push(buf)
-          }
-        }
-        for (let i = 0; i < batch.length; i++) {
-          const o = batch[i]!
-          const w = weight(o)
-          if (w >= PACK_LIMIT) {
-            flushRun(i)
-            if (o instanceof Encoded) chunks.push(o.bytes)
-            else for (const c of codec.encodeChunks(o)) chunks.push(c)
-            runStart = i + 1
-            runBytes = 0
-          } else runBytes += w
-        }
-        flushRun(batch.length)
-        return chunks
-      }
-      let lastBatch: ReadonlyArray<Out | Encoded<Out>> | undefined
-      let lastChunks: ReadonlyArray<Uint8Array> | undefined
-      const write = (batch: ReadonlyArray<Out | Encoded<Out>>): Effect.Effect<number, TransportError> =>
-        Effect.suspend(() => {
-          const chunks = encodeBatch(batch)
-          lastBatch = batch
-          lastChunks = chunks
-          let bytes = 0
-          for (const c of chunks) bytes += c.length
-          return Effect.as(transport.write(chunks), bytes)
-        })
-      const unsafeSplit = (batch: ReadonlyArray<Out | Encoded<Out>>): Framed.Split => {
-        const accepted = batch !== lastBatch || lastChunks === undefined
-          ? 0
-          : (transport.unsafeKernelAccepted?.(lastChunks) ?? 0)
-        let offset = 0
-        let written = 0
-        let truncated = false
-        for (const o of batch) {
-          const end = offset + weight(o)
-          if (end <= accepted) written++
-          else {
-            truncated = offset < accepted
-            break
-          }
-          offset = end
-        }
-        return { written, truncated, bytes: truncated ? accepted : offset }
-      }
-
-      // ---- read side ----
-      const decoder = codec.makeDecoder()
-      let decoding = true
-      let ended = false
-      const unsafeRead = (out: Array<In>): Framed.ReadResult => {
-        if (ended) return "eof"
-        const r = reader.poll()
-        if (r === undefined) return "pending"
-        if (r instanceof TransportError) return r
-        if (r.length === 0) {
-          ended = true // the next call answers "eof"
-          const err = decoding && decoder.decodeEof !== undefined ? decoder.decodeEof(out) : undefined
-          return err ?? "eof"
-        }
-        let bytes = 0
-        for (const c of r) bytes += c.length
-        if (!decoding) return bytes // a framing error ended decoding: discard until EOF
-        for (const c of r) {
-          const err = decoder.decode(c, out)
-          if (err) {
-            decoding = false
-            return err
-          }
-        }
-        return bytes
-      }
-      return {
-        kind: transport.kind,
-        remoteAddress: transport.remoteAddress,
-        localAddress: transport.localAddress,
-        codec,
-        check: codec.check,
-        weight,
-        write,
-        unsafeSplit,
-        unsafeRead,
-        unsafeOnReadable: reader.onReadable,
-        control: transport.control,
-        shutdownWrite: transport.shutdownWrite,
-        destroy: transport.destroy,
-        stats: () => transport.stats(),
-        transport
-      }
-    }
-  )
+  transport.unsafePoll !== undefined && transport.unsafeOnReadable !== undefined
+    ? Effect.sync(() => new FramedTransport(transport, codec, undefined))
+    : Effect.map(pullingReader(transport), (reader) => new FramedTransport(transport, codec, reader))

@@ -80,18 +80,20 @@ export interface Settings {
   readonly scheduler: Scheduler.Scheduler
 }
 
-/** Runs an effect as a fiber of the connection (interrupted when its scope closes). @internal */
-export type Run = <A, E>(
-  effect: Effect.Effect<A, E>,
-  options?: { readonly scheduler?: Scheduler.Scheduler | undefined }
-) => Fiber.RuntimeFiber<A, E>
+/** Runs effects as fibers of the connection (interrupted when its scope closes). @internal */
+export interface Runner {
+  run<A, E>(
+    effect: Effect.Effect<A, E>,
+    options?: { readonly scheduler?: Scheduler.Scheduler | undefined }
+  ): Fiber.RuntimeFiber<A, E>
+}
 
 /** What a connection's record is made with: fixed for its life. @internal */
 export interface CoreFields<In, Out> {
   readonly id: string
   readonly framed: Framed.Framed<In, Out>
   readonly clock: Clock.Clock
-  readonly run: Run
+  readonly runner: Runner
   readonly labels: LabelSet
   readonly settings: Settings
   readonly gate: StopGate.StopGate<DisconnectReason>
@@ -166,7 +168,7 @@ export const makeCore = <In, Out>(fields: CoreFields<In, Out>): Core<In, Out> =>
     id: fields.id,
     framed: fields.framed,
     clock: fields.clock,
-    run: fields.run,
+    runner: fields.runner,
     labels: fields.labels,
     settings: fields.settings,
     gate: fields.gate,

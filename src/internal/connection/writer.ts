@@ -47,7 +47,7 @@ const beginWrite = <In, Out>(core: Core<In, Out>, fail: Fail): void => {
   touch(core)
   const t = core.settings.writeTimeoutNanos
   if (t !== undefined && core.deadline === undefined) {
-    core.deadline = core.run(deadlineLoop(core, t, fail))
+    core.deadline = core.runner.run(deadlineLoop(core, t, fail))
   }
 }
 const endWrite = <In, Out>(core: Core<In, Out>): bigint => {
@@ -134,7 +134,7 @@ export const kick = <In, Out>(core: Core<In, Out>, fail: Fail): void => {
       })
     )
   )
-  core.writer = core.run(Effect.withScheduler(run, core.settings.scheduler))
+  core.writer = core.runner.run(Effect.withScheduler(run, core.settings.scheduler))
 }
 
 /** Whether the writer may still do something (running or about to be started). @internal */
