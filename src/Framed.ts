@@ -92,6 +92,19 @@ export interface Framed<In = Uint8Array, Out = In> {
    */
   readonly write: (batch: ReadonlyArray<Out | Encoded<Out>>) => Effect.Effect<number, Transport.TransportError>
   /**
+   * `write` in callback form (called on the seam): `callback` gets `undefined` and the bytes
+   * written once all of the batch has been handed to the kernel, or the failure; once, possibly
+   * synchronously. Optional: where it is present, a connection's writer runs without a fiber —
+   * no fiber per burst of sends, no fiber hand-off between a write's completion and the next
+   * batch. (since 0.4.0)
+   */
+  readonly unsafeWrite?:
+    | ((
+      batch: ReadonlyArray<Out | Encoded<Out>>,
+      callback: (error: Transport.TransportError | undefined, bytes: number) => void
+    ) => void)
+    | undefined
+  /**
    * For the batch passed to the latest `write` (the same array): how much of it the kernel
    * accepted. Exact where the transport can tell (TCP, TLS, memory); read it before `destroy`
    * for the last word (the transport freezes the figure at its destroy). Any other array: nothing.

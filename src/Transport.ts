@@ -152,6 +152,16 @@ export interface Transport {
    * completes when all of it has been handed to the kernel. Single writer only.
    */
   readonly write: (chunks: ReadonlyArray<Uint8Array>) => Effect.Effect<void, TransportError>
+  /**
+   * `write` in callback form, for a writer driven by callbacks (a connection's writer over it
+   * runs without a fiber): the same batch, single-writer rule and accounting; `callback` is called
+   * once, with `undefined` once all of it has been handed to the kernel, or with the failure (it may
+   * be called synchronously, e.g. on a closed socket). Optional: a connection over a transport
+   * without it writes with a fiber. (since 0.4.0)
+   */
+  readonly unsafeWrite?:
+    | ((chunks: ReadonlyArray<Uint8Array>, callback: (error: TransportError | undefined) => void) => void)
+    | undefined
   /** Sends FIN once everything written has been flushed; completes when it is sent. */
   readonly shutdownWrite: Effect.Effect<void, TransportError>
   /** Destroys the socket at once (idempotent). Pending reads and writes fail. */

@@ -204,35 +204,39 @@ class SocketTransport implements Transport, Inbound.InboundOptions {
 
   write(batch: ReadonlyArray<Uint8Array>): Effect.Effect<void, TransportError> {
     return Effect.async<void, TransportError>((resume) => {
-      const socket = this.socket
-      if (socket.destroyed || socket.writableEnded) {
-        resume(Effect.fail(new TransportError({ reason: "Closed", message: "socket is closed for writing" })))
-        return
-      }
-      const n = batch.length
-      if (n === 0) return resume(Effect.void)
-      let bytes = 0
-      for (let i = 0; i < n; i++) bytes += batch[i]!.length
-      const w: InFlightWrite = { chunks: batch, bytes, done: false, before: handleQueued(socket), cipher: undefined }
-      this.current = w
-      const done = (err?: Error | null) => {
-        if (!err && !w.done && this.current === w && this.frozen === undefined) {
-          w.done = true
-          this.completedBytes += bytes
-        }
-        resume(err ? Effect.fail(toTransportError("Write", err)) : Effect.void)
-      }
-      if (n === 1) {
-        socket.write(batch[0]!, done)
-      } else {
-        // one writev for the whole batch
-        socket.cork()
-        for (let i = 0; i < n - 1; i++) socket.write(batch[i]!)
-        socket.write(batch[n - 1]!, done)
-        socket.uncork()
-      }
-      if (this.kind === "tls" && !w.done) w.cipher = dispatchedCipher(socket, w.before)
+      this.unsafeWrite(batch, (err) => resume(err === undefined ? Effect.void : Effect.fail(err)))
     })
+  }
+
+  unsafeWrite(batch: ReadonlyArray<Uint8Array>, cb: (error: TransportError | undefined) => void): void {
+    const socket = this.socket
+    if (socket.destroyed || socket.writableEnded) {
+      cb(new TransportError({ reason: "Closed", message: "socket is closed for writing" }))
+      return
+    }
+    const n = batch.length
+    if (n === 0) return cb(undefined)
+    let bytes = 0
+    for (let i = 0; i < n; i++) bytes += batch[i]!.length
+    const w: InFlightWrite = { chunks: batch, bytes, done: false, before: handleQueued(socket), cipher: undefined }
+    this.current = w
+    const done = (err?: Error | null) => {
+      if (!err && !w.done && this.current === w && this.frozen === undefined) {
+        w.done = true
+        this.completedBytes += bytes
+      }
+      cb(err ? toTransportError("Write", err) : undefined)
+    }
+    if (n === 1) {
+      socket.write(batch[0]!, done)
+    } else {
+      // one writev for the whole batch
+      socket.cork()
+      for (let i = 0; i < n - 1; i++) socket.write(batch[i]!)
+      socket.write(batch[n - 1]!, done)
+      socket.uncork()
+    }
+    if (this.kind === "tls" && !w.done) w.cipher = dispatchedCipher(socket, w.before)
   }
 
   get shutdownWrite(): Effect.Effect<void, TransportError> {

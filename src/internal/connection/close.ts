@@ -182,7 +182,8 @@ export const procedure = <In, Out>(core: Core<In, Out>, requestClose: RequestClo
       }
       // destroy: nothing below can block
       core.writerStopped = true
-      if (core.writer !== undefined) yield* Fiber.interrupt(core.writer)
+      // (a direct writer has no fiber: it sees `writerStopped` at its next callback and does nothing more)
+      if (core.writer !== undefined && core.writer !== "direct") yield* Fiber.interrupt(core.writer)
       core.writer = undefined
       if (core.deadline !== undefined) yield* Fiber.interrupt(core.deadline)
       core.deadline = undefined

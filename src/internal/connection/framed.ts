@@ -156,6 +156,8 @@ class FramedTransport<In, Out> implements Framed.Framed<In, Out> {
   /** Shared per codec, and safe to pass point-free (the send queue does). */
   readonly weight: (message: Out | Encoded<Out>) => number
   readonly control: Transport.ControlLane | undefined
+  /** Present when the transport writes with callbacks: the prototype's `directWrite`, no closure. */
+  readonly unsafeWrite: Framed.Framed<In, Out>["unsafeWrite"]
   private lastBatch: ReadonlyArray<Out | Encoded<Out>> | undefined = undefined
   private lastChunks: ReadonlyArray<Uint8Array> | undefined = undefined
   private readonly decoder: Framing.Decoder<In>
@@ -175,13 +177,29 @@ class FramedTransport<In, Out> implements Framed.Framed<In, Out> {
     this.weight = weightOf(codec)
     this.control = transport.control
     this.decoder = codec.makeDecoder()
+    this.unsafeWrite = transport.unsafeWrite !== undefined ? FramedTransport.prototype.directWrite : undefined
+  }
+
+  private encode(batch: ReadonlyArray<Out | Encoded<Out>>): ReadonlyArray<Uint8Array> {
+    const chunks = encodeBatch(this.codec, this.weight, batch)
+    this.lastBatch = batch
+    this.lastChunks = chunks
+    return chunks
+  }
+
+  directWrite(
+    batch: ReadonlyArray<Out | Encoded<Out>>,
+    callback: (error: TransportError | undefined, bytes: number) => void
+  ): void {
+    const chunks = this.encode(batch)
+    let bytes = 0
+    for (const c of chunks) bytes += c.length
+    this.transport.unsafeWrite!(chunks, (error) => callback(error, bytes))
   }
 
   write(batch: ReadonlyArray<Out | Encoded<Out>>): Effect.Effect<number, TransportError> {
     return Effect.suspend(() => {
-      const chunks = encodeBatch(this.codec, this.weight, batch)
-      this.lastBatch = batch
-      this.lastChunks = chunks
+      const chunks = this.encode(batch)
       let bytes = 0
       for (const c of chunks) bytes += c.length
       return Effect.as(this.transport.write(chunks), bytes)

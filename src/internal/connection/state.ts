@@ -84,7 +84,7 @@ export interface Settings {
 export interface Runner {
   run<A, E>(
     effect: Effect.Effect<A, E>,
-    options?: { readonly scheduler?: Scheduler.Scheduler | undefined }
+    options?: { readonly scheduler?: Scheduler.Scheduler | undefined; readonly immediate?: boolean | undefined }
   ): Fiber.RuntimeFiber<A, E>
 }
 
@@ -134,7 +134,11 @@ export interface Core<In, Out> extends CoreFields<In, Out> {
   reportedDepth: number
 
   // ---- writer (runs only while there is work) ----
-  writer: Fiber.RuntimeFiber<void> | undefined
+  /**
+   * The writer while it runs: its fiber, or `"direct"` for the callback-driven writer (a seam with
+   * `unsafeWrite`: no fiber; its steps run as tasks on the writer's scheduler).
+   */
+  writer: Fiber.RuntimeFiber<void> | "direct" | undefined
   /** The writer failed (I/O error, deadline): no writer is started any more. */
   writerStopped: boolean
   /** The batch being written, until its write completes. */
