@@ -7,6 +7,7 @@
  * - `tether-frames` the same through a tether Connection (`incoming` stream)
  * - `echo`          raw node:net echo server (no-delay)
  * - `tether-echo`   tether echo server (`incoming` → `send`)
+ * - `tether-echo-read` the same with a `read` loop
  * - `sink-many`     accepts `conns` connections, verifies `rounds` frames on each
  * - `ws-frames`     raw `ws` server, verifies binary messages
  * - `ws-echo`       raw `ws` echo server (binary messages sent back as they come)
@@ -91,14 +92,26 @@ const rawEcho = async () => {
   emit({ ready: true, port: await listen(server) })
 }
 
-const tetherEcho = async () => {
-  const { Effect, Stream } = await import("effect")
+/** The same echo server with `read` loops instead of a Stream consumer (`readLoop`). */
+const tetherEcho = async (readLoop = false) => {
+  const { Effect, Option, Stream } = await import("effect")
   const { Connection, Transport } = await loadTether(params)
   const server = Net.createServer({ allowHalfOpen: true }, (socket) => {
     const program = Effect.scoped(Effect.gen(function*() {
       const transport = yield* Transport.fromSocket(socket)
       const conn = yield* Connection.make(transport, { lingerTimeout: "2 seconds" })
       let echoed = 0
+      if (readLoop) {
+        for (;;) {
+          const next = yield* conn.read
+          if (Option.isNone(next)) break
+          for (const f of next.value) {
+            echoed++
+            yield* conn.send(f)
+          }
+        }
+        return echoed
+      }
       yield* Stream.runForEach(conn.incoming, (f) => {
         echoed++
         return conn.send(f)
@@ -375,6 +388,8 @@ const main = async () => {
       return rawEcho()
     case "tether-echo":
       return tetherEcho()
+    case "tether-echo-read":
+      return tetherEcho(true)
     case "sink-many":
       return sinkMany()
     case "hold-many":

@@ -361,12 +361,15 @@ const rttRaw = async (warmup: number, count: number) => {
   finish({ ...percentiles(samples), unit: "us" })
 }
 
-const rttTether = async (warmup: number, count: number) => {
-  const { Effect, Stream } = await import("effect")
+/** `readLoop`: pull the echo with `conn.read` instead of a pull of `incoming`. */
+const rttTether = async (warmup: number, count: number, readLoop = false) => {
+  const { Effect, Option, Stream } = await import("effect")
   const { Connection } = await loadTether(params)
   const program = Effect.scoped(Effect.gen(function*() {
     const conn = yield* Connection.connectTcp({ port, host, ...tetherOptions })
-    const pull = yield* Stream.toPull(conn.incoming)
+    const pull = readLoop
+      ? Effect.flatMap(conn.read, Option.match({ onNone: () => Effect.die(new Error("echo ended")), onSome: Effect.succeed }))
+      : yield* Stream.toPull(conn.incoming)
     const samples = new Float64Array(count)
     for (let i = 0; i < warmup + count; i++) {
       const t = nowNs()
@@ -967,6 +970,8 @@ const main = async () => {
       return rttRaw(num(params, "warmup"), num(params, "count"))
     case "rtt-tether":
       return rttTether(num(params, "warmup"), num(params, "count"))
+    case "rtt-tether-read":
+      return rttTether(num(params, "warmup"), num(params, "count"), true)
     case "fleet-hub":
       return fleetRtt("hub", num(params, "warmup"), num(params, "count"), num(params, "pipelined"))
     case "fleet-nats":
