@@ -96,7 +96,8 @@ export interface Framed<In = Uint8Array, Out = In> {
    * written once all of the batch has been handed to the kernel, or the failure; once, possibly
    * synchronously. Optional: where it is present, a connection's writer runs without a fiber —
    * no fiber per burst of sends, no fiber hand-off between a write's completion and the next
-   * batch. (since 0.4.0)
+   * batch. A decorator that overrides `write` must override this too (or set it `undefined`).
+   * (since 0.4.0)
    */
   readonly unsafeWrite?:
     | ((

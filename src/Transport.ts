@@ -157,7 +157,8 @@ export interface Transport {
    * runs without a fiber): the same batch, single-writer rule and accounting; `callback` is called
    * once, with `undefined` once all of it has been handed to the kernel, or with the failure (it may
    * be called synchronously, e.g. on a closed socket). Optional: a connection over a transport
-   * without it writes with a fiber. (since 0.4.0)
+   * without it writes with a fiber. A decorator that overrides `write` must override this too
+   * (or leave it out). (since 0.4.0)
    */
   readonly unsafeWrite?:
     | ((chunks: ReadonlyArray<Uint8Array>, callback: (error: TransportError | undefined) => void) => void)

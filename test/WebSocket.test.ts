@@ -132,9 +132,14 @@ describe("WebSocket server (raw client)", () => {
       // the client's seam, counted: every `write` is one batch handed to the socket at once
       const framed = yield* WebSocket.connectFramed(`ws://127.0.0.1:${server.address.port}/`)
       let writes = 0
+      // a decorator of the write overrides both forms of it (the connection's writer uses `unsafeWrite` if present)
       const counted: Framed.Framed<WebSocket.Message, WebSocket.Message> = {
         ...framed,
-        write: (batch) => Effect.suspend(() => (writes++, framed.write(batch)))
+        write: (batch) => Effect.suspend(() => (writes++, framed.write(batch))),
+        unsafeWrite: (batch, callback) => {
+          writes++
+          framed.unsafeWrite!(batch, callback)
+        }
       }
       const conn = yield* Connection.fromFramed(counted)
       yield* conn.sendAll(Array.from({ length: 1000 }, (_, i) => WebSocket.text(`b-${i}`)))

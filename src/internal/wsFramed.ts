@@ -177,6 +177,14 @@ export const make = (
           lastFitted = fitAll(batch)
           return inner.write(lastFitted)
         },
+        // the callback form, for the connection's direct writer (the control lane's writes stay effects:
+        // the writer hands over to its fiber for them)
+        unsafeWrite: inner.unsafeWrite === undefined ? undefined : (batch, callback) => {
+          if (sent !== undefined || earlyClose !== undefined) return callback(closedError(), 0)
+          lastBatch = batch
+          lastFitted = fitAll(batch)
+          inner.unsafeWrite!(lastFitted, callback)
+        },
         unsafeSplit: (batch) => inner.unsafeSplit(batch === lastBatch ? lastFitted : fitAll(batch)),
         unsafeRead,
         control,
@@ -296,6 +304,11 @@ export const binaryFramed = (
         lastMapped = batch.map(map)
         return inner.write(lastMapped)
       }),
+    unsafeWrite: inner.unsafeWrite === undefined ? undefined : (batch, callback) => {
+      lastBatch = batch
+      lastMapped = batch.map(map)
+      inner.unsafeWrite!(lastMapped, callback)
+    },
     unsafeSplit: (batch) =>
       batch === lastBatch ? inner.unsafeSplit(lastMapped) : { written: 0, truncated: false, bytes: 0 },
     unsafeRead: (out) => {
