@@ -214,7 +214,7 @@ class Supervisor {
  * One session: the value of its `Listener.Session`, its connection's hooks (`onOpen` is a method: the
  * connection calls it on this object), its registry entry and the state of its handler, in one object.
  * Its methods are on the prototype: nothing of a session is a closure of its own but `onState` (the
- * connection calls it unbound).
+ * connection calls it unbound: a bound method).
  */
 class SessionRun implements Listener.Session, Hooks<any, any> {
   /** Set when the connection opens, before the handler runs. */
@@ -240,7 +240,7 @@ class SessionRun implements Listener.Session, Hooks<any, any> {
   ) {
     this.timers = sup.timers
     this.handshaken = sup.handshakeTimeout === undefined
-    this.onState = onStateOf(this)
+    this.onState = this.changed.bind(this)
   }
 
   /** The connection's state hook: the registry sees the change, and a closed connection starts the grace. */
@@ -303,12 +303,21 @@ class SessionRun implements Listener.Session, Hooks<any, any> {
 }
 
 // made here, not in the session's methods: a closure keeps only what it names
-const onStateOf = (run: SessionRun) => (state: Connection.State): void => run.changed(state)
 const graceExpiredOf = (run: SessionRun) => (): void => {
   if (run.inHandler) run.fiber?.unsafeInterruptAsFork(FiberId.none)
 }
 const endSpanOf = (span: Tracer.Span) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
   Effect.flatMap(Clock.currentTimeNanos, (now) => Effect.sync(() => span.end(now, exit)))
+
+/**
+ * Effect's native tracer makes a span's ids by appending their 48 hex digits one at a time: V8 keeps each
+ * as a chain of ~20 cons strings (~0.7 KB per session, as long as the span lives) until it is flattened,
+ * which reading a character of it does. Harmless for any other tracer's ids.
+ */
+const flattenIds = (span: Tracer.Span): void => {
+  span.traceId.charCodeAt(0)
+  span.spanId.charCodeAt(0)
+}
 
 /** `Listener.handshakeDone` of a watched session: a commit object (no closure per session). */
 class HandshakeDone extends Effectable.Class<void> {
@@ -404,6 +413,7 @@ export const makeCore = <E, R, RA>(
           attributes: { "tether.connection": run.id, "tether.role": "server" },
           captureStackTrace: false
         })
+        flattenIds(span)
         yield* FiberRef.update(FiberRef.currentContext, (ctx) => {
           const withScope = Context.add(Context.add(Context.add(ctx, Scope.Scope, scope), Session, run), Tracer.ParentSpan, span)
           return driver === undefined ? withScope : Context.add(withScope, WatchdogInternal.Driver, driver)
