@@ -10,6 +10,7 @@ import * as Util from "node:util"
 import type { Connection, DisconnectReason } from "effect-tether"
 import { Framing, Listener, Watchdog } from "effect-tether"
 import * as Testing from "effect-tether/testing"
+import { captureLogs, type LogLine } from "./helpers/logs.js"
 import { selfSigned } from "./helpers/tls.js"
 
 /** A plain client: collects what it reads, answers the server's FIN with its own (unless stubborn). */
@@ -264,8 +265,9 @@ describe("Listener", () => {
       expect(yield* server.shutdown).toEqual({ sessions: 2, graceful: 1, aborted: 1, millis: 1000 })
     }))
 
-  it.scoped("handshakeTimeout (TestClock): a session that does not complete its handshake is closed", () =>
-    Effect.gen(function*() {
+  it.scoped("handshakeTimeout (TestClock): a session that does not complete its handshake is closed, with a warning annotated as the session's", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
       const reasons = new Map<string, DisconnectReason.DisconnectReason>()
       const server = yield* Listener.serve({ port: 0, handshakeTimeout: "5 seconds" }, (conn) =>
         Effect.gen(function*() {
@@ -277,6 +279,7 @@ describe("Listener", () => {
         }).pipe(Effect.scoped, Effect.ignore))
       const polite = yield* connect(server.address.port)
       const silent = yield* connect(server.address.port)
+      const silentPort = silent.socket.localPort
       yield* registryUntil(server, (rows) => rows.length === 2 && rows.every((r) => r.state === "Handshaking"))
       polite.socket.write(lp("hello"))
       yield* until(polite, () => polite.received >= 11)
@@ -292,10 +295,23 @@ describe("Listener", () => {
       expect(survivor!.state).toBe("Active")
       expect([...reasons.values()].map((r) => r._tag)).toEqual(["HandshakeTimeout"])
       expect((yield* server.stats).handshakeTimeouts).toBe(1)
+      // the warning carries the session's annotations (the timer runs in the listener's fiber, not the session's)
+      const silentId = [...reasons.keys()][0]!
+      const isWarning = (l: LogLine) => l.level === "WARN" && l.message.startsWith("handshake not completed")
+      yield* Testing.eventually(() => logs.lines.some(isWarning), { what: "the handshake warning" })
+      const warning = logs.lines.find(isWarning)!
+      expect(warning.message).toBe("handshake not completed within 5s")
+      expect(warning.annotations).toMatchObject({
+        session: silentId,
+        connection: silentId,
+        reason: "HandshakeTimeout",
+        remote: `127.0.0.1:${silentPort}`
+      })
       // the polite session is still served
       polite.socket.write(lp("again"))
       yield* until(polite, () => polite.received >= 11 + 9)
-    }))
+    }).pipe(Effect.provide(logs.layer))
+  })
 
   it.live("registry: a snapshot with counters, and a stream of changes from Active to gone", () =>
     Effect.gen(function*() {

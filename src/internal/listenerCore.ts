@@ -180,11 +180,19 @@ class Supervisor {
   handshakeTimeouts = 0
   completed = 0
   shuttingDown = false
+  /** The handshake timeout in milliseconds, when it is finite. */
+  readonly handshakeMillis: number | undefined
   constructor(
     readonly timers: Timers.Timers,
+    readonly clock: Clock.Clock,
     readonly graceMillis: number | undefined,
-    readonly handshakeTimeout: Duration.Duration | undefined
-  ) {}
+    readonly handshakeTimeout: Duration.Duration | undefined,
+    readonly runLog: (effect: Effect.Effect<void>) => unknown
+  ) {
+    this.handshakeMillis = handshakeTimeout !== undefined && Duration.isFinite(handshakeTimeout)
+      ? Duration.toMillis(handshakeTimeout)
+      : undefined
+  }
 
   /** Completes once no session fiber is left. */
   get awaitEmpty(): Effect.Effect<void> {
@@ -195,6 +203,7 @@ class Supervisor {
 
   /** A session's fiber has done everything (its scope is closed): its seat is free. */
   release(fiber: Fiber.RuntimeFiber<unknown, unknown>, run: SessionRun): void {
+    run.endHandshakeWatch(Exit.interrupt(fiber.id()))
     run.accepted.cleanup()
     this.seats--
     if (this.entries.delete(run.id)) {
@@ -227,8 +236,9 @@ class SessionRun implements Listener.Session, Hooks<any, any> {
   since = 0
   /** Whether the handshake is done (always, without a handshake timeout). */
   handshaken: boolean
-  /** Undefined without a handshake timeout. */
-  handshake: Deferred.Deferred<void> | undefined = undefined
+  /** While the handshake is watched: its span, and its timer's cancel (none for an infinite timeout). */
+  handshakeSpan: Tracer.Span | undefined = undefined
+  cancelHandshake: (() => void) | undefined = undefined
   fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
   inHandler = false
   cancelGrace: (() => void) | undefined = undefined
@@ -263,7 +273,7 @@ class SessionRun implements Listener.Session, Hooks<any, any> {
     if (cancel !== undefined) cancel()
   }
 
-  /** The connection's open hook: the registry entry, and the handshake timer. */
+  /** The connection's open hook: the registry entry, and the handshake watch. */
   onOpen(handle: Connection.Handle<any, any>): Effect.Effect<void, never, Scope.Scope> {
     const track = Effect.sync(() => {
       const sup = this.sup
@@ -273,27 +283,70 @@ class SessionRun implements Listener.Session, Hooks<any, any> {
       sup.registry.changed()
       if (sup.shuttingDown) conn.unsafeRequestClose(DR.Shutdown(), "graceful")
     })
-    return this.handshake === undefined ? track : Effect.zipRight(track, this.watchHandshake(handle.connection))
+    return this.handshaken ? track : Effect.zipRight(track, this.watchHandshake)
   }
 
-  /** The handshake watchdog: the handler must call `Listener.handshakeDone` in time. */
-  watchHandshake(conn: Connection.Connection): Effect.Effect<void, never, Scope.Scope> {
+  /**
+   * The handshake watch: the handler must call `Listener.handshakeDone` in time. A `tether.handshake` span
+   * until it does, and an entry in the listener's timers (no fiber, no race per session).
+   */
+  get watchHandshake(): Effect.Effect<void> {
+    return Effect.map(
+      Effect.makeSpan("tether.handshake", {
+        attributes: { "tether.connection": this.id },
+        captureStackTrace: false
+      }),
+      (span) => {
+        flattenIds(span)
+        this.handshakeSpan = span
+        const millis = this.sup.handshakeMillis
+        if (millis !== undefined) this.cancelHandshake = this.sup.timers.schedule(millis, handshakeExpiredOf(this))
+      }
+    )
+  }
+
+  /** `Listener.handshakeDone`: the first call ends the watch. */
+  completeHandshake(): void {
+    if (this.handshaken) return
+    this.handshaken = true
+    this.endHandshakeWatch(Exit.void)
+    if (this.sup.entries.get(this.id) === this) this.sup.registry.changed()
+  }
+
+  /** The handshake timeout expired: the session is closed (gracefully), with a warning. */
+  handshakeExpired(): void {
+    this.cancelHandshake = undefined
+    if (this.handshaken) return
     const sup = this.sup
     const timeout = sup.handshakeTimeout!
-    return Effect.asVoid(Effect.forkScoped(
-      Deferred.await(this.handshake!).pipe(
-        Effect.timeout(timeout),
-        Effect.withSpan("tether.handshake", { attributes: { "tether.connection": conn.id }, captureStackTrace: false }),
-        Effect.catchTag("TimeoutException", () =>
-          Effect.suspend(() => {
-            sup.handshakeTimeouts++
-            conn.unsafeRequestClose(DR.HandshakeTimeout({ timeout }), "graceful")
-            return Effect.logWarning(`handshake not completed within ${Duration.format(timeout)}`).pipe(
-              Effect.annotateLogs({ connection: conn.id, reason: "HandshakeTimeout" })
-            )
-          }))
-      )
-    ))
+    const span = this.handshakeSpan
+    this.endHandshakeWatch(Exit.fail(new Cause.TimeoutException(`Operation timed out after '${Duration.format(timeout)}'`)))
+    sup.handshakeTimeouts++
+    this.connection.unsafeRequestClose(DR.HandshakeTimeout({ timeout }), "graceful")
+    // logged from the listener's fiber: with the session's annotations, as if from its own
+    const warning = Effect.logWarning(`handshake not completed within ${Duration.format(timeout)}`).pipe(
+      Effect.annotateLogs({
+        session: this.id,
+        remote: this.remoteAddress ?? "?",
+        connection: this.connection.id,
+        reason: "HandshakeTimeout"
+      })
+    )
+    sup.runLog(span === undefined ? warning : Effect.withParentSpan(warning, span))
+  }
+
+  /** Ends the handshake watch (its timer, its span) if it is on. */
+  endHandshakeWatch(exit: Exit.Exit<unknown, unknown>): void {
+    const cancel = this.cancelHandshake
+    if (cancel !== undefined) {
+      this.cancelHandshake = undefined
+      cancel()
+    }
+    const span = this.handshakeSpan
+    if (span !== undefined) {
+      this.handshakeSpan = undefined
+      span.end(this.sup.clock.unsafeCurrentTimeNanos(), exit)
+    }
   }
 
   /** What `Listener.Session` shows of itself (not its fiber, scope and listener). */
@@ -306,6 +359,7 @@ class SessionRun implements Listener.Session, Hooks<any, any> {
 const graceExpiredOf = (run: SessionRun) => (): void => {
   if (run.inHandler) run.fiber?.unsafeInterruptAsFork(FiberId.none)
 }
+const handshakeExpiredOf = (run: SessionRun) => (): void => run.handshakeExpired()
 const endSpanOf = (span: Tracer.Span) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
   Effect.flatMap(Clock.currentTimeNanos, (now) => Effect.sync(() => span.end(now, exit)))
 
@@ -325,13 +379,7 @@ class HandshakeDone extends Effectable.Class<void> {
     super()
   }
   commit(): Effect.Effect<void> {
-    const run = this.run
-    return Effect.map(Deferred.succeed(run.handshake!, undefined), (first) => {
-      if (first && run.sup.entries.get(run.id) === run) {
-        run.handshaken = true
-        run.sup.registry.changed()
-      }
-    })
+    return Effect.sync(() => this.run.completeHandshake())
   }
 }
 
@@ -365,9 +413,10 @@ export const makeCore = <E, R, RA>(
     // One set of timers for the listener: its sessions' close bounds (drain, linger) and their grace
     // (the deadlines of one duration come in order; one fiber sleeps to the earliest, only while some
     // are pending): no fiber, timer or interruption per session at shutdown.
-    const timers = Timers.make(yield* Effect.clock, runLog)
+    const clock = yield* Effect.clock
+    const timers = Timers.make(clock, runLog)
     const graceMillis = Duration.isFinite(sessionGrace) ? Duration.toMillis(sessionGrace) : undefined
-    const sup = new Supervisor(timers, graceMillis, handshakeTimeout)
+    const sup = new Supervisor(timers, clock, graceMillis, handshakeTimeout, runLog)
     const registry = sup.registry
     const entries = sup.entries
 
@@ -403,10 +452,7 @@ export const makeCore = <E, R, RA>(
         }
         sup.accepted++
         run.since = yield* Clock.currentTimeMillis
-        if (handshakeTimeout !== undefined) {
-          run.handshake = yield* Deferred.make<void>()
-          run.handshakeDone = new HandshakeDone(run)
-        }
+        if (!run.handshaken) run.handshakeDone = new HandshakeDone(run)
         // no stack trace per session: it is always the same (this line) and costs a `new Error()` each;
         // ended by the session's scope, before the connection's close
         const span = yield* Effect.makeSpan("tether.session", {
