@@ -403,4 +403,22 @@ describe("Listener", () => {
       yield* registryUntil(server, (rows) => rows.length === 0).pipe(Effect.timeout("5 seconds"))
       expect(server.toJSON()).toMatchObject({ stats: { active: 0, completed: 1 } })
     }).pipe(Effect.scoped))
+
+  it.live("Listener.Session: its id, remote address, connection and handshakeDone; it shows those (toJSON, toString, inspect), not the listener's internals", () =>
+    Effect.gen(function*() {
+      const seen = yield* Deferred.make<{ session: Listener.Session; conn: Connection.Connection }>()
+      const server = yield* Listener.serve({ port: 0 }, (conn) =>
+        Effect.flatMap(Listener.Session, (session) =>
+          Effect.zipRight(Deferred.succeed(seen, { session, conn }), Stream.runDrain(conn.incoming))).pipe(Effect.ignore))
+      const c = yield* connect(server.address.port)
+      const { conn, session } = yield* Deferred.await(seen).pipe(Effect.timeout("5 seconds"))
+      expect(session.id).toBe(conn.id)
+      expect(session.remoteAddress).toBe(`127.0.0.1:${c.socket.localPort}`)
+      expect(session.connection).toBe(conn)
+      yield* session.handshakeDone // no handshake timeout: nothing to do
+      const json = { _id: "Session", id: conn.id, remoteAddress: session.remoteAddress, connection: JSON.parse(JSON.stringify(conn)) }
+      expect(JSON.parse(JSON.stringify(session))).toEqual(json)
+      expect(JSON.parse(String(session))).toEqual(json)
+      expect(Util.inspect(session)).toBe(Util.inspect({ ...json, connection: conn }))
+    }).pipe(Effect.scoped))
 })

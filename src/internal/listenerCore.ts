@@ -23,6 +23,7 @@ import * as Context from "effect/Context"
 import * as FiberRef from "effect/FiberRef"
 import * as FiberRefs from "effect/FiberRefs"
 import * as HashMap from "effect/HashMap"
+import * as Inspectable from "effect/Inspectable"
 import * as Stream from "effect/Stream"
 import type * as Connection from "../Connection.js"
 import * as DR from "../DisconnectReason.js"
@@ -352,6 +353,12 @@ class SessionRun implements Listener.Session, Hooks<any, any> {
   /** What `Listener.Session` shows of itself (not its fiber, scope and listener). */
   toJSON(): unknown {
     return { _id: "Session", id: this.id, remoteAddress: this.remoteAddress, connection: this.connection }
+  }
+  toString(): string {
+    return Inspectable.format(this.toJSON())
+  }
+  [Inspectable.NodeInspectSymbol](): unknown {
+    return this.toJSON()
   }
 }
 
