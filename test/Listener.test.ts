@@ -3,7 +3,7 @@
  * the bounded shutdown; TestClock wherever a bound is checked.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Option, Schedule, Stream, TestClock } from "effect"
+import { Deferred, Effect, Fiber, Layer, Option, Schedule, Stream, TestClock, Tracer } from "effect"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
 import * as Util from "node:util"
@@ -402,6 +402,41 @@ describe("Listener", () => {
       c.socket.end()
       yield* registryUntil(server, (rows) => rows.length === 0).pipe(Effect.timeout("5 seconds"))
       expect(server.toJSON()).toMatchObject({ stats: { active: 0, completed: 1 } })
+    }).pipe(Effect.scoped))
+
+  it.live("spans: the handler runs under tether.session, the parent of tether.handshake (ended by handshakeDone) and of the connection's tether.close.graceful", () =>
+    Effect.gen(function*() {
+      const spans: Array<Tracer.Span> = []
+      const native = yield* Effect.tracer
+      const tracer = Tracer.make({
+        span: (...args) => {
+          const span = native.span(...args)
+          spans.push(span)
+          return span
+        },
+        context: native.context
+      })
+      const handlerSpan = yield* Deferred.make<string>()
+      const server = yield* Listener.serve({ port: 0, handshakeTimeout: "5 seconds" }, (conn) =>
+        Effect.gen(function*() {
+          yield* Deferred.succeed(handlerSpan, (yield* Effect.currentSpan).name)
+          yield* Listener.handshakeDone
+          yield* Stream.runDrain(conn.incoming)
+        }).pipe(Effect.ignore)).pipe(Effect.withTracer(tracer))
+      const c = yield* connect(server.address.port)
+      expect(yield* Deferred.await(handlerSpan).pipe(Effect.timeout("5 seconds"))).toBe("tether.session")
+      c.socket.end()
+      yield* registryUntil(server, (rows) => rows.length === 0).pipe(Effect.timeout("5 seconds"))
+      const byName = (name: string) => spans.find((s) => s.name === name)!
+      const parentName = (s: Tracer.Span) => Option.getOrUndefined(Option.map(s.parent, (p) => (p as Tracer.Span).name))
+      const session = byName("tether.session")
+      expect(session.attributes.get("tether.role")).toBe("server")
+      expect(session.attributes.get("tether.connection")).toBe("session-1")
+      expect(parentName(byName("tether.handshake"))).toBe("tether.session")
+      expect(parentName(byName("tether.close.graceful"))).toBe("tether.session")
+      for (const s of [session, byName("tether.handshake"), byName("tether.close.graceful")]) {
+        expect(s.status._tag === "Ended" && s.status.exit._tag).toBe("Success")
+      }
     }).pipe(Effect.scoped))
 
   it.live("Listener.Session: its id, remote address, connection and handshakeDone; it shows those (toJSON, toString, inspect), not the listener's internals", () =>
