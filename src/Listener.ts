@@ -2,10 +2,13 @@
  * A server with seats, a live session registry and a bounded shutdown.
  *
  * - Every accepted socket becomes a {@link Connection.Connection} in its own
- *   child scope, run by a supervised fiber (a `FiberMap` keyed by session id)
- *   that runs your handler. When the handler ends or the connection closes,
- *   the child scope closes (full shutdown of the connection) and the seat is
- *   free again.
+ *   child scope, run by a supervised fiber of its own that runs your handler.
+ *   When the handler ends or the connection closes, the child scope closes
+ *   (full shutdown of the connection) and the seat is free again.
+ * - **Observability**: the handler's log lines are annotated with `session`
+ *   (its id) and `remote`; it runs under a `tether.session` span, which is
+ *   also the parent of the connection's own spans (its graceful close) and of
+ *   the `tether.handshake` span (from open to {@link handshakeDone}).
  * - **Seats**: beyond `maxConnections`, new sockets are destroyed at once; the
  *   refusal is logged (warning) and counted.
  * - **Handshake timeout**: a session whose handler has not called

@@ -3,13 +3,14 @@
  * the bounded shutdown; TestClock wherever a bound is checked.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Option, Schedule, Stream, TestClock } from "effect"
+import { Deferred, Effect, Fiber, Layer, Option, Schedule, Stream, TestClock, Tracer } from "effect"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
 import * as Util from "node:util"
 import type { Connection, DisconnectReason } from "effect-tether"
 import { Framing, Listener, Watchdog } from "effect-tether"
 import * as Testing from "effect-tether/testing"
+import { captureLogs, type LogLine } from "./helpers/logs.js"
 import { selfSigned } from "./helpers/tls.js"
 
 /** A plain client: collects what it reads, answers the server's FIN with its own (unless stubborn). */
@@ -264,8 +265,9 @@ describe("Listener", () => {
       expect(yield* server.shutdown).toEqual({ sessions: 2, graceful: 1, aborted: 1, millis: 1000 })
     }))
 
-  it.scoped("handshakeTimeout (TestClock): a session that does not complete its handshake is closed", () =>
-    Effect.gen(function*() {
+  it.scoped("handshakeTimeout (TestClock): a session that does not complete its handshake is closed, with a warning annotated as the session's", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
       const reasons = new Map<string, DisconnectReason.DisconnectReason>()
       const server = yield* Listener.serve({ port: 0, handshakeTimeout: "5 seconds" }, (conn) =>
         Effect.gen(function*() {
@@ -277,6 +279,7 @@ describe("Listener", () => {
         }).pipe(Effect.scoped, Effect.ignore))
       const polite = yield* connect(server.address.port)
       const silent = yield* connect(server.address.port)
+      const silentPort = silent.socket.localPort
       yield* registryUntil(server, (rows) => rows.length === 2 && rows.every((r) => r.state === "Handshaking"))
       polite.socket.write(lp("hello"))
       yield* until(polite, () => polite.received >= 11)
@@ -292,10 +295,23 @@ describe("Listener", () => {
       expect(survivor!.state).toBe("Active")
       expect([...reasons.values()].map((r) => r._tag)).toEqual(["HandshakeTimeout"])
       expect((yield* server.stats).handshakeTimeouts).toBe(1)
+      // the warning carries the session's annotations (the timer runs in the listener's fiber, not the session's)
+      const silentId = [...reasons.keys()][0]!
+      const isWarning = (l: LogLine) => l.level === "WARN" && l.message.startsWith("handshake not completed")
+      yield* Testing.eventually(() => logs.lines.some(isWarning), { what: "the handshake warning" })
+      const warning = logs.lines.find(isWarning)!
+      expect(warning.message).toBe("handshake not completed within 5s")
+      expect(warning.annotations).toMatchObject({
+        session: silentId,
+        connection: silentId,
+        reason: "HandshakeTimeout",
+        remote: `127.0.0.1:${silentPort}`
+      })
       // the polite session is still served
       polite.socket.write(lp("again"))
       yield* until(polite, () => polite.received >= 11 + 9)
-    }))
+    }).pipe(Effect.provide(logs.layer))
+  })
 
   it.live("registry: a snapshot with counters, and a stream of changes from Active to gone", () =>
     Effect.gen(function*() {
@@ -386,5 +402,58 @@ describe("Listener", () => {
       c.socket.end()
       yield* registryUntil(server, (rows) => rows.length === 0).pipe(Effect.timeout("5 seconds"))
       expect(server.toJSON()).toMatchObject({ stats: { active: 0, completed: 1 } })
+    }).pipe(Effect.scoped))
+
+  it.live("spans: the handler runs under tether.session, the parent of tether.handshake (ended by handshakeDone) and of the connection's tether.close.graceful", () =>
+    Effect.gen(function*() {
+      const spans: Array<Tracer.Span> = []
+      const native = yield* Effect.tracer
+      const tracer = Tracer.make({
+        span: (...args) => {
+          const span = native.span(...args)
+          spans.push(span)
+          return span
+        },
+        context: native.context
+      })
+      const handlerSpan = yield* Deferred.make<string>()
+      const server = yield* Listener.serve({ port: 0, handshakeTimeout: "5 seconds" }, (conn) =>
+        Effect.gen(function*() {
+          yield* Deferred.succeed(handlerSpan, (yield* Effect.currentSpan).name)
+          yield* Listener.handshakeDone
+          yield* Stream.runDrain(conn.incoming)
+        }).pipe(Effect.ignore)).pipe(Effect.withTracer(tracer))
+      const c = yield* connect(server.address.port)
+      expect(yield* Deferred.await(handlerSpan).pipe(Effect.timeout("5 seconds"))).toBe("tether.session")
+      c.socket.end()
+      yield* registryUntil(server, (rows) => rows.length === 0).pipe(Effect.timeout("5 seconds"))
+      const byName = (name: string) => spans.find((s) => s.name === name)!
+      const parentName = (s: Tracer.Span) => Option.getOrUndefined(Option.map(s.parent, (p) => (p as Tracer.Span).name))
+      const session = byName("tether.session")
+      expect(session.attributes.get("tether.role")).toBe("server")
+      expect(session.attributes.get("tether.connection")).toBe("session-1")
+      expect(parentName(byName("tether.handshake"))).toBe("tether.session")
+      expect(parentName(byName("tether.close.graceful"))).toBe("tether.session")
+      for (const s of [session, byName("tether.handshake"), byName("tether.close.graceful")]) {
+        expect(s.status._tag === "Ended" && s.status.exit._tag).toBe("Success")
+      }
+    }).pipe(Effect.scoped))
+
+  it.live("Listener.Session: its id, remote address, connection and handshakeDone; it shows those (toJSON, toString, inspect), not the listener's internals", () =>
+    Effect.gen(function*() {
+      const seen = yield* Deferred.make<{ session: Listener.Session; conn: Connection.Connection }>()
+      const server = yield* Listener.serve({ port: 0 }, (conn) =>
+        Effect.flatMap(Listener.Session, (session) =>
+          Effect.zipRight(Deferred.succeed(seen, { session, conn }), Stream.runDrain(conn.incoming))).pipe(Effect.ignore))
+      const c = yield* connect(server.address.port)
+      const { conn, session } = yield* Deferred.await(seen).pipe(Effect.timeout("5 seconds"))
+      expect(session.id).toBe(conn.id)
+      expect(session.remoteAddress).toBe(`127.0.0.1:${c.socket.localPort}`)
+      expect(session.connection).toBe(conn)
+      yield* session.handshakeDone // no handshake timeout: nothing to do
+      const json = { _id: "Session", id: conn.id, remoteAddress: session.remoteAddress, connection: JSON.parse(JSON.stringify(conn)) }
+      expect(JSON.parse(JSON.stringify(session))).toEqual(json)
+      expect(JSON.parse(String(session))).toEqual(json)
+      expect(Util.inspect(session)).toBe(Util.inspect({ ...json, connection: conn }))
     }).pipe(Effect.scoped))
 })

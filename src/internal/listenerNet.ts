@@ -12,7 +12,7 @@ import type * as Connection from "../Connection.js"
 import type * as Listener from "../Listener.js"
 import * as Transport from "../Transport.js"
 import { ListenerError } from "./listener.js"
-import { makeCore } from "./listenerCore.js"
+import { type Accepted, makeCore } from "./listenerCore.js"
 import { errorCode } from "./netTransport.js"
 
 
@@ -61,6 +61,29 @@ export const listen = (
       })
   )
 
+/**
+ * An accepted socket as the session supervisor gets it: the socket and its methods (on the prototype), its
+ * transport made when the session opens it (nothing of it is kept before, or after it is open).
+ */
+class SocketAccepted implements Accepted<never> {
+  readonly remoteAddress: string | undefined
+  constructor(
+    private readonly socket: Net.Socket,
+    private readonly options: Transport.SocketOptions & { readonly kind: "tcp" | "tls" }
+  ) {
+    this.remoteAddress = formatAddress(socket.remoteAddress, socket.remotePort)
+  }
+  refuse(): void {
+    this.socket.destroy()
+  }
+  get open(): Effect.Effect<Option.Option<Transport.Transport>, never, Scope.Scope> {
+    return Effect.map(Transport.fromSocket(this.socket, this.options), Option.some)
+  }
+  cleanup(): void {
+    if (!this.socket.destroyed) this.socket.destroy()
+  }
+}
+
 /** @internal */
 export const serve = <E, R>(
   options: Listener.Options,
@@ -97,17 +120,11 @@ export const serve = <E, R>(
         if (server.listening) server.close()
       }
     }, handler)
-    const kind = tls === undefined ? "tcp" as const : "tls" as const
+    // the transport options of every session, made once
+    const transportOptions = { ...socketOptions, kind: tls === undefined ? "tcp" as const : "tls" as const }
     server.on(tls === undefined ? "connection" : "secureConnection", (socket: Net.Socket) => {
       socket.on("error", () => {}) // reported through the transport; never an unhandled 'error'
-      core.unsafeAccept({
-        remoteAddress: formatAddress(socket.remoteAddress, socket.remotePort),
-        refuse: () => socket.destroy(),
-        open: Effect.map(Transport.fromSocket(socket, { ...socketOptions, kind }), Option.some),
-        cleanup: () => {
-          if (!socket.destroyed) socket.destroy()
-        }
-      })
+      core.unsafeAccept(new SocketAccepted(socket, transportOptions))
     })
     if (tls !== undefined) {
       server.on("tlsClientError", (_err: Error, socket: Tls.TLSSocket) => socket.destroy())

@@ -5,7 +5,7 @@
  * fiber per bounded wait; here a deadline is an entry in a FIFO per duration (entries of one
  * duration come in deadline order, so a FIFO is a priority queue), and one fiber — only while
  * some entry is pending — sleeps on the Clock until the earliest head, runs what is due and sleeps
- * again. A cancel only marks its entry. The fiber is re-started (the sleeping one interrupted)
+ * again. A cancel only drops its entry's `fire`. The fiber is re-started (the sleeping one interrupted)
  * only when a new deadline is earlier than the one it sleeps to. TestClock drives it like any
  * `Effect.sleep`.
  * @internal
@@ -22,10 +22,16 @@ export interface Timers {
   readonly schedule: (millis: number, fire: () => void) => () => void
 }
 
-interface Entry {
-  readonly deadline: number
-  readonly fire: () => void
-  done: boolean
+/**
+ * A deadline. Its `fire` is dropped when it fires or is cancelled: a cancelled entry stays in its FIFO until
+ * its deadline passes, and must not keep what its `fire` refers to (a closed session and its connection, for
+ * up to the timeout) alive until then. Its cancel is a bound method, not a closure of `schedule`'s.
+ */
+class Entry {
+  constructor(readonly deadline: number, public fire: (() => void) | undefined) {}
+  cancel(): void {
+    this.fire = undefined
+  }
 }
 
 interface Fifo {
@@ -53,11 +59,12 @@ export const make = (
       for (const [millis, q] of queues) {
         while (q.head < q.items.length) {
           const e = q.items[q.head]!
-          if (!e.done && e.deadline > now) break
+          const fire = e.fire
+          if (fire !== undefined && e.deadline > now) break
           q.head++
-          if (!e.done) {
-            e.done = true
-            e.fire()
+          if (fire !== undefined) {
+            e.fire = undefined
+            fire()
             if (gen !== generation) return Effect.void // the fire armed an earlier deadline: a new fiber took over
           }
         }
@@ -92,7 +99,7 @@ export const make = (
 
   return {
     schedule: (millis, fire) => {
-      const e: Entry = { deadline: clock.unsafeCurrentTimeMillis() + millis, fire, done: false }
+      const e = new Entry(clock.unsafeCurrentTimeMillis() + millis, fire)
       let q = queues.get(millis)
       if (q === undefined) {
         q = { items: [], head: 0 }
@@ -100,9 +107,7 @@ export const make = (
       }
       q.items.push(e)
       if (current === undefined || e.deadline < target) start(e.deadline)
-      return () => {
-        e.done = true
-      }
+      return e.cancel.bind(e)
     }
   }
 }
