@@ -23,7 +23,11 @@
  *   `IoError` reason coded `"EngineUnavailable"` — {@link isEngineUnavailable} — not `UnknownPeer`: the peer
  *   may well exist. (What the engine said last still stands: a key it last reported unregistered, or on a node
  *   gone since, fails `UnknownPeer` as before.)
- * - `broadcast` reaches every declared outbound peer and every peer on every live node.
+ * - `broadcast` reaches every declared outbound peer and every peer on every live node. A node it cannot ask
+ *   (the engine unreachable, the request timed out, the node gone) has its inbound peers listed in `failed` —
+ *   the ones this node knows of: from that node's answer to the last broadcast and from where sends found
+ *   them — with the engine's error ({@link isEngineUnavailable}), or `UnknownPeer` for a node gone. A peer
+ *   this node never heard of is not listed: its key is not known here.
  *
  * @since 0.2.0
  */

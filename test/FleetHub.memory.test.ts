@@ -318,6 +318,38 @@ describe("FleetHub (MemoryEngine, TestClock)", () => {
       expect(yield* v.received("v2")).toEqual(["tick"])
     }))
 
+  it.scoped("a broadcast lists the inbound peers of a node it could not ask as not reached: engine down, node gone", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      yield* v.add("v1")
+      const kind = kindFor(v)
+      const a = yield* node(cluster, "a", { kinds: [kind] })
+      const b = yield* node(cluster, "b", { kinds: [kind] })
+      yield* a.fleet.addPeer("v1", kind, { venue: "v1" })
+      for (const [i, f] of [a, b, b].entries()) {
+        const [near] = yield* Transport.memoryPair()
+        yield* f.fleet.addInbound(`c${i}`, yield* Connection.make(near))
+      }
+      yield* advance(1500)
+      const all = yield* a.fleet.broadcast(utf8("one"))
+      expect([...all.accepted].sort()).toEqual(["c0", "c1", "c2", "v1"])
+      // the engine is unreachable: b cannot be asked; its clients are reported with the engine's error, the
+      // outbound peer's frame waits in a's in-memory backlog (accepted), a's own client takes it
+      cluster.setUnavailable(true)
+      const down = yield* a.fleet.broadcast(utf8("two"))
+      expect([...down.accepted].sort()).toEqual(["c0", "v1"])
+      expect(down.failed.map((f) => [f.key, FleetHub.isEngineUnavailable(f.error)]).sort()).toEqual([["c1", true], ["c2", true]])
+      cluster.setUnavailable(false)
+      yield* advance(1500)
+      expect([...(yield* a.fleet.broadcast(utf8("three"))).accepted].sort()).toEqual(["c0", "c1", "c2", "v1"])
+      // b is gone (no responder) before its lease ran out: its clients are reported as unknown, not skipped
+      cluster.crash("b")
+      const gone = yield* a.fleet.broadcast(utf8("four"))
+      expect([...gone.accepted].sort()).toEqual(["c0", "v1"])
+      expect(gone.failed.map((f) => [f.key, f.error._tag]).sort()).toEqual([["c1", "UnknownPeer"], ["c2", "UnknownPeer"]])
+    }))
+
   it.scoped("bounds: the durable log refuses (BacklogFull), the holder expires old frames with their payloads, drop-oldest gaps are reported as Lost", () =>
     Effect.gen(function*() {
       const cluster = MemoryEngine.makeCluster()

@@ -409,6 +409,15 @@ export const make = (
       return last === null || (last !== undefined && (last === node || !liveNodes.includes(last)))
     }
 
+    /** The inbound keys each other live node answered the last broadcast for (bounded by the nodes' peers). */
+    const reachedOn = new Map<string, ReadonlyArray<string>>()
+    /** The inbound peers this node knows on `to`: its last broadcast answer, and where sends found keys. */
+    const knownOn = (to: string): ReadonlyArray<string> => {
+      const keys = new Set(reachedOn.get(to))
+      for (const [key, at] of located) if (at === to) keys.add(key)
+      return Array.from(keys)
+    }
+
     const send = (key: string, frame: Uint8Array): Effect.Effect<void, Hub.SendError> =>
       Effect.gen(function*() {
         const err = codec.check(frame)
@@ -446,19 +455,40 @@ export const make = (
         accepted.push(...mine.accepted)
         failed.push(...mine.failed)
         const others = liveNodes.filter((n) => n !== node)
+        for (const n of reachedOn.keys()) if (!others.includes(n)) reachedOn.delete(n)
         const message = enc({ op: "broadcast", frame: b64(frame) } satisfies Request)
         yield* Effect.forEach(others, (to) =>
           engine.request(to, message, requestTimeout).pipe(
             Effect.map((bytes) => {
               const r = dec(bytes) as Reply
-              if (r.ok !== "broadcast") return
+              if (r.ok === true) return
+              if (r.ok === false) {
+                for (const key of knownOn(to)) failed.push({ key, error: fromWire(key, r.error) })
+                return
+              }
               accepted.push(...r.accepted)
               for (const f of r.failed) failed.push({ key: f.key, error: fromWire(f.key, f.error) })
+              reachedOn.set(to, [...r.accepted, ...r.failed.map((f) => f.key)])
             }),
-            // a node that does not answer is gone, and its inbound peers with it
-            Effect.catchAll((e) => Effect.logDebug(`fleet ${node}: broadcast to ${to}: ${e.message}`))
+            // The node could not be asked. Its inbound peers that this node knows of (from the node's last answer
+            // and from where sends found them) are reported as not reached: with the engine's error while the
+            // engine is unreachable or the request timed out, `UnknownPeer` when the node is gone (no responder).
+            Effect.catchAll((e) =>
+              Effect.suspend(() => {
+                const keys = knownOn(to)
+                if (e._tag === "NoResponder") {
+                  reachedOn.delete(to)
+                  for (const key of keys) failed.push({ key, error: new hub.UnknownPeer({ key, reason: "NotRegistered" }) })
+                } else {
+                  for (const key of keys) failed.push({ key, error: engineFailure(key, e) })
+                }
+                return Effect.logDebug(`fleet ${node}: broadcast to ${to}: ${e.message}; ${keys.length} peers not reached`)
+              })
+            )
           ), { concurrency: "unbounded", discard: true })
-        return { accepted, failed }
+        // a key that moved between nodes may be known on one that could not be asked and have taken it on another
+        const took = new Set(accepted)
+        return { accepted, failed: failed.filter((f) => !took.has(f.key)) }
       })
 
     const serveRequest = (bytes: Uint8Array): Effect.Effect<Uint8Array> =>
