@@ -99,6 +99,22 @@ export const DuplicatePeer: typeof internal.DuplicatePeer = internal.DuplicatePe
 export type DuplicatePeer = internal.DuplicatePeer
 
 /**
+ * Why `remove` failed: the key is not registered, or (on a FleetHub) the engine could not be reached, and the
+ * peer is still declared.
+ *
+ * @example
+ * ```ts
+ * import type { Hub } from "effect-tether"
+ *
+ * const describe = (e: Hub.RemoveError) => e._tag
+ * ```
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export type RemoveError = UnknownPeer | Connection.ConnectionClosed
+
+/**
  * Why a send to one peer failed.
  *
  * @example
@@ -325,8 +341,12 @@ export interface Hub extends Inspectable.Inspectable {
   ) => Effect.Effect<Dialer.Dialer, DuplicatePeer, R>
   /** Registers an accepted connection; it is removed (and reported) when it closes. */
   readonly addInbound: (key: string, connection: Connection.Connection) => Effect.Effect<void, DuplicatePeer>
-  /** Unregisters a peer and closes it gracefully (a dialer is stopped); returns its undelivered frames. */
-  readonly remove: (key: string) => Effect.Effect<ReadonlyArray<Uint8Array>, UnknownPeer>
+  /**
+   * Unregisters a peer and closes it gracefully (a dialer is stopped); returns its undelivered frames. Fails
+   * `UnknownPeer` for a key that is not registered; `ConnectionClosed` only on a FleetHub whose engine could
+   * not be reached or could not delete the peer's log (`FleetHub.isEngineUnavailable`): the peer stays declared.
+   */
+  readonly remove: (key: string) => Effect.Effect<ReadonlyArray<Uint8Array>, RemoveError>
   readonly send: (key: string, frame: Uint8Array) => Effect.Effect<void, SendError>
   /** Encodes once and sends to every peer; fails only for a frame the hub's codec cannot encode. */
   readonly broadcast: (frame: Uint8Array) => Effect.Effect<BroadcastResult, Framing.FrameError>

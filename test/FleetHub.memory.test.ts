@@ -350,6 +350,42 @@ describe("FleetHub (MemoryEngine, TestClock)", () => {
       expect(gone.failed.map((f) => [f.key, f.error._tag]).sort()).toEqual([["c1", "UnknownPeer"], ["c2", "UnknownPeer"]])
     }))
 
+  it.scoped("remove: an unreachable engine fails typed and the peer stays declared; frames waiting for the engine are handed back", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      yield* v.add("v1")
+      const kind = kindFor(v)
+      const a = yield* node(cluster, "a", { kinds: [kind], leaseTtl: "3 seconds" })
+      yield* a.fleet.addPeer("v1", kind, { venue: "v1" })
+      yield* advance(1500)
+      yield* a.fleet.send("v1", utf8("f0"))
+      yield* advance(500)
+      expect(yield* v.received("v1")).toEqual(["f0"])
+      // the engine is unreachable: the sends wait in front of the log, the remove fails with the engine's error
+      cluster.setUnavailable(true)
+      yield* a.fleet.send("v1", utf8("w1"))
+      yield* a.fleet.send("v1", utf8("w2"))
+      const err = yield* Effect.flip(a.fleet.remove("v1"))
+      expect(err._tag === "ConnectionClosed" && FleetHub.isEngineUnavailable(err)).toBe(true)
+      // and the peer was not removed: it is held again and gets what waited
+      cluster.setUnavailable(false)
+      yield* advance(6000)
+      expect(yield* v.received("v1")).toEqual(["f0", "w1", "w2"])
+      // frames still waiting for the engine when the remove succeeds are handed back, after the log's
+      cluster.setUnavailable(true)
+      yield* a.fleet.send("v1", utf8("w3"))
+      cluster.setUnavailable(false)
+      const back = yield* a.fleet.remove("v1")
+      expect(back.map(text)).toEqual(["w3"])
+      expect((yield* Effect.flip(a.fleet.send("v1", utf8("late"))))._tag).toBe("UnknownPeer")
+      expect((yield* Effect.flip(a.fleet.remove("v1")))._tag).toBe("UnknownPeer")
+      yield* advance(2000)
+      expect(yield* v.received("v1")).toEqual(["f0", "w1", "w2"])
+      const removed = (yield* a.drain).filter(Hub.Event.$is("Removed"))
+      expect(removed.map((e) => e.undelivered.map(text))).toEqual([["w3"]])
+    }))
+
   it.scoped("bounds: the durable log refuses (BacklogFull), the holder expires old frames with their payloads, drop-oldest gaps are reported as Lost", () =>
     Effect.gen(function*() {
       const cluster = MemoryEngine.makeCluster()

@@ -181,6 +181,8 @@ interface Holder {
 interface Lane {
   readonly permit: Effect.Semaphore
   backlog: Backlog.Backlog | undefined
+  /** The backlog's own scope (in the hub's), closed when the peer is removed. */
+  scope: Scope.CloseableScope | undefined
   n: number
 }
 
@@ -285,7 +287,7 @@ export const make = (
     const laneOf = (key: string): Lane => {
       let l = lanes.get(key)
       if (l === undefined) {
-        l = { permit: Effect.unsafeMakeSemaphore(1), backlog: undefined, n: 0 }
+        l = { permit: Effect.unsafeMakeSemaphore(1), backlog: undefined, scope: undefined, n: 0 }
         lanes.set(key, l)
       }
       return l
@@ -356,10 +358,12 @@ export const make = (
       const buffer = (id: string, unknown: boolean): Effect.Effect<void, Hub.SendError> =>
         Effect.gen(function*() {
           if (lane.backlog === undefined) {
+            const scope = yield* Scope.fork(hubScope, ExecutionStrategy.sequential)
+            lane.scope = scope
             lane.backlog = yield* Backlog.make({
               ...kind?.backlog,
               onEvent: backlogEvent(rec.key, b.policy)
-            }).pipe(Scope.extend(hubScope))
+            }).pipe(Scope.extend(scope))
           }
           const item = new Connection.Encoded(frame, frame)
           ids.set(item, id)
@@ -920,19 +924,30 @@ export const make = (
         yield* quiet(engine.register(key), "register")
       })
 
-    const remove = (key: string): Effect.Effect<ReadonlyArray<Uint8Array>, Hub.UnknownPeer> =>
+    const remove = (key: string): Effect.Effect<ReadonlyArray<Uint8Array>, Hub.RemoveError> =>
       Effect.gen(function*() {
         if (Option.isSome(yield* local.peer(key))) return yield* local.remove(key)
-        const rec = yield* lookup(key)
+        // the engine could not say whether the peer is declared: that is the failure, not an unknown peer
+        const rec = yield* Effect.mapError(find(key), (e) => engineFailure(key, e))
         if (Option.isNone(rec)) return yield* Effect.fail(new hub.UnknownPeer({ key, reason: "NotRegistered" }))
-        directory.delete(key)
+        // stop the holder first (what it wrote is acked), then delete the durable log: what is left in it was not
+        // delivered. If the engine cannot delete it, the peer stays declared (held again at the next tick, here or
+        // on another node) and the remove fails with the engine's error.
         const h = held.get(key)
         if (h !== undefined) yield* dropHolder(h, "removed from hub", false)
-        const left = yield* engine.undeclare(key).pipe(
-          Effect.mapError(() => new hub.UnknownPeer({ key, reason: "NotRegistered" }))
-        )
-        yield* emit(hub.Event.Removed({ key, kind: "outbound", reason: "removed from hub", undelivered: left }))
-        return left
+        const left = yield* Effect.mapError(engine.undeclare(key), (e) => engineFailure(key, e))
+        directory.delete(key)
+        // and the frames still waiting in front of the log for the engine (sent after those in it)
+        const lane = lanes.get(key)
+        lanes.delete(key)
+        yield* FiberMap.remove(flushers, key)
+        const waiting = lane?.backlog === undefined
+          ? []
+          : (yield* lane.permit.withPermits(1)(lane.backlog.takeAll)).map(Backlog.payload)
+        if (lane?.scope !== undefined) yield* Scope.close(lane.scope, Exit.void)
+        const undelivered = waiting.length === 0 ? left : [...left, ...waiting]
+        yield* emit(hub.Event.Removed({ key, kind: "outbound", reason: "removed from hub", undelivered }))
+        return undelivered
       })
 
     const keys = Effect.gen(function*() {
