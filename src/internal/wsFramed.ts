@@ -157,6 +157,12 @@ export const make = (
       }
       let lastBatch: ReadonlyArray<Item> | undefined
       let lastFitted: ReadonlyArray<Item> = []
+      /** The batch as written (fitted), remembered for `unsafeSplit`. */
+      const fitted = (batch: ReadonlyArray<Item>): ReadonlyArray<Item> => {
+        lastBatch = batch
+        lastFitted = fitAll(batch)
+        return lastFitted
+      }
       // by delegation: the inner seam's members are methods on its prototype (a spread copies none)
       const framed: Framed.Framed<WS.Message, WS.Message> = {
         kind: "websocket",
@@ -173,17 +179,13 @@ export const make = (
         weight: (o) => inner.weight(fit(o)),
         write: (batch) => {
           if (sent !== undefined || earlyClose !== undefined) return Effect.fail(closedError())
-          lastBatch = batch
-          lastFitted = fitAll(batch)
-          return inner.write(lastFitted)
+          return inner.write(fitted(batch))
         },
         // the callback form, for the connection's direct writer (the control lane's writes stay effects:
         // the writer hands over to its fiber for them)
         unsafeWrite: inner.unsafeWrite === undefined ? undefined : (batch, callback) => {
           if (sent !== undefined || earlyClose !== undefined) return callback(closedError(), 0)
-          lastBatch = batch
-          lastFitted = fitAll(batch)
-          inner.unsafeWrite!(lastFitted, callback)
+          inner.unsafeWrite!(fitted(batch), callback)
         },
         unsafeSplit: (batch) => inner.unsafeSplit(batch === lastBatch ? lastFitted : fitAll(batch)),
         unsafeRead,
@@ -257,6 +259,12 @@ export const binaryFramed = (
   }
   let lastBatch: ReadonlyArray<Out> | undefined
   let lastMapped: ReadonlyArray<WS.Message | Encoded<WS.Message>> = []
+  /** The batch as written (as messages), remembered for `unsafeSplit`. */
+  const mapped = (batch: ReadonlyArray<Out>): ReadonlyArray<WS.Message | Encoded<WS.Message>> => {
+    lastBatch = batch
+    lastMapped = batch.map(map)
+    return lastMapped
+  }
   const scratch: Array<WS.Message> = []
   const encoder = new TextEncoder()
   const toBytes = (m: WS.Message): Uint8Array => (m._tag === "Binary" ? m.data : encoder.encode(m.text))
@@ -298,16 +306,9 @@ export const binaryFramed = (
     codec,
     check: (b) => inner.check(messageOf(b)),
     weight: (o) => inner.weight(map(o)),
-    write: (batch) =>
-      Effect.suspend(() => {
-        lastBatch = batch
-        lastMapped = batch.map(map)
-        return inner.write(lastMapped)
-      }),
+    write: (batch) => Effect.suspend(() => inner.write(mapped(batch))),
     unsafeWrite: inner.unsafeWrite === undefined ? undefined : (batch, callback) => {
-      lastBatch = batch
-      lastMapped = batch.map(map)
-      inner.unsafeWrite!(lastMapped, callback)
+      inner.unsafeWrite!(mapped(batch), callback)
     },
     unsafeSplit: (batch) =>
       batch === lastBatch ? inner.unsafeSplit(lastMapped) : { written: 0, truncated: false, bytes: 0 },

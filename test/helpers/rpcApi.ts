@@ -8,6 +8,7 @@ import type { Duration } from "effect"
 import * as RpcProtocol from "effect-tether/RpcProtocol"
 import * as ChildProcess from "node:child_process"
 import * as Path from "node:path"
+import * as Readline from "node:readline"
 
 const root = Path.resolve(import.meta.dirname, "../..")
 
@@ -49,20 +50,13 @@ export const spawnServer = (port: number, started: Map<number, number>) =>
         ["--import", "tsx", "--conditions=effect-tether-source", Path.join(root, "test/helpers/rpcServerProcess.ts"), String(port)],
         { cwd: root, stdio: ["ignore", "pipe", "pipe"] }
       )
-      let buffer = ""
       let stderr = ""
       child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
-      child.stdout!.on("data", (d: Buffer) => {
-        buffer += d.toString()
-        let nl: number
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl)
-          buffer = buffer.slice(nl + 1)
-          if (line === "ready") resume(Effect.succeed({ child }))
-          else if (line.startsWith("S ")) {
-            const id = Number(line.slice(2))
-            started.set(id, (started.get(id) ?? 0) + 1)
-          }
+      Readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+        if (line === "ready") resume(Effect.succeed({ child }))
+        else if (line.startsWith("S ")) {
+          const id = Number(line.slice(2))
+          started.set(id, (started.get(id) ?? 0) + 1)
         }
       })
       child.once("exit", (code) => resume(Effect.fail(new Error(`server exited (${code}) before ready: ${stderr}`))))

@@ -13,6 +13,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Net from "node:net"
+import * as Readline from "node:readline"
 import { Connection, Framing, Watchdog } from "effect-tether"
 import * as Testing from "effect-tether/testing"
 import { captureLogs, type LogLine } from "../helpers/logs.js"
@@ -42,18 +43,12 @@ const slowReaderProcess = Effect.acquireRelease(
       `
       const child = ChildProcess.spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "pipe"] })
       let read = 0
-      let buffer = ""
       let stderr = ""
       child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
-      child.stdout!.on("data", (d: Buffer) => {
-        buffer += d.toString()
-        let nl: number
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const [word, n] = buffer.slice(0, nl).split(" ")
-          buffer = buffer.slice(nl + 1)
-          if (word === "port") resume(Effect.succeed({ port: Number(n), child, read: () => read }))
-          else if (word === "read") read = Number(n)
-        }
+      Readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+        const [word, n] = line.split(" ")
+        if (word === "port") resume(Effect.succeed({ port: Number(n), child, read: () => read }))
+        else if (word === "read") read = Number(n)
       })
       child.once("exit", (code) => resume(Effect.fail(new Error(`reader exited (${code}): ${stderr}`))))
     }

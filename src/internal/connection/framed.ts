@@ -160,6 +160,7 @@ class FramedTransport<In, Out> implements Framed.Framed<In, Out> {
   readonly unsafeWrite: Framed.Framed<In, Out>["unsafeWrite"]
   private lastBatch: ReadonlyArray<Out | Encoded<Out>> | undefined = undefined
   private lastChunks: ReadonlyArray<Uint8Array> | undefined = undefined
+  private lastBytes = 0
   private readonly decoder: Framing.Decoder<In>
   private decoding = true
   private ended = false
@@ -180,10 +181,14 @@ class FramedTransport<In, Out> implements Framed.Framed<In, Out> {
     this.unsafeWrite = transport.unsafeWrite !== undefined ? FramedTransport.prototype.directWrite : undefined
   }
 
+  /** Encodes a batch for the wire, remembered for `unsafeSplit`; `lastBytes` is its size. */
   private encode(batch: ReadonlyArray<Out | Encoded<Out>>): ReadonlyArray<Uint8Array> {
     const chunks = encodeBatch(this.codec, this.weight, batch)
+    let bytes = 0
+    for (const c of chunks) bytes += c.length
     this.lastBatch = batch
     this.lastChunks = chunks
+    this.lastBytes = bytes
     return chunks
   }
 
@@ -192,17 +197,14 @@ class FramedTransport<In, Out> implements Framed.Framed<In, Out> {
     callback: (error: TransportError | undefined, bytes: number) => void
   ): void {
     const chunks = this.encode(batch)
-    let bytes = 0
-    for (const c of chunks) bytes += c.length
+    const bytes = this.lastBytes
     this.transport.unsafeWrite!(chunks, (error) => callback(error, bytes))
   }
 
   write(batch: ReadonlyArray<Out | Encoded<Out>>): Effect.Effect<number, TransportError> {
     return Effect.suspend(() => {
       const chunks = this.encode(batch)
-      let bytes = 0
-      for (const c of chunks) bytes += c.length
-      return Effect.as(this.transport.write(chunks), bytes)
+      return Effect.as(this.transport.write(chunks), this.lastBytes)
     })
   }
 
