@@ -208,7 +208,7 @@ export const kick = <In, Out>(core: Core<In, Out>, fail: Fail): void => {
   if (core.queue.size() === 0 && !core.controlPending) return
   if (core.framed.unsafeWrite !== undefined && !core.controlPending) {
     core.writer = "direct"
-    return schedule(core, fail)
+    return directStep(core, fail)
   }
   startFiber(core, fail)
 }
