@@ -41,30 +41,29 @@ const until = (ms: number, what: string, cond: () => boolean) =>
   )
 
 describe("Connection writer", () => {
-  it.scopedLive("direct writer (TCP): an idle writer's first batch goes out in the send; what comes while it is with the socket waits for one scheduler step", () => {
+  it.scopedLive("direct writer (TCP): nothing is written until its scheduler steps; one step writes everything committed", () => {
     const scheduler = new Scheduler.ControlledScheduler()
     return Effect.gen(function*() {
       const server = yield* Testing.peer()
       const conn = yield* Connection.connectTcp({ port: server.port })
       const peer = yield* server.accepted.take
       const frames = Testing.collectFrames(peer)
-      // the writer is idle: the send hands everything it commits to the socket itself, no step needed
       yield* conn.sendAll([Framing.utf8("a"), Framing.utf8("b"), Framing.utf8("c")])
-      expect(conn.unsafeStats()).toMatchObject({ queueDepth: 0, framesInFlight: 3 })
-      yield* until(2000, "the batch written", () => conn.unsafeStats().framesOut === 3)
-      yield* until(2000, "the peer got all three", () => frames.length === 3)
-      // the writer's next step (after the write's callback) waits for the scheduler: what is sent now queues
-      yield* conn.send(Framing.utf8("d"))
-      yield* conn.send(Framing.utf8("e"))
+      // a turn of the event loop: still nothing, the writer's first step waits for the scheduler
       yield* Effect.promise(() => new Promise<void>((r) => setImmediate(r)))
-      expect(conn.unsafeStats()).toMatchObject({ framesOut: 3, queueDepth: 2 })
-      // one step writes everything committed
+      expect(conn.unsafeStats()).toMatchObject({ framesOut: 0, queueDepth: 3 })
       scheduler.step()
-      expect(conn.unsafeStats()).toMatchObject({ queueDepth: 0, framesInFlight: 2 })
-      yield* until(2000, "the second batch written", () => conn.unsafeStats().framesOut === 5)
-      yield* until(2000, "the peer got all five", () => frames.length === 5)
-      expect(frames.map((f) => f.toString())).toEqual(["a", "b", "c", "d", "e"])
-      // everything else the writer does runs on this scheduler: step it until closed
+      yield* until(2000, "the batch written", () => conn.unsafeStats().framesOut === 3)
+      expect(conn.unsafeStats().queueDepth).toBe(0)
+      yield* until(2000, "the peer got all three", () => frames.length === 3)
+      expect(frames.map((f) => f.toString())).toEqual(["a", "b", "c"])
+      // the next frames wait for the next step as well
+      yield* conn.send(Framing.utf8("d"))
+      yield* Effect.promise(() => new Promise<void>((r) => setImmediate(r)))
+      expect(conn.unsafeStats()).toMatchObject({ framesOut: 3, queueDepth: 1 })
+      scheduler.step()
+      yield* until(2000, "the second batch written", () => conn.unsafeStats().framesOut === 4)
+      // everything the writer does runs on this scheduler (the step after a write, too): step it until closed
       yield* Effect.fork(conn.close())
       yield* until(2000, "the close", () => {
         scheduler.step()
@@ -72,6 +71,26 @@ describe("Connection writer", () => {
       })
     }).pipe(Effect.locally(Connection.currentWriterScheduler, scheduler))
   })
+
+  it.scopedLive("direct writer (TCP), fair scheduler: a send to an idle writer writes in place while the turn's budget lasts, later ones wait for the scheduler", () =>
+    Effect.gen(function*() {
+      const server = yield* Testing.peer()
+      const one = yield* Connection.connectTcp({ port: server.port })
+      const two = yield* Connection.connectTcp({ port: server.port })
+      yield* Effect.promise(() => new Promise<void>((r) => setImmediate(r))) // a fresh turn: the budget is whole
+      yield* one.send(Framing.utf8("a"))
+      // written inside the send: with the socket already, nothing queued
+      expect(one.unsafeStats()).toMatchObject({ queueDepth: 0, framesInFlight: 1 })
+      // the budget (1) of this turn is spent: the next idle writer's step goes on the scheduler
+      yield* two.send(Framing.utf8("b"))
+      expect(two.unsafeStats()).toMatchObject({ queueDepth: 1, framesInFlight: 0 })
+      yield* until(2000, "both written", () => one.unsafeStats().framesOut === 1 && two.unsafeStats().framesOut === 1)
+      // once the writer has stopped, a new turn brings a new budget: in place again
+      yield* until(2000, "the writers stopped", () => two.unsafeStats().framesInFlight === 0)
+      yield* Effect.promise(() => new Promise<void>((r) => setImmediate(r)))
+      yield* two.send(Framing.utf8("c"))
+      expect(two.unsafeStats()).toMatchObject({ queueDepth: 0, framesInFlight: 1 })
+    }).pipe(Effect.locally(Connection.currentWriterScheduler, Connection.fairScheduler(1))))
 
   it.scopedLive("fiber writer (memory transport): nothing is written until its scheduler steps, then the whole batch", () => {
     const scheduler = new Scheduler.ControlledScheduler()
