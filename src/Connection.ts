@@ -694,8 +694,12 @@ export const defaults = internal.defaults
 /**
  * The scheduler a connection's writer runs on, read when the connection opens. The default is
  * fair: the writer's steps run on microtasks (no added latency) up to a budget of 4 per event-loop
- * turn, then on a macrotask, so a send storm cannot starve timers and reads. Tests can install
- * `Scheduler.ControlledScheduler` to step writers, or a macrotask scheduler to let frames pile up.
+ * turn, then on a macrotask, so a send storm cannot starve timers and reads. Over TCP and TLS, a
+ * send that finds the writer idle takes its first step in place (the frame goes to the socket
+ * inside the send) while that budget lasts; past it, the step is scheduled and the frames of the
+ * turn's later sends gather into one batch. Tests can install `Scheduler.ControlledScheduler` to
+ * step writers (every step, the first one too, then waits for it), or a macrotask scheduler to
+ * let frames pile up.
  *
  * @example
  * ```ts
@@ -714,7 +718,8 @@ export const currentWriterScheduler: FiberRef.FiberRef<Scheduler.Scheduler> = sc
 
 /**
  * A fair writer scheduler: microtasks up to `budget` writer steps per event-loop turn, then a
- * macrotask (the default uses a budget of 4, shared by every connection of the process).
+ * macrotask (the default uses a budget of 4, shared by every connection of the process). A direct
+ * writer's first step after idle, taken in place inside the send, spends one unit of the budget.
  *
  * @example
  * ```ts

@@ -72,6 +72,26 @@ describe("Connection writer", () => {
     }).pipe(Effect.locally(Connection.currentWriterScheduler, scheduler))
   })
 
+  it.scopedLive("direct writer (TCP), fair scheduler: a send to an idle writer writes in place while the turn's budget lasts, later ones wait for the scheduler", () =>
+    Effect.gen(function*() {
+      const server = yield* Testing.peer()
+      const one = yield* Connection.connectTcp({ port: server.port })
+      const two = yield* Connection.connectTcp({ port: server.port })
+      yield* Effect.promise(() => new Promise<void>((r) => setImmediate(r))) // a fresh turn: the budget is whole
+      yield* one.send(Framing.utf8("a"))
+      // written inside the send: with the socket already, nothing queued
+      expect(one.unsafeStats()).toMatchObject({ queueDepth: 0, framesInFlight: 1 })
+      // the budget (1) of this turn is spent: the next idle writer's step goes on the scheduler
+      yield* two.send(Framing.utf8("b"))
+      expect(two.unsafeStats()).toMatchObject({ queueDepth: 1, framesInFlight: 0 })
+      yield* until(2000, "both written", () => one.unsafeStats().framesOut === 1 && two.unsafeStats().framesOut === 1)
+      // once the writer has stopped, a new turn brings a new budget: in place again
+      yield* until(2000, "the writers stopped", () => two.unsafeStats().framesInFlight === 0)
+      yield* Effect.promise(() => new Promise<void>((r) => setImmediate(r)))
+      yield* two.send(Framing.utf8("c"))
+      expect(two.unsafeStats()).toMatchObject({ queueDepth: 0, framesInFlight: 1 })
+    }).pipe(Effect.locally(Connection.currentWriterScheduler, Connection.fairScheduler(1))))
+
   it.scopedLive("fiber writer (memory transport): nothing is written until its scheduler steps, then the whole batch", () => {
     const scheduler = new Scheduler.ControlledScheduler()
     return Effect.gen(function*() {

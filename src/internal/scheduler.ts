@@ -17,6 +17,22 @@ import * as Scheduler from "effect/Scheduler"
 /** @internal */
 export const macrotask: Scheduler.Scheduler = Scheduler.makeBatched((runBatch) => setImmediate(runBatch))
 
+/**
+ * A fair scheduler, and the writer's way to take a step at once: `unsafeTryNow` spends one unit of
+ * this turn's budget if any is left (the caller then runs its step itself, in place), or says no
+ * (the step goes on the scheduler: a microtask while budget lasts, else a macrotask).
+ * @internal
+ */
+export interface Fair extends Scheduler.Scheduler {
+  readonly unsafeTryNow: () => boolean
+}
+
+const fairSchedulers = new WeakSet<Scheduler.Scheduler>()
+
+/** The fair scheduler's in-place step, when `scheduler` is one and its budget allows. @internal */
+export const unsafeTryNow = (scheduler: Scheduler.Scheduler): boolean =>
+  fairSchedulers.has(scheduler) && (scheduler as Fair).unsafeTryNow()
+
 /** @internal */
 export const fair = (budget: number): Scheduler.Scheduler => {
   let used = 0
@@ -25,19 +41,25 @@ export const fair = (budget: number): Scheduler.Scheduler => {
     used = 0
     resetArmed = false
   }
-  const micro = Scheduler.makeBatched((runBatch) => queueMicrotask(runBatch))
-  return Scheduler.make((task, priority) => {
-    if (used < budget) {
-      used++
-      if (!resetArmed) {
-        resetArmed = true
-        setImmediate(reset)
-      }
-      micro.scheduleTask(task, priority)
-    } else {
-      macrotask.scheduleTask(task, priority)
+  const spend = (): boolean => {
+    if (used >= budget) return false
+    used++
+    if (!resetArmed) {
+      resetArmed = true
+      setImmediate(reset)
     }
-  })
+    return true
+  }
+  const micro = Scheduler.makeBatched((runBatch) => queueMicrotask(runBatch))
+  const self: Fair = {
+    ...Scheduler.make((task, priority) => {
+      if (spend()) micro.scheduleTask(task, priority)
+      else macrotask.scheduleTask(task, priority)
+    }),
+    unsafeTryNow: spend
+  }
+  fairSchedulers.add(self)
+  return self
 }
 
 /** @internal */
