@@ -721,6 +721,12 @@ export const currentWriterScheduler: FiberRef.FiberRef<Scheduler.Scheduler> = sc
  * macrotask (the default uses a budget of 4, shared by every connection of the process). A direct
  * writer's first step after idle, taken in place inside the send, spends one unit of the budget.
  *
+ * `inPlace: false` (default true) never takes that step in place: every step waits for the
+ * scheduler, so the sends of one turn always leave in one batch. That is the trade-off: in place
+ * halves a request/response round trip here (RTT p50 83.5 → 44.7 µs), but splits a pipelined turn's
+ * frames into two writes (the first one alone); `@effect/rpc` with 100 concurrent calls on one
+ * connection ran ~15% fewer calls per second with it.
+ *
  * @example
  * ```ts
  * import { Effect } from "effect"
@@ -728,9 +734,15 @@ export const currentWriterScheduler: FiberRef.FiberRef<Scheduler.Scheduler> = sc
  *
  * const lowLatency = <A, E, R>(self: Effect.Effect<A, E, R>) =>
  *   Effect.locally(self, Connection.currentWriterScheduler, Connection.fairScheduler(256))
+ *
+ * // pipelined traffic: every step on the scheduler, one batch per turn
+ * const batched = Connection.fairScheduler(4, { inPlace: false })
  * ```
  *
  * @since 0.3.0
  * @category schedulers
  */
-export const fairScheduler: (budget: number) => Scheduler.Scheduler = scheduler.fair
+export const fairScheduler: (
+  budget: number,
+  options?: { readonly inPlace?: boolean | undefined }
+) => Scheduler.Scheduler = scheduler.fair

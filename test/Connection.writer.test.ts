@@ -92,6 +92,18 @@ describe("Connection writer", () => {
       expect(two.unsafeStats()).toMatchObject({ queueDepth: 0, framesInFlight: 1 })
     }).pipe(Effect.locally(Connection.currentWriterScheduler, Connection.fairScheduler(1))))
 
+  it.scopedLive("direct writer (TCP), fair scheduler with inPlace: false: every step waits for the scheduler", () =>
+    Effect.gen(function*() {
+      const server = yield* Testing.peer()
+      const conn = yield* Connection.connectTcp({ port: server.port })
+      yield* Effect.promise(() => new Promise<void>((r) => setImmediate(r)))
+      yield* conn.send(Framing.utf8("a"))
+      yield* conn.send(Framing.utf8("b"))
+      // nothing left in the send: both wait for the writer's step, and leave together
+      expect(conn.unsafeStats()).toMatchObject({ queueDepth: 2, framesInFlight: 0 })
+      yield* until(2000, "both written", () => conn.unsafeStats().framesOut === 2)
+    }).pipe(Effect.locally(Connection.currentWriterScheduler, Connection.fairScheduler(4, { inPlace: false }))))
+
   it.scopedLive("fiber writer (memory transport): nothing is written until its scheduler steps, then the whole batch", () => {
     const scheduler = new Scheduler.ControlledScheduler()
     return Effect.gen(function*() {

@@ -34,7 +34,8 @@ export const unsafeTryNow = (scheduler: Scheduler.Scheduler): boolean =>
   fairSchedulers.has(scheduler) && (scheduler as Fair).unsafeTryNow()
 
 /** @internal */
-export const fair = (budget: number): Scheduler.Scheduler => {
+export const fair = (budget: number, options?: { readonly inPlace?: boolean | undefined }): Scheduler.Scheduler => {
+  const inPlace = options?.inPlace ?? true
   let used = 0
   let resetArmed = false
   const reset = () => {
@@ -56,7 +57,7 @@ export const fair = (budget: number): Scheduler.Scheduler => {
       if (spend()) micro.scheduleTask(task, priority)
       else macrotask.scheduleTask(task, priority)
     }),
-    unsafeTryNow: spend
+    unsafeTryNow: inPlace ? spend : () => false
   }
   fairSchedulers.add(self)
   return self
