@@ -386,6 +386,32 @@ describe("FleetHub (MemoryEngine, TestClock)", () => {
       expect(removed.map((e) => e.undelivered.map(text))).toEqual([["w3"]])
     }))
 
+  it.scoped("remove while the flusher is appending what it took from the in-memory backlog: every frame reported once", () =>
+    Effect.gen(function*() {
+      const cluster = MemoryEngine.makeCluster()
+      const v = venues()
+      yield* v.add("v1")
+      const kind = kindFor(v)
+      const a = yield* node(cluster, "a", { kinds: [kind], leaseTtl: "3 seconds" })
+      yield* a.fleet.addPeer("v1", kind, { venue: "v1" })
+      yield* advance(1500)
+      cluster.setUnavailable(true)
+      const sent = ["w1", "w2", "w3"]
+      for (const t of sent) yield* a.fleet.send("v1", utf8(t))
+      // the engine is back, its append replies late: the flusher takes all three and is inside the first append
+      cluster.setUnavailable(false)
+      cluster.setReplyDelay("a", 1000, ["append"])
+      yield* advance(300)
+      const removing = yield* Effect.fork(a.fleet.remove("v1"))
+      yield* advance(5000)
+      const back = (yield* Fiber.join(removing)).map(text)
+      const events = yield* a.drain
+      const discarded = events.filter(Hub.Event.$is("Discarded")).flatMap((e) => e.frames.map(text))
+      const delivered = yield* v.received("v1")
+      // each frame exactly once: handed back by the remove, reported discarded, or delivered
+      expect([...back, ...discarded, ...delivered].sort()).toEqual(sent)
+    }))
+
   it.scoped("bounds: the durable log refuses (BacklogFull), the holder expires old frames with their payloads, drop-oldest gaps are reported as Lost", () =>
     Effect.gen(function*() {
       const cluster = MemoryEngine.makeCluster()

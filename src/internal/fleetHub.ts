@@ -940,10 +940,12 @@ export const make = (
         // and the frames still waiting in front of the log for the engine (sent after those in it)
         const lane = lanes.get(key)
         lanes.delete(key)
-        yield* FiberMap.remove(flushers, key)
+        // the flusher (there is one only with a backlog) is stopped while this holds the lane's permit: never in
+        // the middle of appending what it took from the backlog, which would then be neither here nor reported
         const waiting = lane?.backlog === undefined
           ? []
-          : (yield* lane.permit.withPermits(1)(lane.backlog.takeAll)).map(Backlog.payload)
+          : (yield* lane.permit.withPermits(1)(Effect.zipRight(FiberMap.remove(flushers, key), lane.backlog.takeAll)))
+            .map(Backlog.payload)
         if (lane?.scope !== undefined) yield* Scope.close(lane.scope, Exit.void)
         const undelivered = waiting.length === 0 ? left : [...left, ...waiting]
         yield* emit(hub.Event.Removed({ key, kind: "outbound", reason: "removed from hub", undelivered }))
