@@ -18,50 +18,51 @@ import * as Scheduler from "effect/Scheduler"
 export const macrotask: Scheduler.Scheduler = Scheduler.makeBatched((runBatch) => setImmediate(runBatch))
 
 /**
- * A fair scheduler, and the writer's way to take a step at once: `unsafeTryNow` spends one unit of
- * this turn's budget if any is left (the caller then runs its step itself, in place), or says no
- * (the step goes on the scheduler: a microtask while budget lasts, else a macrotask).
+ * The fair scheduler: a writer's steps on microtasks up to `budget` per event-loop turn, then on a
+ * macrotask. `unsafeTryNow` is the writer's way to take a step at once: it spends one unit of this
+ * turn's budget if any is left (the caller then runs its step itself, in place), or says no (the
+ * step goes on the scheduler). Always no with `inPlace: false`.
  * @internal
  */
-export interface Fair extends Scheduler.Scheduler {
-  readonly unsafeTryNow: () => boolean
-}
-
-const fairSchedulers = new WeakSet<Scheduler.Scheduler>()
-
-/** The fair scheduler's in-place step, when `scheduler` is one and its budget allows. @internal */
-export const unsafeTryNow = (scheduler: Scheduler.Scheduler): boolean =>
-  fairSchedulers.has(scheduler) && (scheduler as Fair).unsafeTryNow()
-
-/** @internal */
-export const fair = (budget: number, options?: { readonly inPlace?: boolean | undefined }): Scheduler.Scheduler => {
-  const inPlace = options?.inPlace ?? true
-  let used = 0
-  let resetArmed = false
-  const reset = () => {
-    used = 0
-    resetArmed = false
+export class Fair implements Scheduler.Scheduler {
+  private used = 0
+  private resetArmed = false
+  private readonly micro = Scheduler.makeBatched((runBatch) => queueMicrotask(runBatch))
+  private readonly reset = () => {
+    this.used = 0
+    this.resetArmed = false
   }
-  const spend = (): boolean => {
-    if (used >= budget) return false
-    used++
-    if (!resetArmed) {
-      resetArmed = true
-      setImmediate(reset)
+  readonly shouldYield = Scheduler.defaultShouldYield
+
+  constructor(private readonly budget: number, private readonly inPlace: boolean) {}
+
+  private spend(): boolean {
+    if (this.used >= this.budget) return false
+    this.used++
+    if (!this.resetArmed) {
+      this.resetArmed = true
+      setImmediate(this.reset)
     }
     return true
   }
-  const micro = Scheduler.makeBatched((runBatch) => queueMicrotask(runBatch))
-  const self: Fair = {
-    ...Scheduler.make((task, priority) => {
-      if (spend()) micro.scheduleTask(task, priority)
-      else macrotask.scheduleTask(task, priority)
-    }),
-    unsafeTryNow: inPlace ? spend : () => false
+
+  scheduleTask(task: Scheduler.Task, priority: number): void {
+    if (this.spend()) this.micro.scheduleTask(task, priority)
+    else macrotask.scheduleTask(task, priority)
   }
-  fairSchedulers.add(self)
-  return self
+
+  unsafeTryNow(): boolean {
+    return this.inPlace && this.spend()
+  }
 }
+
+/** The fair scheduler's in-place step, when `scheduler` is one and its budget allows. @internal */
+export const unsafeTryNow = (scheduler: Scheduler.Scheduler): boolean =>
+  scheduler instanceof Fair && scheduler.unsafeTryNow()
+
+/** @internal */
+export const fair = (budget: number, options?: { readonly inPlace?: boolean | undefined }): Scheduler.Scheduler =>
+  new Fair(budget, options?.inPlace ?? true)
 
 /** @internal */
 export const defaultWriterScheduler: Scheduler.Scheduler = fair(4)
