@@ -83,18 +83,31 @@ describe("RpcProtocol over tether (loopback)", () => {
       expect([...ledger.started.values()].every((n) => n === 1)).toBe(true)
     }), 40_000)
 
-  /** 500 calls of 0–40 ms, the server goes away 60 ms later, 200 calls while it is down, then it is started again */
-  const restartScenario = <E, R>(port: number, stop: Effect.Effect<void>, start: Effect.Effect<void, E, R>) =>
+  /** every 50th of the 500 calls takes 3 s (in flight when the server goes away, whatever the machine's speed) */
+  const slowMillis = (id: number) => (id % 50 === 0 ? 3_000 : id % 40)
+  const longIds = Array.from({ length: 10 }, (_, i) => i * 50)
+
+  /**
+   * 500 calls (10 of 3 s, the others 0–40 ms); the server goes away once the long ones run (a wall-clock delay
+   * here let every call finish first on a fast run, and no call was in flight), 200 calls while it is down, then
+   * it is started again
+   */
+  const restartScenario = <E, R>(
+    port: number,
+    started: ReadonlyMap<number, number>,
+    stop: Effect.Effect<void>,
+    start: Effect.Effect<void, E, R>
+  ) =>
     Effect.scoped(Effect.gen(function*() {
       // a restarted server process can take seconds to listen on a loaded machine: calls may wait that long
       const c = yield* client({ port, queueTimeout: "20 seconds" })
       yield* c.Add({ id: -1, a: 0, b: 0 }) // connected
       const calls = yield* Effect.forEach(
         Array.from({ length: 500 }, (_, id) => id),
-        (id) => Effect.fork(Effect.exit(c.Slow({ id, millis: id % 40 }))),
+        (id) => Effect.fork(Effect.exit(c.Slow({ id, millis: slowMillis(id) }))),
         { concurrency: "unbounded" }
       )
-      yield* Effect.sleep("60 millis")
+      yield* waitFor(() => longIds.every((id) => started.has(id)), "the long calls running")
       yield* stop
       const during = yield* Effect.forEach(
         Array.from({ length: 200 }, (_, i) => 1000 + i),
@@ -141,6 +154,7 @@ describe("RpcProtocol over tether (loopback)", () => {
         let server = yield* startServer(port, ledger)
         const outcome = yield* restartScenario(
           port,
+          ledger.started,
           Effect.suspend(() => Scope.close(server, Exit.void)),
           Effect.map(startServer(port, ledger), (s) => {
             server = s
@@ -162,6 +176,7 @@ describe("RpcProtocol over tether (loopback)", () => {
         let server = yield* spawnServer(port, started)
         const outcome = yield* restartScenario(
           port,
+          started,
           Effect.suspend(() => server.kill),
           Effect.map(spawnServer(port, started), (s) => {
             server = s
